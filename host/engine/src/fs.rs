@@ -1,0 +1,144 @@
+//! The file system the engine runs on.
+//!
+//! Every file operation of the engine goes through [`FileSystem`], so the same
+//! engine runs on the real disk ([`StdFs`]) and, in tests, on
+//! [`faulty::FaultyFs`], which injects failures and records what was synced.
+//! File handles use positioned I/O (`pread`/`pwrite`) so that one thread can
+//! fsync a segment while another writes to it.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+pub mod faulty;
+
+/// An open file: positioned reads and writes, so it is shared without a cursor.
+pub trait FsFile: Send + Sync + fmt::Debug {
+    /// Reads at `offset`; returns the number of bytes read (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Flushes the file's data (and the metadata needed to read it) to stable storage.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The file's current length.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// A shared open file.
+pub type FileRef = Arc<dyn FsFile>;
+
+/// The file system operations the engine needs.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Creates `path` and its missing parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The names of the entries of directory `path`.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Opens an existing file for reading.
+    fn open_read(&self, path: &Path) -> io::Result<FileRef>;
+    /// Opens an existing file for reading and writing (never truncates).
+    fn open_write(&self, path: &Path) -> io::Result<FileRef>;
+    /// Creates a new file for reading and writing; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<FileRef>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Renames a file or directory.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes the entries of directory `path` (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdFs;
+
+#[derive(Debug)]
+struct StdFile(File);
+
+impl FsFile for StdFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        loop {
+            match self.0.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl FileSystem for StdFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<FileRef> {
+        Ok(Arc::new(StdFile(File::open(path)?)))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<FileRef> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Arc::new(StdFile(file)))
+    }
+    fn create_new(&self, path: &Path) -> io::Result<FileRef> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Arc::new(StdFile(file)))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+}
+
+/// Reads a [`FsFile`] sequentially from an offset, for buffered line reading.
+#[derive(Debug)]
+pub struct FileReader {
+    file: FileRef,
+    offset: u64,
+}
+
+impl FileReader {
+    /// A reader over `file` starting at `offset`.
+    pub fn new(file: FileRef, offset: u64) -> Self {
+        FileReader { file, offset }
+    }
+}
+
+impl Read for FileReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,160 @@
+//! Importing journals written by the original `ministore` crate.
+//!
+//! Upstream layout: an active file (for example `journal.jsonl`) whose first
+//! line is `// MINISTORE JOURNAL v<version>`, followed by one JSON record per
+//! line; rotated segments beside it named `<file>.<number>` (`.001` in early
+//! versions, `.000001` later), oldest first by number, all older than the
+//! active file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use crate::{Journal, JournalError};
+
+const MINISTORE_MAGIC_PREFIX: &str = "// MINISTORE JOURNAL v";
+
+/// Records appended per atomic batch during an import.
+const IMPORT_BATCH: usize = 1024;
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Reading an upstream file failed.
+    #[error("i/o error on {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// No upstream journal file was found at the path.
+    #[error("no ministore journal at {}", .0.display())]
+    NotFound(PathBuf),
+    /// A file does not start with the ministore header.
+    #[error("{} is not a ministore journal (no `{MINISTORE_MAGIC_PREFIX}…` header)", .0.display())]
+    NotMinistore(PathBuf),
+    /// A line is not one JSON value.
+    #[error("{}:{line}: {reason}", path.display())]
+    InvalidLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Appending to the target journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// The files of an upstream journal whose active file is `base`, oldest first.
+pub fn ministore_files(base: &Path) -> Result<Vec<PathBuf>, ImportError> {
+    let dir = match base.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = base
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| ImportError::NotFound(base.to_path_buf()))?;
+    let entries = std::fs::read_dir(&dir).map_err(|source| ImportError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(number) = name
+            .strip_prefix(stem)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        rotated.push((number, entry.path()));
+    }
+    rotated.sort();
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if base.is_file() {
+        files.push(base.to_path_buf());
+    }
+    if files.is_empty() {
+        return Err(ImportError::NotFound(base.to_path_buf()));
+    }
+    Ok(files)
+}
+
+/// Appends every record of the upstream journal `base` (rotated segments
+/// first, then the active file) to `into`, in order, in atomic batches.
+/// Returns the number of records imported.
+///
+/// ```
+/// use mini_engine::{Journal, import::import_ministore};
+/// let dir = tempfile::tempdir()?;
+/// let base = dir.path().join("journal.jsonl");
+/// std::fs::write(dir.path().join("journal.jsonl.001"), "// MINISTORE JOURNAL v0.1.4\n{\"Set\":{\"value\":1}}\n")?;
+/// std::fs::write(&base, "// MINISTORE JOURNAL v0.1.4\n{\"Inc\":{\"by\":2}}\n")?;
+/// let journal = Journal::open(dir.path().join("imported"))?;
+/// assert_eq!(import_ministore(&base, &journal)?, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn import_ministore(base: &Path, into: &Journal) -> Result<u64, ImportError> {
+    let files = ministore_files(base)?;
+    // Check every file before writing anything, so a bad file imports nothing.
+    for path in &files {
+        for_each_record(path, &mut |_| Ok(()))?;
+    }
+    let mut imported = 0;
+    let mut batch: Vec<String> = Vec::with_capacity(IMPORT_BATCH);
+    for path in &files {
+        for_each_record(path, &mut |record| {
+            batch.push(record.to_owned());
+            if batch.len() == IMPORT_BATCH {
+                into.append_batch(&batch)?;
+                imported += batch.len() as u64;
+                batch.clear();
+            }
+            Ok(())
+        })?;
+    }
+    if !batch.is_empty() {
+        into.append_batch(&batch)?;
+        imported += batch.len() as u64;
+    }
+    Ok(imported)
+}
+
+fn for_each_record(
+    path: &Path,
+    each: &mut dyn FnMut(&str) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let io = |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut lines = BufReader::new(file).lines();
+    match lines.next().transpose().map_err(io)? {
+        Some(first) if first.starts_with(MINISTORE_MAGIC_PREFIX) => {}
+        _ => return Err(ImportError::NotMinistore(path.to_path_buf())),
+    }
+    for (i, line) in lines.enumerate() {
+        let line = line.map_err(io)?;
+        let record = line.trim();
+        if record.is_empty() {
+            continue;
+        }
+        if let Err(e) = serde_json::from_str::<&serde_json::value::RawValue>(record) {
+            return Err(ImportError::InvalidLine {
+                path: path.to_path_buf(),
+                line: i + 2,
+                reason: e.to_string(),
+            });
+        }
+        each(record)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The journal: an append-only log of JSON records in segment files.
+//!
+//! [`Journal`] is the writer (one per directory, guarded by a lock file);
+//! recovery on open lives in `scan`, group commit in `writer`, streamed reads
+//! in `reader`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+
+use crate::error::JournalError;
+use crate::fs::{FileSystem, StdFs};
+use crate::lock::DirLock;
+use crate::record::DEFAULT_MAX_RECORD_SIZE;
+use crate::segment;
+
+mod reader;
+pub(crate) mod scan;
+mod writer;
+
+pub use reader::{Reader, read_unlocked};
+use scan::{SegmentInfo, TornTail};
+use writer::{SyncState, WriterState};
+
+/// The default segment size: a new segment starts once a segment holds 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+/// How a journal is opened.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// A segment that would grow past this many bytes is closed and a new one
+    /// started (a single batch larger than this gets a segment of its own).
+    pub segment_size: u64,
+    /// Records larger than this many bytes are refused.
+    pub max_record_size: usize,
+    /// The file system (the real one, or a fault-injecting one in tests).
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+/// What recovery found and repaired when the journal was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Bytes cut from the end of the journal (an incomplete last line, an
+    /// incomplete last batch, a last line whose crc failed).
+    pub dropped_bytes: u64,
+    /// Complete records cut with them (the first lines of an unfinished batch).
+    pub dropped_records: u64,
+    /// Records found in the journal after recovery.
+    pub records: u64,
+}
+
+/// One record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The record exactly as stored (JSON text).
+    pub data: String,
+}
+
+/// A durable journal, opened for writing.
+///
+/// Cloning is cheap and shares the handle; every method takes `&self`, so a
+/// journal is used from many threads at once, and concurrent appenders share
+/// fsyncs (group commit). The directory stays locked until the last clone is
+/// dropped.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+/// A handle that does not keep the journal open; see [`Journal::downgrade`].
+#[derive(Debug, Clone)]
+pub struct WeakJournal {
+    inner: Weak<Inner>,
+}
+
+impl WeakJournal {
+    /// The journal, if some [`Journal`] clone still keeps it open.
+    pub fn upgrade(&self) -> Option<Journal> {
+        self.inner.upgrade().map(|inner| Journal { inner })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    options: JournalOptions,
+    recovery: RecoveryReport,
+    writer: Mutex<WriterState>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Last sequence number known durable; readers never go past it.
+    durable_seq: AtomicU64,
+    poisoned: AtomicBool,
+    _lock: DirLock,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded state stays consistent across a panic (it is updated after
+    // the I/O succeeds), so a poisoned mutex is still usable.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in directory `dir` with default options.
+    ///
+    /// Recovery runs first: an incomplete last line or batch, or a last line
+    /// whose crc fails, is cut off and the cut is synced
+    /// ([`Journal::recovery`] reports it); damage before the tail fails with
+    /// [`JournalError::Corrupt`] naming the file, offset and sequence.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Journal, JournalError> {
+        Self::open_with(dir, JournalOptions::default())
+    }
+
+    /// Opens (or creates) the journal in `dir` with `options`.
+    pub fn open_with(dir: impl AsRef<Path>, options: JournalOptions) -> Result<Journal, JournalError> {
+        let dir = dir.as_ref().to_path_buf();
+        let fs = options.fs.clone();
+        if !dir.is_dir() {
+            fs.create_dir_all(&dir).map_err(JournalError::io(&dir))?;
+            if let Some(parent) = dir.parent() {
+                fs.sync_dir(parent).map_err(JournalError::io(parent))?;
+            }
+        }
+        let lock = DirLock::acquire(&dir)?;
+        let mut scan = scan::scan_dir(fs.as_ref(), &dir, &mut |_, _| {})?;
+        let mut recovery = RecoveryReport {
+            records: scan.records,
+            ..RecoveryReport::default()
+        };
+        if let Some(tail) = scan.tail.take() {
+            recovery.dropped_bytes = tail.dropped_bytes();
+            if let TornTail::Cut {
+                dropped_records, ..
+            } = &tail
+            {
+                recovery.dropped_records = *dropped_records;
+            }
+            cut_torn_tail(fs.as_ref(), &dir, &tail)?;
+        }
+        if scan.segments.is_empty() {
+            let first_seq = scan.next_seq;
+            let path = writer::create_segment(fs.as_ref(), &dir, first_seq)?;
+            let valid_len = segment::header_line(first_seq).len() as u64;
+            scan.segments.push(SegmentInfo {
+                first_seq,
+                path,
+                valid_len,
+            });
+        }
+        let writer = WriterState::open(fs.as_ref(), scan.segments, scan.next_seq)?;
+        let last = scan.next_seq - 1;
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                dir,
+                options,
+                recovery,
+                writer: Mutex::new(writer),
+                sync: Mutex::new(SyncState::new(last)),
+                synced: Condvar::new(),
+                durable_seq: AtomicU64::new(last),
+                poisoned: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// What recovery cut when this journal was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the journal was opened with.
+    pub fn options(&self) -> &JournalOptions {
+        &self.inner.options
+    }
+
+    /// The first sequence number still stored (after compaction), or the next
+    /// sequence number if the journal holds no record.
+    pub fn first_seq(&self) -> u64 {
+        lock(&self.inner.writer).first_seq()
+    }
+
+    /// The last durable sequence number; 0 when nothing was ever appended.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// The sequence number the next append gets.
+    pub fn next_seq(&self) -> u64 {
+        lock(&self.inner.writer).next_seq
+    }
+
+    /// Total bytes of the journal's segment files.
+    pub fn size_bytes(&self) -> u64 {
+        lock(&self.inner.writer).size_bytes()
+    }
+
+    /// True after a write or fsync failed: the handle refuses writes until
+    /// the journal is opened again.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// A handle that does not keep the journal open (nor its lock).
+    pub fn downgrade(&self) -> WeakJournal {
+        WeakJournal {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Deletes the segments whose records all have sequence numbers below
+    /// `seq`, oldest first, each removal made durable before the next. The
+    /// segment being written is never deleted. Returns how many segments were
+    /// deleted. This is the only way data leaves a journal: call it only for
+    /// records a durable snapshot covers.
+    pub fn truncate_before(&self, seq: u64) -> Result<usize, JournalError> {
+        if self.is_poisoned() {
+            return Err(JournalError::Poisoned);
+        }
+        let fs = self.inner.options.fs.as_ref();
+        let mut writer = lock(&self.inner.writer);
+        let mut removed = 0;
+        while writer.segments.len() > 1 && writer.segments[1].first_seq <= seq {
+            let oldest = writer.segments[0].path.clone();
+            fs.remove_file(&oldest).map_err(JournalError::io(&oldest))?;
+            writer.remove_oldest_segment();
+            fs.sync_dir(&self.inner.dir)
+                .map_err(JournalError::io(&self.inner.dir))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+fn cut_torn_tail(fs: &dyn FileSystem, dir: &Path, tail: &TornTail) -> Result<(), JournalError> {
+    match tail {
+        TornTail::Cut { path, offset, .. } => {
+            let file = fs.open_write(path).map_err(JournalError::io(path))?;
+            file.set_len(*offset).map_err(JournalError::io(path))?;
+            file.sync_data().map_err(JournalError::io(path))?;
+        }
+        TornTail::RemoveSegment { path, .. } => {
+            fs.remove_file(path).map_err(JournalError::io(path))?;
+            fs.sync_dir(dir).map_err(JournalError::io(dir))?;
+        }
+    }
+    Ok(())
+}

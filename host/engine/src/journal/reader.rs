@@ -1,0 +1,282 @@
+//! Streamed reads: one segment open at a time, one line in memory at a time.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{Entry, Inner, Journal, lock, scan};
+use crate::error::{Corruption, CorruptionKind, JournalError};
+use crate::fs::{FileSystem, StdFs};
+use crate::segment::{self, LineError, LineScanner};
+
+/// Where a reader finds segments and how far it may read.
+#[derive(Debug)]
+enum Source {
+    /// A journal open in this process: read up to its durable end.
+    Journal(Arc<Inner>),
+    /// A directory read without the lock (another process may be writing):
+    /// read up to the last complete batch.
+    Unlocked {
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    path: PathBuf,
+    scanner: LineScanner,
+}
+
+/// A streamed, checked read over a journal, in sequence order.
+///
+/// Each record's crc and sequence number are checked as it is read; damage
+/// ends the read with [`JournalError::Corrupt`]. `next` returning `None`
+/// means the reader has reached the journal's durable end *for now*: a later
+/// call returns records appended since.
+#[derive(Debug)]
+pub struct Reader {
+    source: Source,
+    segment: Option<OpenSegment>,
+    /// The sequence number of the next line in the open segment.
+    expected: u64,
+    /// Lines before this are checked but not returned.
+    from: u64,
+    /// Lines of a batch whose closing line is not read yet.
+    batch: Vec<Entry>,
+    ready: VecDeque<Entry>,
+    failed: bool,
+}
+
+impl Journal {
+    /// Reads the records from `from_seq` on (0 means from the first stored
+    /// record). Records before the first stored one (compacted away) are
+    /// [`JournalError::OutOfRange`]; so is a `from_seq` past the next one.
+    pub fn read_from(&self, from_seq: u64) -> Result<Reader, JournalError> {
+        let (first, next) = {
+            let writer = lock(&self.inner.writer);
+            (writer.first_seq(), writer.next_seq)
+        };
+        let from = if from_seq == 0 { first } else { from_seq };
+        if from < first || from > next {
+            return Err(JournalError::OutOfRange {
+                requested: from_seq,
+                first,
+                next,
+            });
+        }
+        Ok(Reader::new(Source::Journal(self.inner.clone()), from))
+    }
+}
+
+/// Reads the journal in `dir` without taking its lock, for inspecting a
+/// journal that another process may be writing (`mini cat`). Stops at the
+/// last complete batch; an unfinished batch or torn line at the end is not
+/// returned.
+pub fn read_unlocked(dir: &Path, from_seq: u64) -> Result<Reader, JournalError> {
+    let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+    let seqs = scan::list_segments(fs.as_ref(), dir)?;
+    let first = seqs.first().copied().unwrap_or(1);
+    let from = from_seq.max(first);
+    if from_seq != 0 && from_seq < first {
+        return Err(JournalError::OutOfRange {
+            requested: from_seq,
+            first,
+            next: first,
+        });
+    }
+    let source = Source::Unlocked {
+        fs,
+        dir: dir.to_path_buf(),
+    };
+    Ok(Reader::new(source, from))
+}
+
+impl Reader {
+    fn new(source: Source, from: u64) -> Self {
+        Reader {
+            source,
+            segment: None,
+            expected: from,
+            from,
+            batch: Vec::new(),
+            ready: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// Up to `max` next records; an empty list means the durable end is
+    /// reached for now.
+    pub fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
+        let mut out = Vec::with_capacity(max.min(1024));
+        while out.len() < max {
+            match self.next() {
+                Some(entry) => out.push(entry?),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn fs(&self) -> &dyn FileSystem {
+        match &self.source {
+            Source::Journal(inner) => inner.options.fs.as_ref(),
+            Source::Unlocked { fs, .. } => fs.as_ref(),
+        }
+    }
+
+    fn limit(&self) -> u64 {
+        match &self.source {
+            Source::Journal(inner) => inner.durable_seq.load(Ordering::Acquire),
+            Source::Unlocked { .. } => u64::MAX,
+        }
+    }
+
+    fn segments(&self) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+        match &self.source {
+            Source::Journal(inner) => Ok(lock(&inner.writer).segment_list()),
+            Source::Unlocked { fs, dir } => Ok(scan::list_segments(fs.as_ref(), dir)?
+                .into_iter()
+                .map(|seq| (seq, segment::segment_path(dir, seq)))
+                .collect()),
+        }
+    }
+
+    /// Opens the segment holding `self.expected` (or the one starting right
+    /// after the open one). Returns false when there is none yet.
+    fn open_segment(&mut self) -> Result<bool, JournalError> {
+        let segments = self.segments()?;
+        let Some((first_seq, path)) = segments
+            .into_iter()
+            .take_while(|(first, _)| *first <= self.expected)
+            .last()
+        else {
+            return Err(JournalError::OutOfRange {
+                requested: self.from,
+                first: self.expected,
+                next: self.expected,
+            });
+        };
+        if let Some(open) = &self.segment
+            && open.path == path
+        {
+            return Ok(false);
+        }
+        let file = match self.fs().open_read(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Compacted away under us.
+                return Err(JournalError::OutOfRange {
+                    requested: self.expected,
+                    first: self.expected + 1,
+                    next: self.expected + 1,
+                });
+            }
+            Err(e) => return Err(JournalError::Io { path, source: e }),
+        };
+        let mut scanner = LineScanner::new(file, 0);
+        let header = scanner.next_line().map_err(JournalError::io(&path))?;
+        let corrupt = |why: String| Corruption {
+            file: path.clone(),
+            offset: 0,
+            seq: first_seq,
+            kind: CorruptionKind::BadHeader(why),
+        };
+        match header {
+            Some(line) if line.complete => {
+                let seq = segment::parse_header(line.bytes).map_err(corrupt)?;
+                if seq != first_seq {
+                    return Err(corrupt(format!("header says first_seq {seq}")).into());
+                }
+            }
+            // A segment being created right now by another process.
+            _ => return Ok(false),
+        }
+        self.expected = first_seq;
+        self.batch.clear();
+        self.segment = Some(OpenSegment { path, scanner });
+        Ok(true)
+    }
+
+    /// Reads lines until a record (or a whole batch) is ready, the end is
+    /// reached (`Ok(false)`), or damage is found.
+    fn fill(&mut self) -> Result<bool, JournalError> {
+        loop {
+            if self.expected > self.limit() {
+                return Ok(false);
+            }
+            if self.segment.is_none() && !self.open_segment()? {
+                return Ok(false);
+            }
+            let Some(open) = self.segment.as_mut() else {
+                return Ok(false);
+            };
+            let line = open.scanner.next_line().map_err(JournalError::io(&open.path))?;
+            let Some(line) = line.filter(|l| l.complete) else {
+                // End of this segment (or a line still being written by
+                // another process): continue in the next segment if any.
+                if self.open_segment()? {
+                    continue;
+                }
+                return Ok(false);
+            };
+            let offset = line.offset;
+            let kind = match segment::parse_line(line.bytes) {
+                Ok(rec) if rec.seq == self.expected => {
+                    if rec.seq >= self.from {
+                        self.batch.push(Entry {
+                            seq: rec.seq,
+                            data: rec.data.to_owned(),
+                        });
+                    }
+                    self.expected += 1;
+                    if rec.more {
+                        continue;
+                    }
+                    self.ready.extend(self.batch.drain(..));
+                    if self.ready.is_empty() {
+                        continue;
+                    }
+                    return Ok(true);
+                }
+                Ok(rec) => CorruptionKind::SequenceGap {
+                    expected: self.expected,
+                    found: rec.seq,
+                },
+                Err(LineError::Garbage(why)) => CorruptionKind::Garbage(why),
+                Err(LineError::ChecksumMismatch {
+                    stored, computed, ..
+                }) => CorruptionKind::ChecksumMismatch { stored, computed },
+            };
+            return Err(Corruption {
+                file: open.path.clone(),
+                offset,
+                seq: self.expected,
+                kind,
+            }
+            .into());
+        }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Entry, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.ready.pop_front() {
+            return Some(Ok(entry));
+        }
+        if self.failed {
+            return None;
+        }
+        match self.fill() {
+            Ok(true) => self.ready.pop_front().map(Ok),
+            Ok(false) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
