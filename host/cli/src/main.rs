@@ -1,1 +1,60 @@
-fn main() {}
+//! `mini`: run WebAssembly components with durable storage, and inspect,
+//! verify and repair the data they wrote.
+//!
+//! ```text
+//! mini run counter.wasm -- 5          # run a component with its storage
+//! mini cat mini-data/counter/journal/counter | jq .data
+//! mini verify mini-data               # check every crc and sequence number
+//! mini repair mini-data/counter/journal/counter --yes
+//! mini import-ministore old/app.journal mini-data/app/journal/events
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cat;
+mod check;
+mod import;
+mod run;
+
+/// Durable storage for WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "mini", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+    Cat(cat::CatArgs),
+    Verify(check::VerifyArgs),
+    Repair(check::RepairArgs),
+    ImportMinistore(import::ImportArgs),
+}
+
+/// Where journals live when no directory is given: `./mini-data`.
+pub(crate) fn default_data_dir() -> PathBuf {
+    PathBuf::from("mini-data")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Cat(args) => cat::cat(args),
+        Command::Verify(args) => check::verify(args),
+        Command::Repair(args) => check::repair(args),
+        Command::ImportMinistore(args) => import::import(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mini: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -78,10 +78,14 @@ pub fn ministore_files(base: &Path) -> Result<Vec<PathBuf>, ImportError> {
     }
     rotated.sort();
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    if base.is_file() {
+    let active = std::fs::metadata(base).ok().filter(|m| m.is_file());
+    // Upstream rotates by renaming the active file, then creating a new one:
+    // an empty active file (a crash in between) holds no records, and
+    // upstream's replay skips it too.
+    if active.as_ref().is_some_and(|m| m.len() > 0) {
         files.push(base.to_path_buf());
     }
-    if files.is_empty() {
+    if files.is_empty() && active.is_none() {
         return Err(ImportError::NotFound(base.to_path_buf()));
     }
     Ok(files)
@@ -103,14 +107,16 @@ pub fn ministore_files(base: &Path) -> Result<Vec<PathBuf>, ImportError> {
 /// ```
 pub fn import_ministore(base: &Path, into: &Journal) -> Result<u64, ImportError> {
     let files = ministore_files(base)?;
-    // Check every file before writing anything, so a bad file imports nothing.
+    let limit = into.options().max_record_size;
+    // Check every file before writing anything (each record as the journal
+    // will check it, size included), so a bad file imports nothing.
     for path in &files {
-        for_each_record(path, &mut |_| Ok(()))?;
+        for_each_record(path, limit, &mut |_| Ok(()))?;
     }
     let mut imported = 0;
     let mut batch: Vec<String> = Vec::with_capacity(IMPORT_BATCH);
     for path in &files {
-        for_each_record(path, &mut |record| {
+        for_each_record(path, limit, &mut |record| {
             batch.push(record.to_owned());
             if batch.len() == IMPORT_BATCH {
                 into.append_batch(&batch)?;
@@ -129,6 +135,7 @@ pub fn import_ministore(base: &Path, into: &Journal) -> Result<u64, ImportError>
 
 fn for_each_record(
     path: &Path,
+    limit: usize,
     each: &mut dyn FnMut(&str) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let io = |source| ImportError::Io {
@@ -147,7 +154,7 @@ fn for_each_record(
         if record.is_empty() {
             continue;
         }
-        if let Err(e) = serde_json::from_str::<&serde_json::value::RawValue>(record) {
+        if let Err(e) = crate::record::check_record(record, limit) {
             return Err(ImportError::InvalidLine {
                 path: path.to_path_buf(),
                 line: i + 2,

@@ -127,12 +127,7 @@ impl Journal {
     pub fn open_with(dir: impl AsRef<Path>, options: JournalOptions) -> Result<Journal, JournalError> {
         let dir = dir.as_ref().to_path_buf();
         let fs = options.fs.clone();
-        if !dir.is_dir() {
-            fs.create_dir_all(&dir).map_err(JournalError::io(&dir))?;
-            if let Some(parent) = dir.parent() {
-                fs.sync_dir(parent).map_err(JournalError::io(parent))?;
-            }
-        }
+        create_dir_durably(fs.as_ref(), &dir)?;
         let lock = DirLock::acquire(&dir)?;
         let mut scan = scan::scan_dir(fs.as_ref(), &dir, &mut |_, _| {})?;
         let mut recovery = RecoveryReport {
@@ -241,12 +236,38 @@ impl Journal {
             let oldest = writer.segments[0].path.clone();
             fs.remove_file(&oldest).map_err(JournalError::io(&oldest))?;
             writer.remove_oldest_segment();
-            fs.sync_dir(&self.inner.dir)
-                .map_err(JournalError::io(&self.inner.dir))?;
+            if let Err(source) = fs.sync_dir(&self.inner.dir) {
+                // A failed fsync poisons the handle, as in `append`.
+                self.inner.poisoned.store(true, Ordering::Release);
+                return Err(JournalError::Io {
+                    path: self.inner.dir.clone(),
+                    source,
+                });
+            }
             removed += 1;
         }
         Ok(removed)
     }
+}
+
+/// Creates `dir` and its missing ancestors, each followed by an fsync of its
+/// parent so the new directory entries survive a power loss.
+fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<(), JournalError> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir).map_err(JournalError::io(dir))?;
+    for created in missing.iter().rev() {
+        // The parent of a relative one-component path is "": the working directory.
+        let parent = match created.parent() {
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+            None => continue,
+        };
+        fs.sync_dir(parent).map_err(JournalError::io(parent))?;
+    }
+    Ok(())
 }
 
 fn cut_torn_tail(fs: &dyn FileSystem, dir: &Path, tail: &TornTail) -> Result<(), JournalError> {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Entry, Inner, Journal, lock, scan};
 use crate::error::{Corruption, CorruptionKind, JournalError};
-use crate::fs::{FileSystem, StdFs};
+use crate::fs::{FileRef, FileSystem, StdFs};
 use crate::segment::{self, LineError, LineScanner};
 
 /// Where a reader finds segments and how far it may read.
@@ -26,6 +26,7 @@ enum Source {
 #[derive(Debug)]
 struct OpenSegment {
     path: PathBuf,
+    file: FileRef,
     scanner: LineScanner,
 }
 
@@ -175,7 +176,7 @@ impl Reader {
             }
             Err(e) => return Err(JournalError::Io { path, source: e }),
         };
-        let mut scanner = LineScanner::new(file, 0);
+        let mut scanner = LineScanner::new(file.clone(), 0);
         let header = scanner.next_line().map_err(JournalError::io(&path))?;
         let corrupt = |why: String| Corruption {
             file: path.clone(),
@@ -195,7 +196,11 @@ impl Reader {
         }
         self.expected = first_seq;
         self.batch.clear();
-        self.segment = Some(OpenSegment { path, scanner });
+        self.segment = Some(OpenSegment {
+            path,
+            file,
+            scanner,
+        });
         Ok(true)
     }
 
@@ -212,10 +217,15 @@ impl Reader {
             let Some(open) = self.segment.as_mut() else {
                 return Ok(false);
             };
+            let start = open.scanner.offset();
             let line = open.scanner.next_line().map_err(JournalError::io(&open.path))?;
             let Some(line) = line.filter(|l| l.complete) else {
                 // End of this segment (or a line still being written by
-                // another process): continue in the next segment if any.
+                // another process, which is read again from its start next
+                // time): continue in the next segment if any.
+                if open.scanner.offset() != start {
+                    open.scanner = LineScanner::new(open.file.clone(), start);
+                }
                 if self.open_segment()? {
                     continue;
                 }

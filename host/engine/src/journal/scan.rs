@@ -197,9 +197,10 @@ fn scan_segment(
         }
     };
     if let Some(expected) = expected_first.filter(|&e| e != first_seq) {
+        // The sequence named is the first one missing (the one expected here).
         return Err(corrupt(
             0,
-            first_seq,
+            expected,
             CorruptionKind::MissingSegment {
                 expected,
                 found: first_seq,

@@ -1,0 +1,260 @@
+//! Helpers shared by the engine's integration tests. Each test binary uses a
+//! different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use mini_engine::fs::FileSystem;
+use mini_engine::{Entry, Journal, JournalOptions};
+
+/// A fresh temporary directory.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Options with a small segment size on the real file system.
+pub fn small(segment_size: u64) -> JournalOptions {
+    JournalOptions {
+        segment_size,
+        ..JournalOptions::default()
+    }
+}
+
+/// Options with a given segment size on `fs`.
+pub fn with_fs(segment_size: u64, fs: Arc<dyn FileSystem>) -> JournalOptions {
+    JournalOptions {
+        segment_size,
+        fs,
+        ..JournalOptions::default()
+    }
+}
+
+/// Every record from the first stored one, panicking on any error.
+pub fn read_all(journal: &Journal) -> Vec<Entry> {
+    journal
+        .read_from(0)
+        .expect("read_from(0)")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("reading the journal")
+}
+
+/// Records from `from` on.
+pub fn read_from(journal: &Journal, from: u64) -> Vec<Entry> {
+    journal
+        .read_from(from)
+        .expect("read_from")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("reading the journal")
+}
+
+/// A deterministic record for sequence-ish number `i`, of varying length.
+pub fn rec(i: u64) -> String {
+    let pad = "x".repeat((i % 37) as usize);
+    format!(r#"{{"i":{i},"pad":"{pad}"}}"#)
+}
+
+/// `(first_seq, path)` of every segment file in `dir`, ascending. Checks that
+/// segment file names are 20 digits plus `.jsonl`.
+pub fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let Some(digits) = name.strip_suffix(".jsonl") else {
+            continue;
+        };
+        assert_eq!(digits.len(), 20, "segment name {name} is not 20 digits");
+        assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{name}");
+        out.push((digits.parse().unwrap(), entry.path()));
+    }
+    out.sort();
+    out
+}
+
+/// The last segment file of `dir`.
+pub fn last_segment(dir: &Path) -> PathBuf {
+    segments(dir).pop().expect("no segment").1
+}
+
+/// Every regular file of `dir` (not recursive) by name, except the lock file.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if entry.file_type().unwrap().is_file() && name != "LOCK" {
+            out.insert(name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// Copies the segment files of `from` into the new directory `to`.
+pub fn copy_journal(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for (name, bytes) in snapshot(from) {
+        std::fs::write(to.join(name), bytes).unwrap();
+    }
+}
+
+/// CRC-32C (Castagnoli), written out here so the tests do not depend on the
+/// engine's choice of implementation.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The header line (with newline) the format prescribes.
+pub fn header(first_seq: u64) -> String {
+    format!("{{\"mini\":\"journal\",\"version\":1,\"first_seq\":{first_seq}}}\n")
+}
+
+/// The bytes of one appended unit as the format prescribes: one line per
+/// record, `"more":true` on all but the last.
+pub fn encode_unit(first_seq: u64, records: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, data) in records.iter().enumerate() {
+        let more = if i + 1 < records.len() {
+            ",\"more\":true"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{{\"seq\":{},\"crc\":\"{:08x}\"{more},\"data\":{data}}}\n",
+            first_seq + i as u64,
+            crc32c(data.as_bytes())
+        ));
+    }
+    out
+}
+
+/// One line of a segment file.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Offset of its first byte.
+    pub offset: u64,
+    /// Offset just past its newline.
+    pub end: u64,
+    /// The line without its newline.
+    pub text: String,
+}
+
+/// The complete lines of a file (header included).
+pub fn lines(path: &Path) -> Vec<Line> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            out.push(Line {
+                offset: start as u64,
+                end: i as u64 + 1,
+                text: String::from_utf8(bytes[start..i].to_vec()).unwrap(),
+            });
+            start = i + 1;
+        }
+    }
+    out
+}
+
+/// The `seq` of a record line.
+pub fn seq_of(line: &Line) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(&line.text).unwrap();
+    v["seq"].as_u64().expect("a record line")
+}
+
+/// The record line of `seq` in the journal in `dir`: (segment path, line).
+pub fn find_line(dir: &Path, seq: u64) -> (PathBuf, Line) {
+    for (_, path) in segments(dir) {
+        for line in lines(&path).into_iter().skip(1) {
+            if seq_of(&line) == seq {
+                return (path, line);
+            }
+        }
+    }
+    panic!("seq {seq} not found");
+}
+
+/// Overwrites `bytes` at `offset` of `path`.
+pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+}
+
+/// Truncates `path` to `len` bytes.
+pub fn set_len(path: &Path, len: u64) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(len).unwrap();
+}
+
+/// Appends `bytes` to `path`.
+pub fn append_bytes(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// The size of a file.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// A command that re-runs this test binary as a child process executing only
+/// the test `name` (which may be `#[ignore]`d), with `env` set.
+pub fn child_test(name: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args([name, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A small deterministic pseudo-random generator (xorshift64*), so failures
+/// can be replayed from the printed seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (0 is replaced).
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    /// A seed from the environment variable `MINI_TEST_SEED`, else from the clock.
+    pub fn seed_from_env() -> u64 {
+        if let Ok(s) = std::env::var("MINI_TEST_SEED") {
+            return s.parse().expect("MINI_TEST_SEED is a number");
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+}

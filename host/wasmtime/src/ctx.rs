@@ -1,0 +1,251 @@
+//! The per-instance context ([`MiniCtx`]), its builder and the view trait an
+//! embedder implements for its store data ([`MiniView`]).
+
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::ResourceTable;
+
+use crate::registry::MiniHost;
+
+/// The default record size limit: 1 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
+/// The default number of handles (journals and cursors) an instance may hold open.
+pub const DEFAULT_MAX_OPEN_HANDLES: usize = 64;
+/// The default disk quota of a namespace: 1 GiB.
+pub const DEFAULT_DISK_QUOTA: u64 = 1024 * 1024 * 1024;
+/// The default journal segment size: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+/// The storage limits of one instance.
+///
+/// Build one with [`Limits::default`] and change fields, or through the
+/// setters of [`MiniCtxBuilder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Records (and each record of a batch) larger than this many bytes are
+    /// refused with `record-too-large`. Default [`DEFAULT_MAX_RECORD_SIZE`].
+    pub max_record_size: usize,
+    /// How many journal and cursor handles the instance may hold at once;
+    /// one more is refused with `quota`. Default [`DEFAULT_MAX_OPEN_HANDLES`].
+    pub max_open_handles: usize,
+    /// Bytes the namespace directory may occupy on disk. Checked before every
+    /// append: an append that would go past it is refused with `quota`.
+    /// `u64::MAX` turns the check off. Default [`DEFAULT_DISK_QUOTA`].
+    pub disk_quota: u64,
+    /// Segment size of journals this instance opens first (a journal already
+    /// open in the process keeps the options it was opened with). Default
+    /// [`DEFAULT_SEGMENT_SIZE`].
+    pub segment_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
+            disk_quota: DEFAULT_DISK_QUOTA,
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+}
+
+/// Why a [`MiniCtxBuilder`] could not build a context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CtxError {
+    /// The namespace is not a valid name (it becomes a directory name).
+    #[error("invalid namespace {name:?}: {reason}")]
+    InvalidNamespace {
+        /// The refused namespace.
+        name: String,
+        /// Why it was refused.
+        reason: mini_engine::name::NameError,
+    },
+    /// A limit is zero.
+    #[error("the limit {0} must be greater than zero")]
+    ZeroLimit(&'static str),
+}
+
+/// The storage context of one component instance: which namespace it sees,
+/// its limits, and the shared [`MiniHost`] its journals are opened through.
+///
+/// A `MiniCtx` lives in the embedder's store data next to a
+/// [`ResourceTable`]; [`MiniView::mini`] hands both to the host functions.
+/// The instance's journals live in `<data-root>/<namespace>/journal/<name>/`.
+#[derive(Debug)]
+pub struct MiniCtx {
+    pub(crate) host: MiniHost,
+    pub(crate) namespace: String,
+    pub(crate) namespace_dir: PathBuf,
+    pub(crate) limits: Limits,
+    pub(crate) open_handles: usize,
+}
+
+impl MiniCtx {
+    /// A builder for a context over `data_root` and `namespace`.
+    pub fn builder(data_root: impl Into<PathBuf>, namespace: impl Into<String>) -> MiniCtxBuilder {
+        MiniCtxBuilder::new(data_root, namespace)
+    }
+
+    /// The instance's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The namespace directory, `<data-root>/<namespace>`.
+    pub fn namespace_dir(&self) -> &Path {
+        &self.namespace_dir
+    }
+
+    /// The directory of the journal `name` (the name is not checked here).
+    pub fn journal_dir(&self, name: &str) -> PathBuf {
+        self.namespace_dir.join("journal").join(name)
+    }
+
+    /// The instance's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The registry the instance opens journals through.
+    pub fn host(&self) -> &MiniHost {
+        &self.host
+    }
+
+    /// How many journal and cursor handles the instance holds right now.
+    pub fn open_handles(&self) -> usize {
+        self.open_handles
+    }
+}
+
+/// Builds a [`MiniCtx`].
+///
+/// ```
+/// use mini_host::{MiniCtx, MiniHost};
+///
+/// let host = MiniHost::new();
+/// let ctx = MiniCtx::builder("/var/lib/mini", "billing")
+///     .host(&host)
+///     .max_record_size(64 * 1024)
+///     .disk_quota(100 * 1024 * 1024)
+///     .build()?;
+/// assert_eq!(ctx.namespace(), "billing");
+/// assert!(MiniCtx::builder("/var/lib/mini", "../etc").build().is_err());
+/// # Ok::<(), mini_host::CtxError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MiniCtxBuilder {
+    host: Option<MiniHost>,
+    data_root: PathBuf,
+    namespace: String,
+    limits: Limits,
+}
+
+impl MiniCtxBuilder {
+    /// A builder for a context over `data_root` and `namespace`, with
+    /// default [`Limits`] and the process-wide [`MiniHost::global`] registry.
+    pub fn new(data_root: impl Into<PathBuf>, namespace: impl Into<String>) -> Self {
+        MiniCtxBuilder {
+            host: None,
+            data_root: data_root.into(),
+            namespace: namespace.into(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Opens journals through `host` instead of [`MiniHost::global`].
+    pub fn host(mut self, host: &MiniHost) -> Self {
+        self.host = Some(host.clone());
+        self
+    }
+
+    /// Replaces all limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets [`Limits::max_record_size`].
+    pub fn max_record_size(mut self, bytes: usize) -> Self {
+        self.limits.max_record_size = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_open_handles`].
+    pub fn max_open_handles(mut self, handles: usize) -> Self {
+        self.limits.max_open_handles = handles;
+        self
+    }
+
+    /// Sets [`Limits::disk_quota`].
+    pub fn disk_quota(mut self, bytes: u64) -> Self {
+        self.limits.disk_quota = bytes;
+        self
+    }
+
+    /// Sets [`Limits::segment_size`].
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.limits.segment_size = bytes;
+        self
+    }
+
+    /// Checks the namespace and the limits and builds the context. No file
+    /// is touched: directories are created when a journal is first opened.
+    pub fn build(self) -> Result<MiniCtx, CtxError> {
+        mini_engine::name::validate_name(&self.namespace).map_err(|reason| {
+            CtxError::InvalidNamespace {
+                name: self.namespace.clone(),
+                reason,
+            }
+        })?;
+        if self.limits.max_record_size == 0 {
+            return Err(CtxError::ZeroLimit("max_record_size"));
+        }
+        if self.limits.segment_size == 0 {
+            return Err(CtxError::ZeroLimit("segment_size"));
+        }
+        let namespace_dir = self.data_root.join(&self.namespace);
+        Ok(MiniCtx {
+            host: self.host.unwrap_or_else(|| MiniHost::global().clone()),
+            namespace: self.namespace,
+            namespace_dir,
+            limits: self.limits,
+            open_handles: 0,
+        })
+    }
+}
+
+/// Gives the host functions access to the [`MiniCtx`] and the
+/// [`ResourceTable`] inside an embedder's store data `T`.
+///
+/// Implement it for the `T` of `Store<T>`, then call
+/// [`add_to_linker_async`](crate::add_to_linker_async). The table may be the
+/// same one WASI uses.
+///
+/// ```
+/// use mini_host::{MiniCtx, MiniCtxView, MiniView};
+/// use wasmtime::component::ResourceTable;
+///
+/// struct MyState {
+///     mini: MiniCtx,
+///     table: ResourceTable,
+/// }
+///
+/// impl MiniView for MyState {
+///     fn mini(&mut self) -> MiniCtxView<'_> {
+///         MiniCtxView { ctx: &mut self.mini, table: &mut self.table }
+///     }
+/// }
+/// ```
+pub trait MiniView: Send {
+    /// The instance's storage context and resource table.
+    fn mini(&mut self) -> MiniCtxView<'_>;
+}
+
+/// What [`MiniView::mini`] returns: the host functions of the storage
+/// interfaces are implemented on this type.
+pub struct MiniCtxView<'a> {
+    /// The instance's storage context.
+    pub ctx: &'a mut MiniCtx,
+    /// The table the instance's journal and cursor handles live in.
+    pub table: &'a mut ResourceTable,
+}

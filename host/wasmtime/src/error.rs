@@ -1,0 +1,134 @@
+//! Mapping of engine errors to the WIT `error` variant.
+//!
+//! Messages that go to the guest name files relative to the namespace
+//! directory, so a guest learns nothing about the host's file system layout.
+
+use std::path::Path;
+
+use mini_engine::JournalError;
+
+use crate::bindings::store::Error;
+
+/// The longest piece of guest input quoted back in an error message.
+const MAX_QUOTE: usize = 64;
+
+/// The WIT error for an engine error, with host paths made relative to
+/// `namespace_dir`.
+pub(crate) fn journal_error(err: JournalError, namespace_dir: &Path) -> Error {
+    let hide = |text: String| hide_root(&text, namespace_dir);
+    match err {
+        JournalError::InvalidRecord(reason) => Error::InvalidRecord(reason),
+        JournalError::RecordTooLarge { limit, .. } => {
+            Error::RecordTooLarge(u64::try_from(limit).unwrap_or(u64::MAX))
+        }
+        e @ JournalError::Locked { .. } => Error::Locked(hide(e.to_string())),
+        e @ JournalError::Corrupt(_) => Error::Corrupt(hide(e.to_string())),
+        e @ (JournalError::Poisoned | JournalError::Io { .. }) => Error::Io(hide(e.to_string())),
+        e @ JournalError::OutOfRange { .. } => Error::OutOfRange(e.to_string()),
+    }
+}
+
+/// `text` with every occurrence of the namespace directory's path replaced
+/// by `<namespace>`.
+fn hide_root(text: &str, namespace_dir: &Path) -> String {
+    let mut text = text.to_owned();
+    for root in [
+        std::path::absolute(namespace_dir).ok(),
+        Some(namespace_dir.to_path_buf()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let root = root.to_string_lossy();
+        if !root.is_empty() {
+            text = text.replace(root.as_ref(), "<namespace>");
+        }
+    }
+    text
+}
+
+/// `input` for an error message: debug-quoted and cut to a readable length.
+pub(crate) fn quote(input: &str) -> String {
+    match input.char_indices().nth(MAX_QUOTE) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &input[..cut], input.len()),
+        None => format!("{input:?}"),
+    }
+}
+
+/// The error for a handle that is not (or no longer) in the table.
+pub(crate) fn bad_handle(kind: &str, err: wasmtime::component::ResourceTableError) -> Error {
+    Error::Other(format!("invalid {kind} handle: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use mini_engine::{Corruption, CorruptionKind};
+
+    use super::*;
+
+    #[test]
+    fn corrupt_names_file_offset_and_seq_without_host_root() {
+        let ns = PathBuf::from("/srv/data/billing");
+        let err = JournalError::Corrupt(Corruption {
+            file: ns.join("journal/j/00000000000000000001.jsonl"),
+            offset: 120,
+            seq: 7,
+            kind: CorruptionKind::Garbage("x".into()),
+        });
+        let Error::Corrupt(msg) = journal_error(err, &ns) else {
+            panic!("not corrupt")
+        };
+        assert!(
+            msg.contains("<namespace>/journal/j/00000000000000000001.jsonl"),
+            "{msg}"
+        );
+        assert!(msg.contains("byte 120") && msg.contains("seq 7"), "{msg}");
+        assert!(!msg.contains("/srv/data"), "{msg}");
+    }
+
+    #[test]
+    fn every_variant_maps() {
+        let ns = Path::new("/d/ns");
+        let io = || std::io::Error::other("disk on fire");
+        assert!(matches!(
+            journal_error(JournalError::InvalidRecord("x".into()), ns),
+            Error::InvalidRecord(_)
+        ));
+        assert!(matches!(
+            journal_error(JournalError::RecordTooLarge { size: 9, limit: 8 }, ns),
+            Error::RecordTooLarge(8)
+        ));
+        assert!(matches!(
+            journal_error(JournalError::Locked { path: ns.join("journal/j/LOCK") }, ns),
+            Error::Locked(m) if !m.contains("/d/ns")
+        ));
+        assert!(matches!(
+            journal_error(JournalError::Poisoned, ns),
+            Error::Io(_)
+        ));
+        assert!(matches!(
+            journal_error(JournalError::Io { path: ns.into(), source: io() }, ns),
+            Error::Io(m) if m.contains("disk on fire")
+        ));
+        assert!(matches!(
+            journal_error(
+                JournalError::OutOfRange {
+                    requested: 1,
+                    first: 5,
+                    next: 9
+                },
+                ns
+            ),
+            Error::OutOfRange(_)
+        ));
+    }
+
+    #[test]
+    fn quote_cuts_long_input() {
+        assert_eq!(quote("ab"), "\"ab\"");
+        let q = quote(&"é".repeat(300));
+        assert!(q.ends_with("(600 bytes)") && q.chars().count() < 100, "{q}");
+    }
+}

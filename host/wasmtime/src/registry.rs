@@ -1,0 +1,104 @@
+//! The process-wide registry of open journals ([`MiniHost`]).
+//!
+//! A journal directory is locked by the [`Journal`] that opened it, so two
+//! instances of one process that open the same journal must share one
+//! handle: they then also share fsyncs (group commit) instead of the second
+//! one failing on the lock.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use mini_engine::{Journal, JournalError, JournalOptions, WeakJournal};
+
+/// How often an open that finds the lock taken is retried: the last handle
+/// of the journal may be being dropped by another thread right now.
+const LOCK_RETRIES: u32 = 5;
+/// The pause between those retries.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// The journals open in this process, shared by every instance.
+///
+/// Cloning is cheap (an `Arc` inside). The registry keeps only weak
+/// references: a journal is closed, and its lock released, when the last
+/// instance holding it drops its handle.
+///
+/// ```
+/// use mini_engine::JournalOptions;
+/// use mini_host::MiniHost;
+///
+/// let dir = tempfile::tempdir()?;
+/// let host = MiniHost::new();
+/// let a = host.open_journal(&dir.path().join("j"), JournalOptions::default())?;
+/// let b = host.open_journal(&dir.path().join("j"), JournalOptions::default())?;
+/// a.append("1")?;
+/// assert_eq!(b.last_seq(), 1); // one handle, shared
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MiniHost {
+    journals: Arc<Mutex<HashMap<PathBuf, WeakJournal>>>,
+}
+
+impl MiniHost {
+    /// An empty registry. Instances share journals only when they use the
+    /// same registry; most embedders use one per process
+    /// ([`MiniHost::global`]).
+    pub fn new() -> Self {
+        MiniHost::default()
+    }
+
+    /// The process-wide registry, used by contexts that were not given one.
+    pub fn global() -> &'static MiniHost {
+        static GLOBAL: OnceLock<MiniHost> = OnceLock::new();
+        GLOBAL.get_or_init(MiniHost::new)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, WeakJournal>> {
+        // The map stays consistent across a panic: every update is one insert.
+        self.journals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The journal in `dir`: the handle already open in this process if
+    /// there is one, else the journal opened (or created) with `options`.
+    ///
+    /// Blocking (opening runs recovery and fsyncs): call it from a blocking
+    /// thread in async code. A journal already open keeps the options it
+    /// was opened with.
+    pub fn open_journal(
+        &self,
+        dir: &Path,
+        options: JournalOptions,
+    ) -> Result<Journal, JournalError> {
+        let key = std::path::absolute(dir).map_err(|source| JournalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut journals = self.lock();
+        if let Some(journal) = journals.get(&key).and_then(WeakJournal::upgrade) {
+            return Ok(journal);
+        }
+        journals.retain(|_, weak| weak.upgrade().is_some());
+        let mut attempt = 0;
+        let journal = loop {
+            match Journal::open_with(&key, options.clone()) {
+                Err(JournalError::Locked { .. }) if attempt < LOCK_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(LOCK_RETRY_PAUSE);
+                }
+                other => break other?,
+            }
+        };
+        journals.insert(key, journal.downgrade());
+        Ok(journal)
+    }
+
+    /// How many journals are open in this registry right now.
+    pub fn open_journals(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|weak| weak.upgrade().is_some())
+            .count()
+    }
+}

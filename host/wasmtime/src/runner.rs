@@ -1,0 +1,366 @@
+//! Running a `wasi:cli/command` component with WASI and the storage
+//! interfaces, under a memory limit and a time limit: what `mini run` and the
+//! end-to-end tests use, and a starting point for embedders.
+//!
+//! ```no_run
+//! use mini_host::runner::{Runner, RunnerConfig};
+//! use mini_host::MiniCtx;
+//! use wasmtime_wasi::WasiCtx;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let runner = Runner::new(RunnerConfig::default())?;
+//! let component = runner.load("counter.wasm".as_ref())?;
+//! let wasi = WasiCtx::builder().inherit_stdio().arg("counter").build();
+//! let mini = MiniCtx::builder("./mini-data", "counter").build()?;
+//! let exit_code = runner.run(&component, wasi, mini).await?;
+//! println!("exited with {exit_code}");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+use crate::ctx::{MiniCtx, MiniCtxView, MiniView};
+
+/// The default memory limit of an instance: 256 MiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 * 1024 * 1024;
+/// The default time limit of a run: 60 seconds.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(60);
+/// The epoch tick: how often a running guest is checked against its time
+/// limit (and yields to the async executor).
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Table elements an instance may have (each is a pointer-sized slot).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// How a [`Runner`] runs components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerConfig {
+    /// Bytes of linear memory an instance may grow to (all memories
+    /// together); growing past it stops the instance with
+    /// [`RunError::MemoryLimit`]. Default [`DEFAULT_MEMORY_LIMIT`].
+    pub memory_limit: usize,
+    /// Wall-clock time a run may take, from instantiation to the end of the
+    /// command, host calls included; `None` for no limit. A guest computing
+    /// is checked every [`EPOCH_TICK`] (epoch interruption), a guest waiting
+    /// in a host call is stopped by a timer. Default [`DEFAULT_TIME_LIMIT`].
+    pub time_limit: Option<Duration>,
+    /// Fuel (roughly: WebAssembly instructions) a run may consume, for a
+    /// deterministic CPU limit; `None` for no fuel metering (the default,
+    /// metering costs some speed).
+    pub fuel: Option<u64>,
+    /// Whether compiled components are cached on disk (wasmtime's cache in
+    /// the user's cache directory), so the next run starts fast. Default on.
+    pub compile_cache: bool,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            time_limit: Some(DEFAULT_TIME_LIMIT),
+            fuel: None,
+            compile_cache: true,
+        }
+    }
+}
+
+/// Why a component could not be run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The wasmtime engine could not be set up.
+    #[error("cannot set up the wasmtime engine: {0}")]
+    Engine(String),
+    /// The component file could not be read or compiled.
+    #[error("cannot load component {}: {message}", path.display())]
+    Load {
+        /// The component file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The component could not be instantiated (for example it imports an
+    /// interface this host does not provide, or is not a `wasi:cli/command`).
+    #[error("cannot instantiate the component: {0}")]
+    Instantiate(String),
+    /// The instance tried to grow its memory past the limit and was stopped.
+    #[error(
+        "the component was stopped: it exceeded its memory limit of {limit} bytes (it asked for {requested} bytes)"
+    )]
+    MemoryLimit {
+        /// The limit in bytes.
+        limit: usize,
+        /// The memory size the instance asked for.
+        requested: usize,
+    },
+    /// The run took longer than its time limit and was stopped.
+    #[error("the component was stopped: it exceeded its time limit of {}", humantime(*.0))]
+    TimeLimit(Duration),
+    /// The run consumed all its fuel and was stopped.
+    #[error("the component was stopped: it ran out of fuel ({0} units)")]
+    OutOfFuel(u64),
+    /// The component trapped (a WebAssembly trap or a host error).
+    #[error("the component trapped: {0}")]
+    Trap(String),
+}
+
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// The memory limit was hit; returned by the limiter so a trap can be told apart.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (asked for {requested} bytes)")]
+struct MemoryLimitHit {
+    limit: usize,
+    requested: usize,
+}
+
+/// The time limit was hit; returned by the epoch callback.
+#[derive(Debug, thiserror::Error)]
+#[error("time limit exceeded")]
+struct TimeLimitHit;
+
+/// The store data of a run: WASI, storage and the limiter.
+pub struct RunState {
+    wasi: WasiCtx,
+    mini: MiniCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl MiniView for RunState {
+    fn mini(&mut self) -> MiniCtxView<'_> {
+        MiniCtxView {
+            ctx: &mut self.mini,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct MemoryLimiter {
+    limit: usize,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(MemoryLimitHit {
+                limit: self.limit,
+                requested: desired,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Result<Self, RunError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (engine.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("mini-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| RunError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Compiles and runs `wasi:cli/command` components with WASI and the storage
+/// interfaces. One runner serves many runs, also concurrently; the runs
+/// share the runner's engine (and its compile cache).
+///
+/// Runs need a tokio runtime with the time driver enabled (for example
+/// `#[tokio::main]`).
+pub struct Runner {
+    engine: Engine,
+    linker: Linker<RunState>,
+    config: RunnerConfig,
+    _ticker: EpochTicker,
+}
+
+impl Runner {
+    /// A runner with its own engine, configured by `config`.
+    pub fn new(config: RunnerConfig) -> Result<Runner, RunError> {
+        let mut wt = Config::new();
+        wt.epoch_interruption(true);
+        if config.fuel.is_some() {
+            wt.consume_fuel(true);
+        }
+        if config.compile_cache {
+            // A missing or unwritable cache directory only costs speed.
+            if let Ok(cache) = wasmtime::Cache::from_file(None) {
+                wt.cache(Some(cache));
+            }
+        }
+        let engine = Engine::new(&wt).map_err(|e| RunError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RunError::Engine(format!("{e:#}")))?;
+        crate::add_to_linker_async(&mut linker).map_err(|e| RunError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(&engine)?;
+        Ok(Runner {
+            engine,
+            linker,
+            config,
+            _ticker: ticker,
+        })
+    }
+
+    /// The runner's wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The runner's configuration.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.config
+    }
+
+    /// Reads and compiles the component in `path` (blocking: compiling takes
+    /// a while the first time).
+    pub fn load(&self, path: &Path) -> Result<Component, RunError> {
+        Component::from_file(&self.engine, path).map_err(|e| RunError::Load {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })
+    }
+
+    /// Instantiates `component` with `wasi` and `mini` and calls its
+    /// `wasi:cli/run` export. Returns the exit code: 0 when `run` returned
+    /// `ok`, 1 for `err`, the code given to `wasi:cli/exit` otherwise.
+    /// Records the component got a sequence number for are on disk, also
+    /// when the run is stopped by a limit.
+    pub async fn run(
+        &self,
+        component: &Component,
+        wasi: WasiCtx,
+        mini: MiniCtx,
+    ) -> Result<i32, RunError> {
+        let state = RunState {
+            wasi,
+            mini,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                limit: self.config.memory_limit,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        if let Some(fuel) = self.config.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| RunError::Engine(format!("{e:#}")))?;
+        }
+        let started = Instant::now();
+        let time_limit = self.config.time_limit;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| match time_limit {
+            Some(limit) if started.elapsed() >= limit => Err(TimeLimitHit.into()),
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
+
+        let run = async {
+            let command = Command::instantiate_async(&mut store, component, &self.linker)
+                .await
+                .map_err(|e| self.classify(e, true))?;
+            match command.wasi_cli_run().call_run(&mut store).await {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(())) => Ok(1),
+                Err(e) => match e.downcast_ref::<I32Exit>() {
+                    Some(exit) => Ok(exit.0),
+                    None => Err(self.classify(e, false)),
+                },
+            }
+        };
+        match time_limit {
+            // The epoch callback stops a computing guest; this timer stops a
+            // guest that waits in a host call (a sleep, a blocked read).
+            Some(limit) => tokio::time::timeout(limit, run)
+                .await
+                .unwrap_or(Err(RunError::TimeLimit(limit))),
+            None => run.await,
+        }
+    }
+
+    /// The [`RunError`] for an error out of instantiation or the run.
+    fn classify(&self, err: wasmtime::Error, instantiating: bool) -> RunError {
+        if let Some(hit) = err.downcast_ref::<MemoryLimitHit>() {
+            return RunError::MemoryLimit {
+                limit: hit.limit,
+                requested: hit.requested,
+            };
+        }
+        if err.downcast_ref::<TimeLimitHit>().is_some() {
+            return RunError::TimeLimit(self.config.time_limit.unwrap_or_default());
+        }
+        if let (Some(Trap::OutOfFuel), Some(fuel)) = (err.downcast_ref::<Trap>(), self.config.fuel)
+        {
+            return RunError::OutOfFuel(fuel);
+        }
+        if instantiating && err.downcast_ref::<Trap>().is_none() {
+            return RunError::Instantiate(format!("{err:#}"));
+        }
+        RunError::Trap(format!("{err:?}"))
+    }
+}

@@ -1,0 +1,365 @@
+//! The host side of the `mini:storage/store` interface: durable journals.
+//!
+//! Every engine call blocks (it writes and fdatasyncs), so it runs on tokio's
+//! blocking pool; the async executor never waits on a disk. Nothing a guest
+//! passes in can make the host panic or trap: bad records, bad names and
+//! stale handles all come back as the WIT `error` variant.
+
+use mini_engine::{Entry, Journal, JournalError, JournalOptions, Reader};
+use wasmtime::component::Resource;
+
+use crate::bindings::store::{self, Error};
+use crate::ctx::MiniCtxView;
+use crate::disk::check_quota;
+use crate::error::{bad_handle, journal_error, quote};
+
+/// A cursor returns at most this many entries per `next` call, whatever the
+/// guest asks for.
+pub const MAX_ENTRIES_PER_NEXT: usize = 1024;
+/// A cursor stops filling a `next` batch once it holds this many bytes of
+/// records (it always returns at least one record if one is available).
+pub const MAX_BYTES_PER_NEXT: usize = 4 * 1024 * 1024;
+/// Bytes a stored line adds to a record (seq, crc, framing), for the quota.
+const LINE_OVERHEAD: u64 = 96;
+
+/// A journal handle held by a guest: the `journal` resource of the WIT.
+#[derive(Debug)]
+pub struct JournalHandle {
+    journal: Journal,
+    name: String,
+}
+
+impl JournalHandle {
+    /// The journal's name inside the namespace.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The engine journal behind the handle.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+}
+
+/// A cursor held by a guest: the `cursor` resource of the WIT.
+///
+/// The reader is moved to a blocking thread for each `next` call and moved
+/// back afterwards; `None` only if that thread died. Once a read fails (a
+/// damaged journal), every later `next` returns that error again, so a
+/// guest never mistakes damage for the end of the journal.
+#[derive(Debug)]
+pub struct CursorHandle {
+    reader: Option<Reader>,
+    failed: Option<Error>,
+}
+
+/// Runs blocking engine work on tokio's blocking pool.
+async fn blocking<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Other(format!("host task failed: {e}")))
+}
+
+impl MiniCtxView<'_> {
+    fn journal_of(&self, handle: &Resource<JournalHandle>) -> Result<Journal, Error> {
+        self.table
+            .get(handle)
+            .map(|h| h.journal.clone())
+            .map_err(|e| bad_handle("journal", e))
+    }
+
+    fn check_handle_limit(&self) -> Result<(), Error> {
+        let limit = self.ctx.limits.max_open_handles;
+        if self.ctx.open_handles >= limit {
+            return Err(Error::Quota(format!(
+                "too many open handles: the limit of this instance is {limit} journals and cursors"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_record_sizes<'r>(
+        &self,
+        records: impl IntoIterator<Item = &'r String>,
+    ) -> Result<u64, Error> {
+        let limit = self.ctx.limits.max_record_size;
+        let mut total = 0u64;
+        for record in records {
+            if record.len() > limit {
+                return Err(Error::RecordTooLarge(
+                    u64::try_from(limit).unwrap_or(u64::MAX),
+                ));
+            }
+            total = total.saturating_add(record.len() as u64 + LINE_OVERHEAD);
+        }
+        Ok(total)
+    }
+
+    /// Appends through `write` after checking the disk quota for `bytes`.
+    async fn append_with(
+        &mut self,
+        handle: &Resource<JournalHandle>,
+        bytes: u64,
+        write: impl FnOnce(&Journal) -> Result<u64, JournalError> + Send + 'static,
+    ) -> Result<u64, Error> {
+        let journal = self.journal_of(handle)?;
+        let quota = self.ctx.limits.disk_quota;
+        let ns_dir = self.ctx.namespace_dir.clone();
+        blocking(move || {
+            check_quota(&ns_dir, quota, bytes)?;
+            write(&journal).map_err(|e| journal_error(e, &ns_dir))
+        })
+        .await?
+    }
+}
+
+/// Reads up to `max` entries, stopping early at [`MAX_BYTES_PER_NEXT`].
+/// Returns the entries read and, if a read failed, the error (the entries
+/// before the damage are still returned).
+fn read_some(reader: &mut Reader, max: usize) -> (Vec<Entry>, Option<JournalError>) {
+    let max = max.min(MAX_ENTRIES_PER_NEXT);
+    let mut out: Vec<Entry> = Vec::new();
+    let mut bytes = 0usize;
+    while out.len() < max && bytes < MAX_BYTES_PER_NEXT {
+        match reader.next() {
+            Some(Ok(entry)) => {
+                bytes += entry.data.len();
+                out.push(entry);
+            }
+            Some(Err(e)) => return (out, Some(e)),
+            None => break,
+        }
+    }
+    (out, None)
+}
+
+impl store::Host for MiniCtxView<'_> {}
+
+impl store::HostJournal for MiniCtxView<'_> {
+    async fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<JournalHandle>, Error>> {
+        if let Err(reason) = mini_engine::name::validate_name(&name) {
+            return Ok(Err(Error::InvalidName(format!(
+                "{}: {reason}",
+                quote(&name)
+            ))));
+        }
+        if let Err(e) = self.check_handle_limit() {
+            return Ok(Err(e));
+        }
+        let host = self.ctx.host.clone();
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let dir = self.ctx.journal_dir(&name);
+        let options = JournalOptions {
+            segment_size: self.ctx.limits.segment_size,
+            max_record_size: self.ctx.limits.max_record_size,
+            ..JournalOptions::default()
+        };
+        let opened = blocking(move || {
+            // Creates the directories (each synced into its parent) if needed.
+            host.open_journal(&dir, options)
+                .map_err(|e| journal_error(e, &ns_dir))
+        })
+        .await;
+        let journal = match opened {
+            Ok(Ok(journal)) => journal,
+            Ok(Err(e)) | Err(e) => return Ok(Err(e)),
+        };
+        match self.table.push(JournalHandle { journal, name }) {
+            Ok(handle) => {
+                self.ctx.open_handles += 1;
+                Ok(Ok(handle))
+            }
+            Err(e) => Ok(Err(Error::Quota(format!(
+                "cannot hold another handle: {e}"
+            )))),
+        }
+    }
+
+    async fn append(
+        &mut self,
+        handle: Resource<JournalHandle>,
+        record: String,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let bytes = match self.check_record_sizes([&record]) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .append_with(&handle, bytes, move |j| j.append(&record))
+            .await)
+    }
+
+    async fn append_batch(
+        &mut self,
+        handle: Resource<JournalHandle>,
+        records: Vec<String>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let bytes = match self.check_record_sizes(&records) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .append_with(&handle, bytes, move |j| j.append_batch(&records))
+            .await)
+    }
+
+    async fn read(
+        &mut self,
+        handle: Resource<JournalHandle>,
+        from_seq: u64,
+    ) -> wasmtime::Result<Result<Resource<CursorHandle>, Error>> {
+        let journal = match self.journal_of(&handle) {
+            Ok(journal) => journal,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.check_handle_limit() {
+            return Ok(Err(e));
+        }
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let reader = match blocking(move || {
+            journal
+                .read_from(from_seq)
+                .map_err(|e| journal_error(e, &ns_dir))
+        })
+        .await
+        {
+            Ok(Ok(reader)) => reader,
+            Ok(Err(e)) | Err(e) => return Ok(Err(e)),
+        };
+        match self.table.push(CursorHandle {
+            reader: Some(reader),
+            failed: None,
+        }) {
+            Ok(cursor) => {
+                self.ctx.open_handles += 1;
+                Ok(Ok(cursor))
+            }
+            Err(e) => Ok(Err(Error::Quota(format!(
+                "cannot hold another handle: {e}"
+            )))),
+        }
+    }
+
+    async fn first_seq(
+        &mut self,
+        handle: Resource<JournalHandle>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let journal = match self.journal_of(&handle) {
+            Ok(journal) => journal,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Takes the writer's lock, which an append may hold while it writes.
+        Ok(blocking(move || journal.first_seq()).await)
+    }
+
+    async fn last_seq(
+        &mut self,
+        handle: Resource<JournalHandle>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        Ok(self.journal_of(&handle).map(|journal| journal.last_seq()))
+    }
+
+    async fn drop(&mut self, handle: Resource<JournalHandle>) -> wasmtime::Result<()> {
+        if self.table.delete(handle).is_ok() {
+            self.ctx.open_handles = self.ctx.open_handles.saturating_sub(1);
+        }
+        Ok(())
+    }
+}
+
+impl store::HostCursor for MiniCtxView<'_> {
+    async fn next(
+        &mut self,
+        handle: Resource<CursorHandle>,
+        max: u32,
+    ) -> wasmtime::Result<Result<Vec<store::Entry>, Error>> {
+        let cursor = match self.table.get_mut(&handle) {
+            Ok(cursor) => cursor,
+            Err(e) => return Ok(Err(bad_handle("cursor", e))),
+        };
+        if let Some(e) = &cursor.failed {
+            return Ok(Err(e.clone()));
+        }
+        let Some(mut reader) = cursor.reader.take() else {
+            return Ok(Err(Error::Other(
+                "the cursor was lost after a host failure; open a new one".into(),
+            )));
+        };
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let done = blocking(move || {
+            let (entries, failed) = read_some(&mut reader, max);
+            (reader, entries, failed.map(|e| journal_error(e, &ns_dir)))
+        })
+        .await;
+        let (reader, entries, failed) = match done {
+            Ok(done) => done,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Ok(cursor) = self.table.get_mut(&handle) {
+            cursor.reader = Some(reader);
+            cursor.failed.clone_from(&failed);
+        }
+        match failed {
+            Some(e) if entries.is_empty() => Ok(Err(e)),
+            // The error comes with the next call.
+            _ => Ok(Ok(entries
+                .into_iter()
+                .map(|Entry { seq, data }| store::Entry { seq, data })
+                .collect())),
+        }
+    }
+
+    async fn drop(&mut self, handle: Resource<CursorHandle>) -> wasmtime::Result<()> {
+        if self.table.delete(handle).is_ok() {
+            self.ctx.open_handles = self.ctx.open_handles.saturating_sub(1);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_some_caps_the_batch_and_sees_later_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = Journal::open(dir.path()).expect("open");
+        journal.append_batch(&["1", "2", "3"]).expect("append");
+        let mut reader = journal.read_from(0).expect("reader");
+        let mut seqs = |max| {
+            let (entries, failed) = read_some(&mut reader, max);
+            assert!(failed.is_none());
+            entries.into_iter().map(|e| e.seq).collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(2), [1, 2]);
+        assert_eq!(seqs(usize::MAX), [3]);
+        assert!(seqs(10).is_empty());
+        journal.append("4").expect("append");
+        assert_eq!(seqs(10), [4]);
+    }
+
+    #[test]
+    fn read_some_returns_the_records_before_damage_then_the_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let journal = Journal::open(dir.path()).expect("open");
+            for n in 1..=3 {
+                journal.append(&n.to_string()).expect("append");
+            }
+        }
+        let segment = dir.path().join("00000000000000000001.jsonl");
+        let text = std::fs::read_to_string(&segment).expect("segment");
+        std::fs::write(&segment, text.replacen("\"data\":2", "\"data\":7", 1)).expect("write");
+        let mut reader = mini_engine::read_unlocked(dir.path(), 0).expect("reader");
+        let (entries, failed) = read_some(&mut reader, 10);
+        assert_eq!(entries.len(), 1);
+        assert!(matches!(failed, Some(JournalError::Corrupt(c)) if c.seq == 2));
+    }
+}

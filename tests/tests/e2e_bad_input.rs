@@ -1,0 +1,163 @@
+//! Bad input gets a clear error and loses nothing (contract line 9): the
+//! `bad-input` component throws bad records and bad names at the host; each
+//! gets the right error variant, the journal's earlier records are unchanged,
+//! the host keeps serving and does not panic.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mini_engine::Journal;
+use mini_tests::{assert_contiguous, guest_component, journal_dir, read_journal, run_component};
+
+/// Panics anywhere in this process (host threads included) since the hook was set.
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+}
+
+/// `case <name>: ok <seq>` / `case <name>: err <variant>` lines, by name.
+fn cases(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("case "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(name, outcome)| (name.to_owned(), outcome.to_owned()))
+        .collect()
+}
+
+#[test]
+fn bad_input_gets_the_right_errors_and_changes_nothing() {
+    count_panics();
+    let bad_input = guest_component("bad-input");
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = journal_dir(data.path(), "bad", "victim");
+
+    // Records already in the journal before the component runs.
+    {
+        let journal = Journal::open(&dir).expect("open");
+        journal.append(r#"{"before":1}"#).expect("append");
+        journal
+            .append_batch(&[r#"{"before":2}"#, r#""two""#])
+            .expect("append batch");
+    }
+
+    let (code, out, err) = run_component(&bad_input, data.path(), "bad", &[]);
+    assert_eq!(
+        code, 0,
+        "the host kept serving; stdout:\n{out}\nstderr:\n{err}"
+    );
+    let cases = cases(&out);
+
+    let expected = [
+        ("open-victim", "ok 3"),
+        ("setup-1", "ok 4"),
+        ("setup-2", "ok 5"),
+        ("invalid-json", "err invalid-record"),
+        ("two-values", "err invalid-record"),
+        ("empty", "err invalid-record"),
+        ("too-large", "err record-too-large"),
+        ("batch-with-bad", "err invalid-record"),
+        ("empty-batch", "err invalid-record"),
+        ("name-empty", "err invalid-name"),
+        ("name-dotdot", "err invalid-name"),
+        ("name-slash", "err invalid-name"),
+        ("name-backslash", "err invalid-name"),
+        ("name-long", "err invalid-name"),
+        ("name-nul", "err invalid-name"),
+        ("name-dot", "err invalid-name"),
+        ("name-control", "err invalid-name"),
+        ("after", "ok 6"),
+    ];
+    for (name, outcome) in expected {
+        assert_eq!(
+            cases.get(name).map(String::as_str),
+            Some(outcome),
+            "case {name}; stdout:\n{out}\nstderr:\n{err}"
+        );
+    }
+
+    // The records the component read back: nothing of the refused batch.
+    let records = out
+        .lines()
+        .find_map(|l| l.strip_prefix("records: "))
+        .expect("a records line");
+    let records: Vec<String> = serde_json::from_str(records).expect("a JSON array");
+    assert_eq!(
+        records,
+        [
+            r#"{"before":1}"#,
+            r#"{"before":2}"#,
+            r#""two""#,
+            r#"{"ok":1}"#,
+            r#"{"ok":2}"#,
+            r#"{"ok":3}"#
+        ]
+    );
+
+    // On disk: the same six records, contiguous, and no stray journal from
+    // the bad names anywhere in the data directory.
+    let stored = read_journal(&dir);
+    assert_contiguous(&stored);
+    let data_of: Vec<&str> = stored.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data_of, records);
+    let journals: Vec<String> = std::fs::read_dir(data.path().join("bad/journal"))
+        .expect("the namespace's journal dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(journals, ["victim"]);
+    let top: Vec<String> = std::fs::read_dir(data.path())
+        .expect("data dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, ["bad"], "nothing escaped the namespace");
+
+    // Error messages the guest saw do not show host paths.
+    let root = data.path().to_string_lossy();
+    assert!(
+        !err.contains(root.as_ref()),
+        "host path leaked to the guest: {err}"
+    );
+
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "the host panicked");
+}
+
+#[test]
+fn a_damaged_journal_gives_the_guest_a_corrupt_error_without_host_paths() {
+    let counter = guest_component("counter");
+    let data = tempfile::tempdir().expect("tempdir");
+    let (code, _, err) = run_component(&counter, data.path(), "counter", &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_component(&counter, data.path(), "counter", &[]);
+    assert_eq!(code, 0, "{err}");
+
+    // Damage record 1 (its crc no longer matches); record 2 follows it, so
+    // this is not a torn tail but corruption.
+    let segment = journal_dir(data.path(), "counter", "counter").join("00000000000000000001.jsonl");
+    let text = std::fs::read_to_string(&segment).expect("segment");
+    let offset = text.find(r#"{"seq":1,"#).expect("line 1");
+    std::fs::write(&segment, text.replacen(r#""by":1"#, r#""by":9"#, 1)).expect("write");
+
+    let (code, out, err) = run_component(&counter, data.path(), "counter", &[]);
+    assert_eq!(code, 1, "the guest reports the error: {out}{err}");
+    let expected = format!(
+        "journal corrupt: corrupt journal <namespace>/journal/counter/00000000000000000001.jsonl at byte {offset} (seq 1)"
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(
+        !err.contains(data.path().to_string_lossy().as_ref()),
+        "{err}"
+    );
+    // Nothing was appended to the damaged journal.
+    assert_eq!(
+        std::fs::read_to_string(&segment)
+            .expect("segment")
+            .lines()
+            .count(),
+        3
+    );
+}
