@@ -64,14 +64,15 @@ use serde::de::DeserializeOwned;
 /// ```no_run
 /// use mini_guest::bindings::mini::storage::store::Journal;
 ///
-/// let journal = Journal::open("events").expect("open");
-/// let seq = journal.append(r#"{"hello":"world"}"#).expect("append");
+/// let journal = Journal::open("events")?;
+/// let seq = journal.append(r#"{"hello":"world"}"#)?;
 /// println!("stored as {seq}");
+/// # Ok::<(), mini_guest::bindings::mini::storage::store::Error>(())
 /// ```
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "/tmp/miniwit",
+        path: "../../wit",
         world: "guest",
         ownership: Borrowing { duplicate_if_necessary: false },
     });
