@@ -1,23 +1,39 @@
-//! Journal benchmarks, measured side by side in one run (see BENCHMARKS.md).
+//! Journal benchmarks, each measured side by side with its reference in one
+//! run (see BENCHMARKS.md):
 //!
-//! `cargo bench -p mini-benches --bench journal` (release). Set
-//! `MINI_BENCH_DIR` to benchmark another disk (default: a temp dir under
-//! the target directory, i.e. the project's disk).
+//! ```text
+//! cargo bench -p mini-benches --bench journal
+//! ```
+//!
+//! `MINI_BENCH_DIR` picks the disk (default: `target/bench-data`, the
+//! project's disk). `MINI_BENCH_OPS` sets appends per repetition (default 500).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use mini_benches::{Measurement, measure, record};
+use mini_benches::{Comparison, compare, record, timed};
 use mini_engine::Journal;
+use mini_host::MiniHost;
+use mini_host::runner::{Runner, RunnerConfig};
+use mini_tests::{block_on, guest_component, mini_ctx};
+use wasmtime_wasi::WasiCtx;
 
-const SINGLE_OPS: u64 = 300;
-const REPS: usize = 3;
+const REPS: usize = 5;
+
+fn ops() -> u64 {
+    std::env::var("MINI_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
 
 fn bench_root() -> PathBuf {
-    let root = std::env::var_os("MINI_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"));
+    let root = std::env::var_os("MINI_BENCH_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"),
+        PathBuf::from,
+    );
     std::fs::create_dir_all(&root).expect("bench dir");
     root
 }
@@ -29,77 +45,113 @@ fn fresh(root: &Path, name: &str) -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// The physical limit: write one line, fdatasync, repeat.
-fn raw_fdatasync_loop(root: &Path) -> Measurement {
-    measure("raw write+fdatasync loop (physical limit)", SINGLE_OPS, REPS, || {
-        let dir = fresh(root, "raw");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(dir.path().join("raw.jsonl"))
-            .expect("open");
+/// The physical limit: write one journal-sized line, fdatasync, repeat.
+fn raw_fdatasync_loop(root: &Path, n: u64) -> (u64, Duration) {
+    let dir = fresh(root, "raw");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(dir.path().join("raw.jsonl"))
+        .expect("open");
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!("{{\"seq\":{i},\"crc\":\"00000000\",\"data\":{}}}\n", record(i)))
+        .collect();
+    timed(|| {
         let mut offset = 0;
-        for i in 0..SINGLE_OPS {
-            let line = format!("{{\"seq\":{i},\"crc\":\"00000000\",\"data\":{}}}\n", record(i));
+        for line in &lines {
             file.write_all_at(line.as_bytes(), offset).expect("write");
             offset += line.len() as u64;
             file.sync_data().expect("fdatasync");
         }
+        n
     })
 }
 
-fn engine_single(root: &Path) -> Measurement {
-    measure("mini engine: append, 1 writer", SINGLE_OPS, REPS, || {
-        let dir = fresh(root, "single");
-        let journal = Journal::open(dir.path()).expect("open");
-        for i in 0..SINGLE_OPS {
+fn engine_single(root: &Path, n: u64) -> (u64, Duration) {
+    let dir = fresh(root, "single");
+    let journal = Journal::open(dir.path()).expect("open");
+    timed(|| {
+        for i in 0..n {
             journal.append(&record(i)).expect("append");
         }
+        n
     })
 }
 
-fn engine_concurrent(root: &Path, threads: u64) -> Measurement {
-    let per_thread = SINGLE_OPS;
-    measure(
-        &format!("mini engine: append, {threads} concurrent writers (group commit)"),
-        per_thread * threads,
-        REPS,
-        || {
-            let dir = fresh(root, "concurrent");
-            let journal = Journal::open(dir.path()).expect("open");
-            std::thread::scope(|s| {
-                for t in 0..threads {
-                    let journal = journal.clone();
-                    s.spawn(move || {
-                        for i in 0..per_thread {
-                            journal.append(&record(t * per_thread + i)).expect("append");
-                        }
-                    });
-                }
-            });
-        },
-    )
-}
-
-fn engine_batches(root: &Path, batch: u64) -> Measurement {
-    let batches = SINGLE_OPS;
-    measure(
-        &format!("mini engine: append_batch of {batch}, records"),
-        batches * batch,
-        REPS,
-        || {
-            let dir = fresh(root, "batch");
-            let journal = Journal::open(dir.path()).expect("open");
-            for b in 0..batches {
-                let records: Vec<String> = (0..batch).map(|i| record(b * batch + i)).collect();
-                journal.append_batch(&records).expect("append_batch");
+fn engine_concurrent(root: &Path, threads: u64, per_thread: u64) -> (u64, Duration) {
+    let dir = fresh(root, "concurrent");
+    let journal = Journal::open(dir.path()).expect("open");
+    timed(|| {
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let journal = journal.clone();
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        journal.append(&record(t * per_thread + i)).expect("append");
+                    }
+                });
             }
-        },
-    )
+        });
+        threads * per_thread
+    })
 }
 
-fn engine_read(root: &Path) -> Measurement {
+fn engine_batches(root: &Path, batches: u64, batch: u64) -> (u64, Duration) {
+    let dir = fresh(root, "batch");
+    let journal = Journal::open(dir.path()).expect("open");
+    let all: Vec<Vec<String>> = (0..batches)
+        .map(|b| (0..batch).map(|i| record(b * batch + i)).collect())
+        .collect();
+    timed(|| {
+        for records in &all {
+            journal.append_batch(records).expect("append_batch");
+        }
+        batches * batch
+    })
+}
+
+fn ministore_single(root: &Path, runtime: &tokio::runtime::Runtime, n: u64) -> (u64, Duration) {
+    #[derive(serde::Serialize)]
+    struct Rec {
+        i: u64,
+        pad: String,
+    }
+    let dir = fresh(root, "ministore");
+    runtime.block_on(async {
+        let mut store = ministore::MiniStore::open(dir.path().join("journal.jsonl"))
+            .await
+            .expect("open");
+        let start = Instant::now();
+        for i in 0..n {
+            let rec = Rec {
+                i,
+                pad: "x".repeat(80),
+            };
+            store.append(&rec).await.expect("append");
+        }
+        (n, start.elapsed())
+    })
+}
+
+/// The `appender` guest component appending `n` records through the host
+/// (instantiation included).
+fn guest_single(root: &Path, runner: &Runner, n: u64) -> (u64, Duration) {
+    let dir = fresh(root, "guest");
+    let component = runner.load(&guest_component("appender")).expect("load");
+    let count = n.to_string();
+    let wasi = WasiCtx::builder()
+        .args(&["appender", "bench", &count])
+        .build();
+    let mini = mini_ctx(MiniHost::global(), dir.path(), "bench");
+    timed(|| {
+        let code = block_on(runner.run(&component, wasi, mini)).expect("guest run");
+        assert_eq!(code, 0, "appender failed");
+        n
+    })
+}
+
+fn engine_read(root: &Path) -> (u64, Duration) {
     const RECORDS: u64 = 200_000;
     let dir = fresh(root, "read");
     {
@@ -110,63 +162,87 @@ fn engine_read(root: &Path) -> Measurement {
         }
     }
     let journal = Journal::open(dir.path()).expect("reopen");
-    measure("mini engine: sequential read with crc checks, records", RECORDS, REPS, || {
+    timed(|| {
         let mut n = 0;
         for entry in journal.read_from(1).expect("read") {
             entry.expect("entry");
             n += 1;
         }
         assert_eq!(n, RECORDS);
+        n
     })
 }
 
-fn upstream_ministore(root: &Path) -> Measurement {
-    #[derive(serde::Serialize)]
-    struct Rec {
-        i: u64,
-        pad: String,
-    }
+fn row(label: &str, c: &Comparison, goal: &str) {
+    println!(
+        "| {label} | {} | {:.0}/s | {} | {:.0}/s | **{:.2}** | {goal} |",
+        c.case.name, c.case.per_sec, c.baseline.name, c.baseline.per_sec, c.ratio
+    );
+}
+
+fn main() {
+    let root = bench_root();
+    let n = ops();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    measure("ministore 0.1.7 (crates.io): append, 1 writer", SINGLE_OPS, REPS, || {
-        let dir = fresh(root, "ministore");
-        runtime.block_on(async {
-            let mut store = ministore::MiniStore::open(dir.path().join("journal.jsonl"))
-                .await
-                .expect("open");
-            for i in 0..SINGLE_OPS {
-                let rec = Rec { i, pad: "x".repeat(80) };
-                store.append(&rec).await.expect("append");
-            }
-        });
-    })
-}
+    let runner = Runner::new(RunnerConfig::default()).expect("runner");
+    eprintln!("benchmark data in {}, {n} appends per rep, {REPS} reps", root.display());
 
-fn main() {
-    // `cargo bench` passes `--bench`; a name filter is not supported.
-    let root = bench_root();
-    eprintln!("benchmark data in {}", root.display());
-    let raw = raw_fdatasync_loop(&root);
-    let single = engine_single(&root);
-    let concurrent = engine_concurrent(&root, 16);
-    let batch = engine_batches(&root, 64);
-    let read = engine_read(&root);
-    let upstream = upstream_ministore(&root);
-    let raw_after = raw_fdatasync_loop(&root);
+    let raw = "raw write+fdatasync loop";
+    let single = "mini append, 1 writer";
+    let a = compare(raw, &mut || raw_fdatasync_loop(&root, n), single, &mut || engine_single(&root, n), REPS);
+    let b = compare(
+        single,
+        &mut || engine_single(&root, n),
+        "guest component append (appender via mini-host)",
+        &mut || guest_single(&root, &runner, n),
+        REPS,
+    );
+    let c = compare(
+        single,
+        &mut || engine_single(&root, n),
+        "mini append, 16 concurrent writers",
+        &mut || engine_concurrent(&root, 16, n / 4),
+        REPS,
+    );
+    let c_raw = compare(
+        raw,
+        &mut || raw_fdatasync_loop(&root, n),
+        "mini append, 16 concurrent writers",
+        &mut || engine_concurrent(&root, 16, n / 4),
+        REPS,
+    );
+    let d = compare(
+        single,
+        &mut || engine_single(&root, n),
+        "mini append_batch of 64 (records/s)",
+        &mut || engine_batches(&root, n / 8, 64),
+        REPS,
+    );
+    let f = compare(
+        "ministore 0.1.7 append",
+        &mut || ministore_single(&root, &runtime, n),
+        single,
+        &mut || engine_single(&root, n),
+        REPS,
+    );
+    let e = compare(
+        raw,
+        &mut || raw_fdatasync_loop(&root, n),
+        "mini sequential read, crc checked (records/s)",
+        &mut || engine_read(&root),
+        3,
+    );
 
-    println!("| case | rate | ratio |");
-    println!("|---|---:|---|");
-    let row = |m: &Measurement, ratio: String| {
-        println!("| {} | {:.0}/s | {} |", m.name, m.per_sec, ratio)
-    };
-    row(&raw, "1.00 (limit, before)".into());
-    row(&raw_after, format!("{:.2} of the limit before (disk drift)", raw_after.per_sec / raw.per_sec));
-    let limit = (raw.per_sec + raw_after.per_sec) / 2.0;
-    row(&single, format!("(a) {:.2} of the raw fdatasync loop (goal ≥ 0.9)", single.per_sec / limit));
-    row(&concurrent, format!("(c) {:.1}x one writer (goal ≥ 8x)", concurrent.per_sec / single.per_sec));
-    row(&batch, format!("(d) {:.1}x single appends (goal ≥ 30x)", batch.per_sec / single.per_sec));
-    row(&read, "(e)".into());
-    row(&upstream, format!("(f) mini is {:.2}x ministore", single.per_sec / upstream.per_sec));
+    println!("| | case | rate | reference | rate | ratio | goal |");
+    println!("|---|---|---:|---|---:|---:|---|");
+    row("(a)", &a, "≥ 0.9");
+    row("(b)", &b, "≥ 0.9");
+    row("(c)", &c, "≥ 8");
+    row("(c')", &c_raw, "");
+    row("(d)", &d, "≥ 30");
+    row("(e)", &e, "");
+    row("(f)", &f, "");
 }

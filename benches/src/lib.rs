@@ -1,36 +1,93 @@
-//! A small benchmark harness: each case runs a fixed amount of work a few
-//! times and reports the median rate, so results from one run can be put
-//! side by side as ratios against the physical limit measured in that run.
+//! A small benchmark harness for durable writes.
+//!
+//! Disks on shared machines drift by large factors within seconds, so a case
+//! is never compared with a number measured at another time: [`compare`]
+//! alternates the two sides rep by rep (A B A B …) and reports the median of
+//! the per-rep ratios, next to the median rate of each side.
 
 use std::time::{Duration, Instant};
 
-/// One measured case.
+/// The rate of one side of a comparison.
 #[derive(Debug, Clone)]
-pub struct Measurement {
+pub struct Rate {
     /// What was measured.
     pub name: String,
     /// Median operations (records) per second over the repetitions.
     pub per_sec: f64,
 }
 
-/// Runs `work` (which performs `ops` operations) `reps` times after one warm-up
-/// run and returns the median rate.
-pub fn measure(name: &str, ops: u64, reps: usize, mut work: impl FnMut()) -> Measurement {
-    work();
-    let mut rates: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            work();
-            ops as f64 / start.elapsed().max(Duration::from_nanos(1)).as_secs_f64()
-        })
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    let m = Measurement {
-        name: name.to_string(),
-        per_sec: rates[rates.len() / 2],
+/// Two cases measured alternately.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The reference side.
+    pub baseline: Rate,
+    /// The measured side.
+    pub case: Rate,
+    /// Median over repetitions of case rate / baseline rate.
+    pub ratio: f64,
+}
+
+/// Work that reports how many operations it did and how long its timed part
+/// took (setup such as creating a directory is left out).
+pub type Work<'a> = &'a mut dyn FnMut() -> (u64, Duration);
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn rate((ops, elapsed): (u64, Duration)) -> f64 {
+    ops as f64 / elapsed.max(Duration::from_nanos(1)).as_secs_f64()
+}
+
+/// Runs `baseline` and `case` alternately `reps` times (after one warm-up of
+/// each) and returns both median rates and the median per-rep ratio.
+pub fn compare(
+    baseline_name: &str,
+    baseline: Work<'_>,
+    case_name: &str,
+    case: Work<'_>,
+    reps: usize,
+) -> Comparison {
+    baseline();
+    case();
+    let mut base_rates = Vec::with_capacity(reps);
+    let mut case_rates = Vec::with_capacity(reps);
+    let mut ratios = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let b = rate(baseline());
+        let c = rate(case());
+        base_rates.push(b);
+        case_rates.push(c);
+        ratios.push(c / b);
+    }
+    let comparison = Comparison {
+        baseline: Rate {
+            name: baseline_name.into(),
+            per_sec: median(base_rates),
+        },
+        case: Rate {
+            name: case_name.into(),
+            per_sec: median(case_rates),
+        },
+        ratio: median(ratios),
     };
-    eprintln!("{:<60} {:>12.0} /s", m.name, m.per_sec);
-    m
+    eprintln!(
+        "{:<50} {:>10.0}/s  vs {:<45} {:>10.0}/s  ratio {:.2}",
+        comparison.case.name,
+        comparison.case.per_sec,
+        comparison.baseline.name,
+        comparison.baseline.per_sec,
+        comparison.ratio
+    );
+    comparison
+}
+
+/// Times `f`, which returns the number of operations it did.
+pub fn timed(f: impl FnOnce() -> u64) -> (u64, Duration) {
+    let start = Instant::now();
+    let ops = f();
+    (ops, start.elapsed())
 }
 
 /// A record of about 100 bytes, like a small mutation.
