@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub mod faulty;
 
 /// An open file: positioned reads and writes, so it is shared without a cursor.
+#[allow(clippy::len_without_is_empty)] // `len` is a fallible query of the file, not a collection's size
 pub trait FsFile: Send + Sync + fmt::Debug {
     /// Reads at `offset`; returns the number of bytes read (0 at the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;

@@ -63,7 +63,10 @@ mod tests {
         assert_eq!(validate_name("a\\b"), Err(NameError::ForbiddenChar('\\')));
         assert_eq!(validate_name("a\0b"), Err(NameError::ForbiddenChar('\0')));
         assert_eq!(validate_name("a\nb"), Err(NameError::ForbiddenChar('\n')));
-        assert_eq!(validate_name(&"a".repeat(300)), Err(NameError::TooLong(300)));
+        assert_eq!(
+            validate_name(&"a".repeat(300)),
+            Err(NameError::TooLong(300))
+        );
         assert!(validate_name(&"a".repeat(255)).is_ok());
         assert!(validate_name("module@1.0.0_x-y").is_ok());
     }

@@ -30,8 +30,8 @@ pub fn check_record(record: &str, limit: usize) -> Result<Cow<'_, str>, JournalE
             limit,
         });
     }
-    let raw: &RawValue = serde_json::from_str(record)
-        .map_err(|e| JournalError::InvalidRecord(e.to_string()))?;
+    let raw: &RawValue =
+        serde_json::from_str(record).map_err(|e| JournalError::InvalidRecord(e.to_string()))?;
     let value = raw.get();
     if value.contains(['\n', '\r']) {
         Ok(Cow::Owned(strip_whitespace_outside_strings(value)))
@@ -70,7 +70,15 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_one_value() {
-        for bad in ["", " ", "{\"a\":", "{\"a\":1} {\"b\":2}", "1 2", "nope", "\"unterminated"] {
+        for bad in [
+            "",
+            " ",
+            "{\"a\":",
+            "{\"a\":1} {\"b\":2}",
+            "1 2",
+            "nope",
+            "\"unterminated",
+        ] {
             assert!(
                 matches!(check_record(bad, 1024), Err(JournalError::InvalidRecord(_))),
                 "{bad:?} accepted"
@@ -83,13 +91,19 @@ mod tests {
         let big = format!("\"{}\"", "x".repeat(2000));
         assert!(matches!(
             check_record(&big, 1024),
-            Err(JournalError::RecordTooLarge { size: 2002, limit: 1024 })
+            Err(JournalError::RecordTooLarge {
+                size: 2002,
+                limit: 1024
+            })
         ));
     }
 
     #[test]
     fn keeps_strings_with_escaped_quotes_and_spaces() {
         let rec = "{\n\"a b\": \"q\\\" x\",\n\"n\": [1, 2]\n}";
-        assert_eq!(check_record(rec, 1024).unwrap(), "{\"a b\":\"q\\\" x\",\"n\":[1,2]}");
+        assert_eq!(
+            check_record(rec, 1024).unwrap(),
+            "{\"a b\":\"q\\\" x\",\"n\":[1,2]}"
+        );
     }
 }

@@ -124,7 +124,10 @@ pub fn parse_line(line: &[u8]) -> Result<RecordLine<'_>, LineError> {
     let repr: LineRepr<'_> =
         serde_json::from_slice(line).map_err(|e| LineError::Garbage(e.to_string()))?;
     if repr.crc.len() != 8 {
-        return Err(LineError::Garbage(format!("crc {:?} is not 8 hex digits", repr.crc)));
+        return Err(LineError::Garbage(format!(
+            "crc {:?} is not 8 hex digits",
+            repr.crc
+        )));
     }
     let stored = u32::from_str_radix(repr.crc, 16)
         .map_err(|_| LineError::Garbage(format!("crc {:?} is not hex", repr.crc)))?;
@@ -235,7 +238,10 @@ mod tests {
     #[test]
     fn names_round_trip_and_sort() {
         assert_eq!(segment_file_name(1), "00000000000000000001.jsonl");
-        assert_eq!(parse_segment_file_name("00000000000000000042.jsonl"), Some(42));
+        assert_eq!(
+            parse_segment_file_name("00000000000000000042.jsonl"),
+            Some(42)
+        );
         assert_eq!(parse_segment_file_name("42.jsonl"), None);
         assert_eq!(parse_segment_file_name("LOCK"), None);
         assert!(segment_file_name(9) < segment_file_name(10));
@@ -247,8 +253,17 @@ mod tests {
         encode_line(&mut out, 7, r#"{"Inc":{"by":5}}"#, true);
         let line = &out[..out.len() - 1];
         let parsed = parse_line(line).unwrap();
-        assert_eq!(parsed, RecordLine { seq: 7, more: true, data: r#"{"Inc":{"by":5}}"# });
-        let flipped = String::from_utf8(line.to_vec()).unwrap().replace("5}", "6}");
+        assert_eq!(
+            parsed,
+            RecordLine {
+                seq: 7,
+                more: true,
+                data: r#"{"Inc":{"by":5}}"#
+            }
+        );
+        let flipped = String::from_utf8(line.to_vec())
+            .unwrap()
+            .replace("5}", "6}");
         assert!(matches!(
             parse_line(flipped.as_bytes()),
             Err(LineError::ChecksumMismatch { seq: 7, .. })

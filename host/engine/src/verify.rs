@@ -92,7 +92,8 @@ pub fn repair(dir: &Path) -> Result<RepairReport, JournalError> {
         let _lock = DirLock::acquire(dir)?;
         if let Err(JournalError::Corrupt(damage)) = scan::scan_dir(&fs, dir, &mut |_, _| {}) {
             let backup = backup_dir(dir);
-            fs.create_dir_all(&backup).map_err(JournalError::io(&backup))?;
+            fs.create_dir_all(&backup)
+                .map_err(JournalError::io(&backup))?;
             report.bytes_removed = cut_at(&fs, dir, &backup, &damage)?;
             fs.sync_dir(dir).map_err(JournalError::io(dir))?;
             report.saved_to = Some(backup);
@@ -159,12 +160,18 @@ fn cut_at(
                 }
                 done += n;
             }
-            let saved = backup.join(format!("{}.cut-at-{}", segment::segment_file_name(seq), damage.offset));
+            let saved = backup.join(format!(
+                "{}.cut-at-{}",
+                segment::segment_file_name(seq),
+                damage.offset
+            ));
             let out = fs.create_new(&saved).map_err(JournalError::io(&saved))?;
-            out.write_all_at(&cut[..done], 0).map_err(JournalError::io(&saved))?;
+            out.write_all_at(&cut[..done], 0)
+                .map_err(JournalError::io(&saved))?;
             out.sync_data().map_err(JournalError::io(&saved))?;
             fs.sync_dir(backup).map_err(JournalError::io(backup))?;
-            file.set_len(damage.offset).map_err(JournalError::io(&path))?;
+            file.set_len(damage.offset)
+                .map_err(JournalError::io(&path))?;
             file.sync_data().map_err(JournalError::io(&path))?;
             removed += len - damage.offset;
         }

@@ -24,18 +24,37 @@ fn entries(pairs: &[(u64, &str)]) -> Vec<Entry> {
 fn round_trip_seqs_start_at_one_and_are_contiguous() {
     let dir = tmp();
     let journal = Journal::open(dir.path()).unwrap();
-    assert_eq!((journal.first_seq(), journal.next_seq(), journal.last_seq()), (1, 1, 0));
+    assert_eq!(
+        (journal.first_seq(), journal.next_seq(), journal.last_seq()),
+        (1, 1, 0)
+    );
     let mut expected = Vec::new();
     for i in 1..=10 {
         assert_eq!(journal.append(&rec(i)).unwrap(), i);
-        expected.push(Entry { seq: i, data: rec(i) });
+        expected.push(Entry {
+            seq: i,
+            data: rec(i),
+        });
     }
     let batch = [rec(11), rec(12), rec(13)];
-    assert_eq!(journal.append_batch(&batch).unwrap(), 13, "a batch returns its last seq");
-    expected.extend((11..=13).map(|i| Entry { seq: i, data: rec(i) }));
+    assert_eq!(
+        journal.append_batch(&batch).unwrap(),
+        13,
+        "a batch returns its last seq"
+    );
+    expected.extend((11..=13).map(|i| Entry {
+        seq: i,
+        data: rec(i),
+    }));
     assert_eq!(journal.append_batch(&[rec(14)]).unwrap(), 14);
-    expected.push(Entry { seq: 14, data: rec(14) });
-    assert_eq!((journal.first_seq(), journal.next_seq(), journal.last_seq()), (1, 15, 14));
+    expected.push(Entry {
+        seq: 14,
+        data: rec(14),
+    });
+    assert_eq!(
+        (journal.first_seq(), journal.next_seq(), journal.last_seq()),
+        (1, 15, 14)
+    );
     assert_eq!(read_all(&journal), expected);
     assert_eq!(read_from(&journal, 1), expected);
 }
@@ -45,7 +64,9 @@ fn on_disk_lines_follow_the_format() {
     let dir = tmp();
     let journal = Journal::open(dir.path()).unwrap();
     journal.append(r#"{"Inc":{"by":5}}"#).unwrap();
-    journal.append_batch(&[r#"{"Set":{"value":10}}"#, "[1,2]", r#""é""#]).unwrap();
+    journal
+        .append_batch(&[r#"{"Set":{"value":10}}"#, "[1,2]", r#""é""#])
+        .unwrap();
     drop(journal);
     let segs = segments(dir.path());
     assert_eq!(segs.len(), 1);
@@ -92,7 +113,9 @@ fn read_from_any_seq() {
     let mut i = 1;
     while i <= 20 {
         if i % 3 == 0 && i + 2 <= 20 {
-            journal.append_batch(&[rec(i), rec(i + 1), rec(i + 2)]).unwrap();
+            journal
+                .append_batch(&[rec(i), rec(i + 1), rec(i + 2)])
+                .unwrap();
             i += 3;
         } else {
             journal.append(&rec(i)).unwrap();
@@ -101,12 +124,21 @@ fn read_from_any_seq() {
     }
     for from in 0..=21 {
         let got = read_from(&journal, from);
-        let want: Vec<Entry> = (from.max(1)..=20).map(|s| Entry { seq: s, data: rec(s) }).collect();
+        let want: Vec<Entry> = (from.max(1)..=20)
+            .map(|s| Entry {
+                seq: s,
+                data: rec(s),
+            })
+            .collect();
         assert_eq!(got, want, "read_from({from})");
     }
     for from in [22, 1000, u64::MAX] {
         match journal.read_from(from) {
-            Err(JournalError::OutOfRange { requested, first, next }) => {
+            Err(JournalError::OutOfRange {
+                requested,
+                first,
+                next,
+            }) => {
                 assert_eq!((requested, first, next), (from, 1, 21));
             }
             other => panic!("read_from({from}) gave {other:?}"),
@@ -145,10 +177,17 @@ fn invalid_records_are_refused_and_change_nothing() {
             "append({bad:?}) accepted"
         );
         assert!(
-            matches!(journal.append_batch(&["4", bad, "5"]), Err(JournalError::InvalidRecord(_))),
+            matches!(
+                journal.append_batch(&["4", bad, "5"]),
+                Err(JournalError::InvalidRecord(_))
+            ),
             "batch with {bad:?} accepted"
         );
-        assert_eq!(snapshot(dir.path()), before, "refusing {bad:?} changed the files");
+        assert_eq!(
+            snapshot(dir.path()),
+            before,
+            "refusing {bad:?} changed the files"
+        );
     }
     match journal.append(&over_limit) {
         Err(JournalError::RecordTooLarge { size, limit }) => assert_eq!((size, limit), (65, 64)),
@@ -164,7 +203,10 @@ fn invalid_records_are_refused_and_change_nothing() {
     ));
     assert_eq!(snapshot(dir.path()), before, "refusals changed the files");
     assert_eq!(journal.next_seq(), 4);
-    assert!(!journal.is_poisoned(), "bad input must not poison the handle");
+    assert!(
+        !journal.is_poisoned(),
+        "bad input must not poison the handle"
+    );
     // The handle still works, and a record exactly at the limit is accepted.
     assert_eq!(journal.append(&at_limit).unwrap(), 4);
     let want = entries(&[(1, r#"{"a":1}"#), (2, "2"), (3, "3"), (4, &at_limit)]);
@@ -177,13 +219,22 @@ fn invalid_records_are_refused_and_change_nothing() {
 fn multi_line_json_is_stored_on_one_line() {
     let dir = tmp();
     let journal = Journal::open(dir.path()).unwrap();
-    journal.append("{\n  \"a\": 1,\n  \"b\": \"x y\\nz\",\r\n  \"c\": [1,\n 2]\n}\n").unwrap();
+    journal
+        .append("{\n  \"a\": 1,\n  \"b\": \"x y\\nz\",\r\n  \"c\": [1,\n 2]\n}\n")
+        .unwrap();
     journal.append("  \t[true, false]  ").unwrap();
-    let want = entries(&[(1, r#"{"a":1,"b":"x y\nz","c":[1,2]}"#), (2, "[true, false]")]);
+    let want = entries(&[
+        (1, r#"{"a":1,"b":"x y\nz","c":[1,2]}"#),
+        (2, "[true, false]"),
+    ]);
     assert_eq!(read_all(&journal), want);
     drop(journal);
     let text = std::fs::read_to_string(last_segment(dir.path())).unwrap();
-    assert_eq!(text.lines().count(), 3, "header plus one line per record:\n{text}");
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "header plus one line per record:\n{text}"
+    );
     let journal = Journal::open(dir.path()).unwrap();
     assert_eq!(read_all(&journal), want);
 }
@@ -214,12 +265,25 @@ fn a_reader_sees_records_appended_after_it_reached_the_end() {
             for entry in r.by_ref() {
                 got.push(entry.unwrap());
             }
-            assert_eq!(got.first().map(|e| e.data.clone()), Some(rec(i)), "after append {i}");
+            assert_eq!(
+                got.first().map(|e| e.data.clone()),
+                Some(rec(i)),
+                "after append {i}"
+            );
             assert_eq!(got.len(), if i % 5 == 0 { 2 } else { 1 });
         }
     }
-    assert_eq!(fresh.next().unwrap().unwrap(), Entry { seq: 1, data: rec(1) });
-    assert!(segments(dir.path()).len() > 3, "the readers did not cross segments");
+    assert_eq!(
+        fresh.next().unwrap().unwrap(),
+        Entry {
+            seq: 1,
+            data: rec(1)
+        }
+    );
+    assert!(
+        segments(dir.path()).len() > 3,
+        "the readers did not cross segments"
+    );
     // A fresh reader over the whole journal agrees with what was followed.
     assert_eq!(read_all(&journal).len() as u64, journal.last_seq());
 }
@@ -257,11 +321,23 @@ fn read_unlocked_follows_a_line_completed_later() {
     let (first, rest) = line.as_bytes().split_at(line.len() / 2);
     append_bytes(&seg, first);
     let mut reader = mini_engine::read_unlocked(dir.path(), 0).unwrap();
-    assert_eq!(reader.next().unwrap().unwrap(), Entry { seq: 1, data: rec(1) });
+    assert_eq!(
+        reader.next().unwrap().unwrap(),
+        Entry {
+            seq: 1,
+            data: rec(1)
+        }
+    );
     assert!(reader.next().is_none(), "a half line is not returned");
     append_bytes(&seg, rest);
     match reader.next() {
-        Some(Ok(entry)) => assert_eq!(entry, Entry { seq: 2, data: rec(2) }),
+        Some(Ok(entry)) => assert_eq!(
+            entry,
+            Entry {
+                seq: 2,
+                data: rec(2)
+            }
+        ),
         other => panic!("after the line was completed the reader gave {other:?}"),
     }
     assert!(reader.next().is_none());
@@ -284,9 +360,10 @@ fn relative_path_child() {
     assert_eq!(journal.append("1").unwrap(), 1);
     // The new directory's entry lives in the working directory: it is synced.
     let cwd = std::env::current_dir().unwrap();
-    let synced = fs.events().into_iter().any(|e| {
-        matches!(e, FsEvent::SyncDir(p) if p == Path::new(".") || p == cwd)
-    });
+    let synced = fs
+        .events()
+        .into_iter()
+        .any(|e| matches!(e, FsEvent::SyncDir(p) if p == Path::new(".") || p == cwd));
     assert!(synced, "working directory not synced: {:?}", fs.events());
     println!("relative-ok");
 }

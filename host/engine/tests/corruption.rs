@@ -49,8 +49,17 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
         other => panic!("open of a damaged journal gave {other:?}"),
     };
     let shown = (&damage.file, damage.offset, damage.seq);
-    assert_eq!(shown, (&expected.file, expected.offset, expected.seq), "{damage}");
-    assert!(same_kind(&damage.kind, &expected.kind), "kind {:?}, expected {:?}", damage.kind, expected.kind);
+    assert_eq!(
+        shown,
+        (&expected.file, expected.offset, expected.seq),
+        "{damage}"
+    );
+    assert!(
+        same_kind(&damage.kind, &expected.kind),
+        "kind {:?}, expected {:?}",
+        damage.kind,
+        expected.kind
+    );
     assert_eq!(snapshot(dir), before, "a failed open changed the journal");
     let text = JournalError::Corrupt(damage.clone()).to_string();
     for part in [
@@ -62,7 +71,11 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
     }
 
     let report = verify(dir, &mut |_, _| {}).unwrap();
-    assert_eq!(report.damage.as_ref(), Some(&damage), "verify disagrees with open");
+    assert_eq!(
+        report.damage.as_ref(),
+        Some(&damage),
+        "verify disagrees with open"
+    );
     assert_eq!(snapshot(dir), before, "verify changed the journal");
 
     let repaired = repair(dir).unwrap();
@@ -74,26 +87,48 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
     assert!(backup_name.starts_with("repair-"), "{backup_name}");
     // The backup holds exactly the bytes removed: the damaged segment from the
     // damaged line on, and every later segment whole.
-    let damaged_name = expected.file.file_name().unwrap().to_str().unwrap().to_string();
+    let damaged_name = expected
+        .file
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let mut removed = 0;
     let after = snapshot(dir);
     for (name, bytes) in &before {
         if *name < damaged_name {
-            assert_eq!(after.get(name), Some(bytes), "{name} before the damage changed");
+            assert_eq!(
+                after.get(name),
+                Some(bytes),
+                "{name} before the damage changed"
+            );
             continue;
         }
-        let cut = if *name == damaged_name { expected.offset as usize } else { 0 };
+        let cut = if *name == damaged_name {
+            expected.offset as usize
+        } else {
+            0
+        };
         let saved = if cut == 0 {
             backup.join(name)
         } else {
             backup.join(format!("{name}.cut-at-{cut}"))
         };
-        assert_eq!(std::fs::read(&saved).unwrap(), bytes[cut..], "{} in the backup", saved.display());
+        assert_eq!(
+            std::fs::read(&saved).unwrap(),
+            bytes[cut..],
+            "{} in the backup",
+            saved.display()
+        );
         if cut == 0 {
             // Gone, or (when the first segment went) a fresh empty segment.
             let fresh = header(1).into_bytes();
             let left = after.get(name);
-            assert!(left.is_none_or(|b| kept == 0 && *b == fresh), "{name} still in the journal");
+            assert!(
+                left.is_none_or(|b| kept == 0 && *b == fresh),
+                "{name} still in the journal"
+            );
         } else {
             assert_eq!(after[name], bytes[..cut], "{name} not cut at {cut}");
         }
@@ -102,12 +137,20 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
     assert_eq!(repaired.bytes_removed, removed);
 
     let journal = Journal::open(dir).unwrap();
-    let want: Vec<Entry> = (1..=kept).map(|seq| Entry { seq, data: rec(seq) }).collect();
+    let want: Vec<Entry> = (1..=kept)
+        .map(|seq| Entry {
+            seq,
+            data: rec(seq),
+        })
+        .collect();
     assert_eq!(read_all(&journal), want);
     assert_eq!(journal.append(r#"{"after":"repair"}"#).unwrap(), kept + 1);
     drop(journal);
     let report = verify(dir, &mut |_, _| {}).unwrap();
-    assert_eq!((report.damage, report.records, report.last_seq), (None, kept + 1, kept + 1));
+    assert_eq!(
+        (report.damage, report.records, report.last_seq),
+        (None, kept + 1, kept + 1)
+    );
 }
 
 #[test]
@@ -115,18 +158,33 @@ fn a_flipped_byte_is_a_checksum_mismatch() {
     let dir = tmp();
     let segs = build(dir.path());
     let (path, line, seq) = middle_line(&segs, 3);
-    let digit_at = line.text.find(&format!("\"data\":{{\"i\":{seq}")).unwrap() + 12 + seq.to_string().len() - 1;
+    let digit_at =
+        line.text.find(&format!("\"data\":{{\"i\":{seq}")).unwrap() + 12 + seq.to_string().len()
+            - 1;
     let old = line.text.as_bytes()[digit_at];
     let new = if old == b'9' { b'0' } else { old + 1 };
     patch(&path, line.offset + digit_at as u64, &[new]);
-    let text = lines(&path).into_iter().find(|l| l.offset == line.offset).unwrap().text;
+    let text = lines(&path)
+        .into_iter()
+        .find(|l| l.offset == line.offset)
+        .unwrap()
+        .text;
     let data = &text[text.find("\"data\":").unwrap() + 7..text.len() - 1];
     let stored: serde_json::Value = serde_json::from_str(&line.text).unwrap();
     let stored = u32::from_str_radix(stored["crc"].as_str().unwrap(), 16).unwrap();
     let computed = crc32c(data.as_bytes());
     assert_ne!(stored, computed);
     let kind = CorruptionKind::ChecksumMismatch { stored, computed };
-    check_damage(dir.path(), Corruption { file: path, offset: line.offset, seq, kind }, seq - 1);
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: line.offset,
+            seq,
+            kind,
+        },
+        seq - 1,
+    );
 }
 
 /// Rewrites segment `path` with `line` replaced by `with` (any length).
@@ -141,10 +199,26 @@ fn a_wrong_seq_is_a_sequence_gap() {
     let dir = tmp();
     let segs = build(dir.path());
     let (path, line, seq) = middle_line(&segs, 4);
-    let changed = line.text.replacen(&format!("{{\"seq\":{seq},"), &format!("{{\"seq\":{},", seq + 1000), 1);
+    let changed = line.text.replacen(
+        &format!("{{\"seq\":{seq},"),
+        &format!("{{\"seq\":{},", seq + 1000),
+        1,
+    );
     replace_line(&path, &line, &changed);
-    let kind = CorruptionKind::SequenceGap { expected: seq, found: seq + 1000 };
-    check_damage(dir.path(), Corruption { file: path, offset: line.offset, seq, kind }, seq - 1);
+    let kind = CorruptionKind::SequenceGap {
+        expected: seq,
+        found: seq + 1000,
+    };
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: line.offset,
+            seq,
+            kind,
+        },
+        seq - 1,
+    );
 }
 
 #[test]
@@ -153,8 +227,20 @@ fn a_repeated_line_is_a_sequence_gap() {
     let segs = build(dir.path());
     let (path, line, seq) = middle_line(&segs, 2);
     replace_line(&path, &line, &format!("{}\n{}", line.text, line.text));
-    let kind = CorruptionKind::SequenceGap { expected: seq + 1, found: seq };
-    check_damage(dir.path(), Corruption { file: path, offset: line.end, seq: seq + 1, kind }, seq);
+    let kind = CorruptionKind::SequenceGap {
+        expected: seq + 1,
+        found: seq,
+    };
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: line.end,
+            seq: seq + 1,
+            kind,
+        },
+        seq,
+    );
 }
 
 #[test]
@@ -164,7 +250,16 @@ fn garbage_in_a_middle_line() {
     let (path, line, seq) = middle_line(&segs, 5);
     patch(&path, line.offset, "x".repeat(line.text.len()).as_bytes());
     let kind = CorruptionKind::Garbage(String::new());
-    check_damage(dir.path(), Corruption { file: path, offset: line.offset, seq, kind }, seq - 1);
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: line.offset,
+            seq,
+            kind,
+        },
+        seq - 1,
+    );
 }
 
 #[test]
@@ -175,7 +270,16 @@ fn garbage_in_the_last_segment_before_its_last_line_is_not_a_torn_tail() {
     assert!(seq < 300);
     patch(&path, line.offset, b"\0\0\0\0");
     let kind = CorruptionKind::Garbage(String::new());
-    check_damage(dir.path(), Corruption { file: path, offset: line.offset, seq, kind }, seq - 1);
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: line.offset,
+            seq,
+            kind,
+        },
+        seq - 1,
+    );
 }
 
 #[test]
@@ -189,7 +293,16 @@ fn a_cut_line_at_the_end_of_a_middle_segment() {
     // The journal then also misses the records of the cut line, but the first
     // damage is the incomplete line itself.
     let kind = CorruptionKind::Garbage(String::new());
-    check_damage(dir.path(), Corruption { file: path, offset: last.offset, seq, kind }, seq - 1);
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: last.offset,
+            seq,
+            kind,
+        },
+        seq - 1,
+    );
 }
 
 #[test]
@@ -199,9 +312,21 @@ fn a_deleted_middle_segment_is_a_missing_segment() {
     let (gone, gone_path) = segs[3].clone();
     let (found, found_path) = segs[4].clone();
     std::fs::remove_file(gone_path).unwrap();
-    let kind = CorruptionKind::MissingSegment { expected: gone, found };
+    let kind = CorruptionKind::MissingSegment {
+        expected: gone,
+        found,
+    };
     // The sequence named is the first one missing.
-    check_damage(dir.path(), Corruption { file: found_path, offset: 0, seq: gone, kind }, gone - 1);
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: found_path,
+            offset: 0,
+            seq: gone,
+            kind,
+        },
+        gone - 1,
+    );
 }
 
 #[test]
@@ -220,7 +345,16 @@ fn a_damaged_header() {
         bytes.splice(..good.len(), bad.bytes());
         std::fs::write(&path, bytes).unwrap();
         let kind = CorruptionKind::BadHeader(String::new());
-        check_damage(dir.path(), Corruption { file: path, offset: 0, seq: first, kind }, first - 1);
+        check_damage(
+            dir.path(),
+            Corruption {
+                file: path,
+                offset: 0,
+                seq: first,
+                kind,
+            },
+            first - 1,
+        );
     }
 }
 
@@ -229,7 +363,9 @@ fn an_unterminated_batch_at_the_end_of_a_middle_segment() {
     let dir = tmp();
     let journal = Journal::open_with(dir.path(), small(1024)).unwrap();
     for i in (1..=120).step_by(3) {
-        journal.append_batch(&[rec(i), rec(i + 1), rec(i + 2)]).unwrap();
+        journal
+            .append_batch(&[rec(i), rec(i + 1), rec(i + 2)])
+            .unwrap();
     }
     drop(journal);
     let segs = segments(dir.path());
@@ -241,5 +377,14 @@ fn an_unterminated_batch_at_the_end_of_a_middle_segment() {
     set_len(&path, closing.offset);
     let seq = seq_of(opening);
     let kind = CorruptionKind::UnterminatedBatch;
-    check_damage(dir.path(), Corruption { file: path, offset: opening.offset, seq, kind }, seq - 1);
+    check_damage(
+        dir.path(),
+        Corruption {
+            file: path,
+            offset: opening.offset,
+            seq,
+            kind,
+        },
+        seq - 1,
+    );
 }

@@ -1,146 +1,14 @@
-//! Durability order and failure handling, seen through `FaultyFs`: what was
-//! written and synced before each call returned, and what a failed write,
-//! fdatasync or directory fsync does to the handle and to the data.
+//! Failure handling, with failures injected by `FaultyFs`: a failed write,
+//! fdatasync or directory fsync fails that call, poisons the handle for every
+//! later write, and loses no acknowledged record once the journal is reopened.
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
 use mini_engine::fs::faulty::{FaultyFs, FsEvent};
 use mini_engine::{Entry, Journal, JournalError};
-
-fn position(events: &[FsEvent], from: usize, to: usize, what: impl Fn(&FsEvent) -> bool) -> Option<usize> {
-    (from..to).find(|&i| what(&events[i]))
-}
-
-/// Checks that segment `path`, created at `events[create]`, got its header
-/// written and synced and then the directory synced, before any record was
-/// written to it; returns the index of the directory sync.
-fn check_created(events: &[FsEvent], create: usize, path: &Path, dir: &Path, first_seq: u64) -> usize {
-    assert_eq!(events[create], FsEvent::Create(path.to_path_buf()));
-    let n = events.len();
-    let write = position(events, create, n, |e| matches!(e, FsEvent::Write { path: p, .. } if p == path))
-        .expect("header written");
-    let header_len = header(first_seq).len();
-    assert_eq!(events[write], FsEvent::Write { path: path.to_path_buf(), offset: 0, len: header_len });
-    let sync = position(events, write, n, |e| *e == FsEvent::SyncData(path.to_path_buf())).expect("header synced");
-    let dir_sync = position(events, sync, n, |e| *e == FsEvent::SyncDir(dir.to_path_buf())).expect("dir synced");
-    let first_record =
-        position(events, write + 1, n, |e| matches!(e, FsEvent::Write { path: p, .. } if p == path)).unwrap_or(n);
-    assert!(dir_sync < first_record, "a record was written before the segment was durable: {events:#?}");
-    dir_sync
-}
-
-#[test]
-fn creating_a_journal_syncs_the_new_directories_and_the_first_segment() {
-    let base = tmp();
-    let dir = base.path().join("data").join("ns").join("journal");
-    let fs = FaultyFs::new();
-    let journal = Journal::open_with(&dir, with_fs(1 << 20, Arc::new(fs.clone()))).unwrap();
-    let events = fs.events();
-    for parent in [base.path().to_path_buf(), base.path().join("data"), base.path().join("data").join("ns")] {
-        assert!(events.contains(&FsEvent::SyncDir(parent.clone())), "{} not synced: {events:#?}", parent.display());
-    }
-    let seg = dir.join(format!("{:020}.jsonl", 1));
-    let create = position(&events, 0, events.len(), |e| *e == FsEvent::Create(seg.clone())).unwrap();
-    check_created(&events, create, &seg, &dir, 1);
-    assert_eq!(journal.append("1").unwrap(), 1);
-}
-
-#[test]
-fn every_append_is_written_and_synced_before_it_returns() {
-    let dir = tmp();
-    let dir = dir.path();
-    let fs = FaultyFs::new();
-    let journal = Journal::open_with(dir, with_fs(1024, Arc::new(fs.clone()))).unwrap();
-    let mut rng = Rng::new(7);
-    let mut rotations = 0;
-    for _ in 0..150 {
-        let start = fs.events().len();
-        let first = journal.next_seq();
-        let unit: Vec<String> = (0..rng.range(1, 4)).map(|k| rec(first + k)).collect();
-        let last = if unit.len() == 1 { journal.append(&unit[0]) } else { journal.append_batch(&unit) }.unwrap();
-        let events = fs.events();
-        let returned = events.len();
-        let (path, first_line) = find_line(dir, first);
-        let (_, last_line) = find_line(dir, last);
-        let bytes = FsEvent::Write {
-            path: path.clone(),
-            offset: first_line.offset,
-            len: (last_line.end - first_line.offset) as usize,
-        };
-        let write = position(&events, start, returned, |e| *e == bytes)
-            .unwrap_or_else(|| panic!("seqs {first}..={last}: no {bytes:?} in {:#?}", &events[start..]));
-        position(&events, write, returned, |e| *e == FsEvent::SyncData(path.clone()))
-            .unwrap_or_else(|| panic!("seqs {first}..={last} returned before {} was synced", path.display()));
-        // A rotation in this call: the old segment was synced after its last
-        // write and before the new one was created.
-        if let Some(create) = position(&events, start, returned, |e| matches!(e, FsEvent::Create(_))) {
-            rotations += 1;
-            let FsEvent::Create(new) = &events[create] else { unreachable!() };
-            assert_eq!(*new, path, "the new segment holds the unit");
-            check_created(&events, create, new, dir, first);
-            let old = segments(dir).iter().rev().nth(1).unwrap().1.clone();
-            let last_write =
-                (0..create).rev().find(|&i| matches!(&events[i], FsEvent::Write { path: p, .. } if *p == old)).unwrap();
-            position(&events, last_write, create, |e| *e == FsEvent::SyncData(old.clone()))
-                .unwrap_or_else(|| panic!("{} was not synced before rotating", old.display()));
-        }
-    }
-    assert!(rotations >= 10, "only {rotations} rotations");
-}
-
-#[test]
-fn truncate_before_syncs_the_directory_after_each_removal() {
-    let dir = tmp();
-    let fs = FaultyFs::new();
-    let journal = Journal::open_with(dir.path(), with_fs(512, Arc::new(fs.clone()))).unwrap();
-    for i in 1..=100 {
-        journal.append(&rec(i)).unwrap();
-    }
-    let before: Vec<PathBuf> = segments(dir.path()).into_iter().map(|(_, p)| p).collect();
-    fs.clear_events();
-    let removed = journal.truncate_before(80).unwrap();
-    let events = fs.events();
-    assert!(removed >= 5);
-    let mut expected = Vec::new();
-    for path in &before[..removed] {
-        assert!(!path.exists());
-        expected.push(FsEvent::Remove(path.clone()));
-        expected.push(FsEvent::SyncDir(dir.path().to_path_buf()));
-    }
-    assert_eq!(events, expected, "each removal is followed by a directory sync, oldest first");
-}
-
-#[test]
-fn the_cut_of_a_torn_tail_is_synced() {
-    let dir = tmp();
-    {
-        let journal = Journal::open(dir.path()).unwrap();
-        journal.append("1").unwrap();
-    }
-    let seg = last_segment(dir.path());
-    append_bytes(&seg, br#"{"seq":2,"crc":"#);
-    let fs = FaultyFs::new();
-    let journal = Journal::open_with(dir.path(), with_fs(1 << 20, Arc::new(fs.clone()))).unwrap();
-    assert_eq!(journal.recovery().dropped_bytes, 15);
-    assert!(fs.events().contains(&FsEvent::SyncData(seg.clone())), "{:#?}", fs.events());
-    drop(journal);
-
-    // A torn segment header: removal, then a directory sync.
-    let torn = dir.path().join(format!("{:020}.jsonl", 2));
-    std::fs::write(&torn, b"{\"mini\":").unwrap();
-    fs.clear_events();
-    let journal = Journal::open_with(dir.path(), with_fs(1 << 20, Arc::new(fs.clone()))).unwrap();
-    assert!(!torn.exists());
-    let events = fs.events();
-    let remove = position(&events, 0, events.len(), |e| *e == FsEvent::Remove(torn.clone())).unwrap();
-    position(&events, remove, events.len(), |e| *e == FsEvent::SyncDir(dir.path().to_path_buf()))
-        .expect("directory synced after removing the torn segment");
-    assert_eq!(read_all(&journal).len(), 1);
-}
 
 /// A journal on `FaultyFs` with three acknowledged records.
 struct Run {
@@ -153,8 +21,14 @@ struct Run {
 fn start(segment_size: u64) -> Run {
     let dir = tmp();
     let fs = FaultyFs::new();
-    let journal = Journal::open_with(dir.path(), with_fs(segment_size, Arc::new(fs.clone()))).unwrap();
-    let mut run = Run { dir, fs, journal, acked: Vec::new() };
+    let journal =
+        Journal::open_with(dir.path(), with_fs(segment_size, Arc::new(fs.clone()))).unwrap();
+    let mut run = Run {
+        dir,
+        fs,
+        journal,
+        acked: Vec::new(),
+    };
     for i in 1..=3 {
         attempt(&mut run, &[rec(i)]).unwrap();
     }
@@ -164,9 +38,17 @@ fn start(segment_size: u64) -> Run {
 /// Appends `unit` (a single append for one record); remembers it if acknowledged.
 fn attempt(run: &mut Run, unit: &[String]) -> Result<u64, JournalError> {
     let first = run.journal.next_seq();
-    let last = if unit.len() == 1 { run.journal.append(&unit[0]) } else { run.journal.append_batch(unit) }?;
+    let last = if unit.len() == 1 {
+        run.journal.append(&unit[0])
+    } else {
+        run.journal.append_batch(unit)
+    }?;
     assert_eq!(last, first + unit.len() as u64 - 1);
-    run.acked.extend(unit.iter().enumerate().map(|(i, d)| Entry { seq: first + i as u64, data: d.clone() }));
+    run.acked
+        .extend(unit.iter().enumerate().map(|(i, d)| Entry {
+            seq: first + i as u64,
+            data: d.clone(),
+        }));
     Ok(last)
 }
 
@@ -184,12 +66,24 @@ fn until_failure(run: &mut Run, rng: &mut Rng) -> (JournalError, Vec<String>) {
 
 /// The failed call got an i/o error, and the handle now refuses every write.
 fn check_poisoned(run: &Run, err: &JournalError) {
-    assert!(matches!(err, JournalError::Io { .. }), "the failure itself is an i/o error, got {err:?}");
+    assert!(
+        matches!(err, JournalError::Io { .. }),
+        "the failure itself is an i/o error, got {err:?}"
+    );
     assert!(run.journal.is_poisoned());
     let files = snapshot(run.dir.path());
-    assert!(matches!(run.journal.append("1"), Err(JournalError::Poisoned)));
-    assert!(matches!(run.journal.append_batch(&["1", "2"]), Err(JournalError::Poisoned)));
-    assert!(matches!(run.journal.truncate_before(u64::MAX), Err(JournalError::Poisoned)));
+    assert!(matches!(
+        run.journal.append("1"),
+        Err(JournalError::Poisoned)
+    ));
+    assert!(matches!(
+        run.journal.append_batch(&["1", "2"]),
+        Err(JournalError::Poisoned)
+    ));
+    assert!(matches!(
+        run.journal.truncate_before(u64::MAX),
+        Err(JournalError::Poisoned)
+    ));
     assert!(JournalError::Poisoned.to_string().contains("reopen"));
     assert_eq!(snapshot(run.dir.path()), files, "a poisoned handle wrote");
 }
@@ -197,15 +91,27 @@ fn check_poisoned(run: &Run, err: &JournalError) {
 /// Reopens on the real file system: every acknowledged record still stored
 /// is there, the failed unit is there whole or not at all, and appends go on.
 fn reopen(run: Run, failed: &[String]) -> (tempfile::TempDir, Journal) {
-    let Run { dir, journal, acked, .. } = run;
+    let Run {
+        dir,
+        journal,
+        acked,
+        ..
+    } = run;
     drop(journal);
     let journal = Journal::open(dir.path()).unwrap();
     let all = read_all(&journal);
     let first = journal.first_seq();
     let acked: Vec<Entry> = acked.into_iter().filter(|e| e.seq >= first).collect();
-    assert_eq!(all[..acked.len()], acked[..], "an acknowledged record is lost");
+    assert_eq!(
+        all[..acked.len()],
+        acked[..],
+        "an acknowledged record is lost"
+    );
     let rest: Vec<String> = all[acked.len()..].iter().map(|e| e.data.clone()).collect();
-    assert!(rest.is_empty() || rest == failed, "after the acknowledged records: {rest:?}");
+    assert!(
+        rest.is_empty() || rest == failed,
+        "after the acknowledged records: {rest:?}"
+    );
     let next = journal.next_seq();
     assert_eq!(journal.append("1").unwrap(), next);
     (dir, journal)
@@ -238,8 +144,16 @@ fn failed_syncs_while_rotating_poison_the_handle() {
         run.fs.clear_events();
         run.fs.fail_sync_data_after(n);
         let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
-        let created = run.fs.events().iter().any(|e| matches!(e, FsEvent::Create(_)));
-        assert_eq!(created, n == 1, "a segment is created only after the old one is synced");
+        let created = run
+            .fs
+            .events()
+            .iter()
+            .any(|e| matches!(e, FsEvent::Create(_)));
+        assert_eq!(
+            created,
+            n == 1,
+            "a segment is created only after the old one is synced"
+        );
         check_poisoned(&run, &err);
         reopen(run, &[rotating_record()]);
     }
@@ -263,7 +177,10 @@ fn a_failed_directory_fsync_poisons_the_handle() {
     let err = run.journal.truncate_before(30).unwrap_err();
     check_poisoned(&run, &err);
     let (_dir, journal) = reopen(run, &[]);
-    assert!(journal.first_seq() <= 30, "a record at or after 30 was removed");
+    assert!(
+        journal.first_seq() <= 30,
+        "a record at or after 30 was removed"
+    );
 
     // While creating a new journal: open fails, a later open works.
     for n in 0..3 {
@@ -272,7 +189,10 @@ fn a_failed_directory_fsync_poisons_the_handle() {
         let fs = FaultyFs::new();
         fs.fail_sync_dir_after(n);
         let result = Journal::open_with(&dir, with_fs(512, Arc::new(fs.clone())));
-        assert!(matches!(result, Err(JournalError::Io { .. })), "n={n}: {result:?}");
+        assert!(
+            matches!(result, Err(JournalError::Io { .. })),
+            "n={n}: {result:?}"
+        );
         let journal = Journal::open(&dir).unwrap();
         assert_eq!((journal.next_seq(), journal.append("1").unwrap()), (1, 1));
     }
@@ -292,7 +212,10 @@ fn a_half_write_poisons_and_reopen_cuts_the_torn_half() {
         let dir = run.dir.path().to_path_buf();
         let (_dir, journal) = reopen(run, &[]);
         assert_eq!(journal.recovery().dropped_bytes, bytes.len() as u64 / 2);
-        assert_eq!(file_len(&seg), len - bytes.len() as u64 / 2 + encode_unit(4, &["1"]).len() as u64);
+        assert_eq!(
+            file_len(&seg),
+            len - bytes.len() as u64 / 2 + encode_unit(4, &["1"]).len() as u64
+        );
         assert_eq!(read_all(&journal).len(), 4, "{}", dir.display());
     }
 

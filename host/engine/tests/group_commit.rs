@@ -1,6 +1,6 @@
 //! Group commit: many threads appending to one journal get unique,
-//! contiguous sequence numbers, batches stay whole and in order, and
-//! concurrent appenders share fdatasyncs.
+//! contiguous sequence numbers, batches stay whole and in order, concurrent
+//! appenders share fdatasyncs, and readers never see what is not durable.
 
 mod common;
 
@@ -15,10 +15,11 @@ use mini_engine::fs::faulty::{FaultyFs, FsEvent};
 use mini_engine::fs::{FileRef, FileSystem, FsFile};
 use mini_engine::{Entry, Journal};
 
-/// The first fdatasync after `arm` waits until three writes have happened
-/// since: so while it runs at least two other appenders have written, and
-/// the sync after it covers both. This makes sharing certain on any disk,
-/// however fast; an engine that syncs once per append still fails.
+/// Controls fdatasync from the test. Armed, the first fdatasync waits until
+/// three writes have happened since: so while it runs at least two other
+/// appenders have written, and the sync after it covers both. This makes
+/// sharing certain on any disk, however fast; an engine that syncs once per
+/// append still fails. Parked, the next fdatasync waits until released.
 #[derive(Debug, Default)]
 struct Gate {
     state: Mutex<GateState>,
@@ -31,6 +32,8 @@ struct GateState {
     writes: u64,
     held: bool,
     timed_out: bool,
+    park: bool,
+    parked: bool,
 }
 
 impl Gate {
@@ -45,8 +48,36 @@ impl Gate {
         self.changed.notify_all();
     }
 
+    fn park_next_sync(&self) {
+        self.state.lock().unwrap().park = true;
+    }
+
+    /// Waits until an fdatasync is parked.
+    fn wait_parked(&self) {
+        let s = self.state.lock().unwrap();
+        let (s, timeout) = self
+            .changed
+            .wait_timeout_while(s, Duration::from_secs(20), |s| !s.parked)
+            .unwrap();
+        assert!(s.parked && !timeout.timed_out(), "no fdatasync came");
+    }
+
+    fn release(&self) {
+        self.state.lock().unwrap().parked = false;
+        self.changed.notify_all();
+    }
+
     fn before_sync(&self) {
         let mut s = self.state.lock().unwrap();
+        if s.park {
+            s.park = false;
+            s.parked = true;
+            self.changed.notify_all();
+            while s.parked {
+                s = self.changed.wait(s).unwrap();
+            }
+            return;
+        }
         if !s.armed || s.held {
             return;
         }
@@ -100,7 +131,10 @@ impl FsFile for GateFile {
 
 impl GateFs {
     fn wrap(&self, file: FileRef) -> FileRef {
-        Arc::new(GateFile { inner: file, gate: self.gate.clone() })
+        Arc::new(GateFile {
+            inner: file,
+            gate: self.gate.clone(),
+        })
     }
 }
 
@@ -143,7 +177,10 @@ fn concurrent_appenders_share_fsyncs() {
     let dir = tmp();
     let faulty = FaultyFs::new();
     let gate = Arc::new(Gate::default());
-    let fs = GateFs { inner: faulty.clone(), gate: gate.clone() };
+    let fs = GateFs {
+        inner: faulty.clone(),
+        gate: gate.clone(),
+    };
     let journal = Journal::open_with(dir.path(), with_fs(1 << 30, Arc::new(fs))).unwrap();
     faulty.clear_events();
     gate.arm();
@@ -151,29 +188,53 @@ fn concurrent_appenders_share_fsyncs() {
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let journal = journal.clone();
-            thread::spawn(move || (0..PER_THREAD).map(|k| journal.append(&data(t, k)).unwrap()).collect::<Vec<u64>>())
+            thread::spawn(move || {
+                (0..PER_THREAD)
+                    .map(|k| journal.append(&data(t, k)).unwrap())
+                    .collect::<Vec<u64>>()
+            })
         })
         .collect();
     let mut owner = vec![None; (THREADS * PER_THREAD + 1) as usize];
     for (t, handle) in handles.into_iter().enumerate() {
         let seqs = handle.join().unwrap();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "thread {t}: seqs go back");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "thread {t}: seqs go back"
+        );
         for (k, seq) in seqs.into_iter().enumerate() {
-            let slot = owner.get_mut(seq as usize).unwrap_or_else(|| panic!("seq {seq} out of range"));
+            let slot = owner
+                .get_mut(seq as usize)
+                .unwrap_or_else(|| panic!("seq {seq} out of range"));
             assert!(slot.is_none(), "seq {seq} handed out twice");
             *slot = Some(data(t as u64, k as u64));
         }
     }
     let appends = THREADS * PER_THREAD;
-    let want: Vec<Entry> = (1..=appends).map(|seq| Entry { seq, data: owner[seq as usize].clone().unwrap() }).collect();
+    let want: Vec<Entry> = (1..=appends)
+        .map(|seq| Entry {
+            seq,
+            data: owner[seq as usize].clone().unwrap(),
+        })
+        .collect();
     assert_eq!(read_all(&journal), want);
     assert_eq!(journal.last_seq(), appends);
 
-    assert!(!gate.state.lock().unwrap().timed_out, "appenders could not write while a sync ran");
-    let syncs = faulty.events().iter().filter(|e| matches!(e, FsEvent::SyncData(_))).count() as u64;
+    assert!(
+        !gate.state.lock().unwrap().timed_out,
+        "appenders could not write while a sync ran"
+    );
+    let syncs = faulty
+        .events()
+        .iter()
+        .filter(|e| matches!(e, FsEvent::SyncData(_)))
+        .count() as u64;
     // Every sync makes at least one new append durable, so syncs <= appends;
     // with the gate two appends certainly shared one.
-    assert!(syncs < appends, "{syncs} fdatasyncs for {appends} appends: no sharing");
+    assert!(
+        syncs < appends,
+        "{syncs} fdatasyncs for {appends} appends: no sharing"
+    );
     eprintln!("{appends} appends, {syncs} fdatasyncs");
     drop(journal);
     let journal = Journal::open(dir.path()).unwrap();
@@ -193,7 +254,8 @@ fn concurrent_batches_stay_whole_and_in_order() {
                 let mut rng = Rng::new(t + 1);
                 let mut units = Vec::new();
                 for u in 0..60 {
-                    let unit: Vec<String> = (0..rng.range(1, 6)).map(|k| data(t, u * 10 + k)).collect();
+                    let unit: Vec<String> =
+                        (0..rng.range(1, 6)).map(|k| data(t, u * 10 + k)).collect();
                     let last = journal.append_batch(&unit).unwrap();
                     units.push((last, unit));
                 }
@@ -208,18 +270,88 @@ fn concurrent_batches_stay_whole_and_in_order() {
             appends += 1;
             let first = last + 1 - unit.len() as u64;
             for (i, d) in unit.into_iter().enumerate() {
-                assert!(expected.insert(first + i as u64, d).is_none(), "seq handed out twice");
+                assert!(
+                    expected.insert(first + i as u64, d).is_none(),
+                    "seq handed out twice"
+                );
             }
         }
     }
-    let want: Vec<Entry> = expected.into_iter().map(|(seq, data)| Entry { seq, data }).collect();
-    assert_eq!(want.last().unwrap().seq, want.len() as u64, "seqs are not contiguous");
-    assert_eq!(read_all(&journal), want, "a batch was interleaved or reordered");
-    let syncs = fs.events().iter().filter(|e| matches!(e, FsEvent::SyncData(_))).count();
-    let creates = fs.events().iter().filter(|e| matches!(e, FsEvent::Create(_))).count();
+    let want: Vec<Entry> = expected
+        .into_iter()
+        .map(|(seq, data)| Entry { seq, data })
+        .collect();
+    assert_eq!(
+        want.last().unwrap().seq,
+        want.len() as u64,
+        "seqs are not contiguous"
+    );
+    assert_eq!(
+        read_all(&journal),
+        want,
+        "a batch was interleaved or reordered"
+    );
+    let syncs = fs
+        .events()
+        .iter()
+        .filter(|e| matches!(e, FsEvent::SyncData(_)))
+        .count();
+    let creates = fs
+        .events()
+        .iter()
+        .filter(|e| matches!(e, FsEvent::Create(_)))
+        .count();
     // Per rotation: the old segment and the new header; otherwise at most
     // one sync per acknowledged unit.
-    assert!(syncs <= appends + 2 * creates, "{syncs} syncs for {appends} units and {creates} rotations");
+    assert!(
+        syncs <= appends + 2 * creates,
+        "{syncs} syncs for {appends} units and {creates} rotations"
+    );
     drop(journal);
     assert_eq!(read_all(&Journal::open(dir.path()).unwrap()), want);
+}
+
+#[test]
+fn readers_never_see_a_record_before_it_is_durable() {
+    let dir = tmp();
+    let gate = Arc::new(Gate::default());
+    let fs = GateFs {
+        inner: FaultyFs::new(),
+        gate: gate.clone(),
+    };
+    let journal = Journal::open_with(dir.path(), with_fs(1 << 20, Arc::new(fs))).unwrap();
+    journal.append("1").unwrap();
+    let mut reader = journal.read_from(0).unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().data, "1");
+    assert!(reader.next().is_none());
+
+    gate.park_next_sync();
+    let appender = {
+        let journal = journal.clone();
+        thread::spawn(move || journal.append("2"))
+    };
+    gate.wait_parked();
+    // Record 2 is written (it is in the file) but not yet synced.
+    let on_disk = std::fs::read_to_string(last_segment(dir.path())).unwrap();
+    assert!(on_disk.ends_with(&encode_unit(2, &["2"])), "{on_disk}");
+    assert_eq!(journal.last_seq(), 1);
+    assert!(
+        reader.next().is_none(),
+        "a reader saw a record not yet durable"
+    );
+    assert_eq!(
+        read_all(&journal).len(),
+        1,
+        "a new reader saw a record not yet durable"
+    );
+    gate.release();
+    assert_eq!(appender.join().unwrap().unwrap(), 2);
+    assert_eq!(journal.last_seq(), 2);
+    assert_eq!(
+        reader.next().unwrap().unwrap(),
+        Entry {
+            seq: 2,
+            data: "2".into()
+        }
+    );
 }

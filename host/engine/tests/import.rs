@@ -49,7 +49,12 @@ fn mixed_journal(dir: &Path) -> (PathBuf, Vec<String>) {
         upstream(&dir.join(name), version, &all[range]);
     }
     // Files that are not part of it, and would break the import if read.
-    for decoy in ["journal.jsonl.bak", "other.jsonl.001", "journal.jsonl.001.tmp", "xjournal.jsonl.005"] {
+    for decoy in [
+        "journal.jsonl.bak",
+        "other.jsonl.001",
+        "journal.jsonl.001.tmp",
+        "xjournal.jsonl.005",
+    ] {
         std::fs::write(dir.join(decoy), "not a journal\n").unwrap();
     }
     (base, all)
@@ -70,7 +75,10 @@ fn a_mixed_rotated_journal_imports_in_order() {
     let before = snapshot(src.path());
     let dst = tmp();
     let journal = Journal::open(dst.path().join("imported")).unwrap();
-    assert_eq!(import_ministore(&base, &journal).unwrap(), records.len() as u64);
+    assert_eq!(
+        import_ministore(&base, &journal).unwrap(),
+        records.len() as u64
+    );
     assert_eq!(data_of(&journal), records);
     assert_eq!(snapshot(src.path()), before, "the upstream files changed");
     drop(journal);
@@ -132,7 +140,10 @@ fn import_fails(base: &Path) -> ImportError {
 fn a_file_without_the_header_is_not_ministore() {
     for (name, content) in [
         ("journal.jsonl", "{\"Set\":{\"value\":1}}\n"),
-        ("journal.jsonl.000003", "{\"mini\":\"journal\",\"version\":1,\"first_seq\":1}\n"),
+        (
+            "journal.jsonl.000003",
+            "{\"mini\":\"journal\",\"version\":1,\"first_seq\":1}\n",
+        ),
         ("journal.jsonl.002", ""),
         ("journal.jsonl", "// SOMETHING ELSE v0.1.4\n1\n"),
     ] {
@@ -157,9 +168,18 @@ fn a_bad_line_imports_nothing() {
         lines[5] = bad.to_string();
         upstream(&path, "0.1.4", &lines);
         match import_fails(&base) {
-            ImportError::InvalidLine { path: p, line, reason } => {
+            ImportError::InvalidLine {
+                path: p,
+                line,
+                reason,
+            } => {
                 assert_eq!((p, line), (path.clone(), 7), "{bad:?}");
-                let shown = ImportError::InvalidLine { path: path.clone(), line, reason }.to_string();
+                let shown = ImportError::InvalidLine {
+                    path: path.clone(),
+                    line,
+                    reason,
+                }
+                .to_string();
                 assert!(shown.contains(&format!("{}:7", path.display())), "{shown}");
             }
             other => panic!("{bad:?}: {other:?}"),
@@ -181,16 +201,30 @@ fn a_record_over_the_size_limit_imports_nothing() {
     };
     let journal = Journal::open_with(dst.path(), options).unwrap();
     let err = import_ministore(&base, &journal).expect_err("an oversize record was imported");
-    assert!(matches!(&err, ImportError::InvalidLine { path, line: 11, .. } if *path == base), "{err:?}");
-    assert!(err.to_string().contains("2002"), "the error names the size: {err}");
-    assert_eq!(journal.next_seq(), 1, "records were imported before the failure");
+    assert!(
+        matches!(&err, ImportError::InvalidLine { path, line: 11, .. } if *path == base),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("2002"),
+        "the error names the size: {err}"
+    );
+    assert_eq!(
+        journal.next_seq(),
+        1,
+        "records were imported before the failure"
+    );
 }
 
 #[test]
 fn no_journal_at_the_path() {
     let src = tmp();
     let base = src.path().join("journal.jsonl");
-    std::fs::write(src.path().join("other.jsonl.001"), "// MINISTORE JOURNAL v0.1.4\n1\n").unwrap();
+    std::fs::write(
+        src.path().join("other.jsonl.001"),
+        "// MINISTORE JOURNAL v0.1.4\n1\n",
+    )
+    .unwrap();
     match import_fails(&base) {
         ImportError::NotFound(p) => assert_eq!(p, base),
         other => panic!("{other:?}"),

@@ -39,7 +39,12 @@ fn write_many(dir: &Path) -> Journal {
 }
 
 fn expect(from: u64, to: u64) -> Vec<Entry> {
-    (from..=to).map(|seq| Entry { seq, data: rec(seq) }).collect()
+    (from..=to)
+        .map(|seq| Entry {
+            seq,
+            data: rec(seq),
+        })
+        .collect()
 }
 
 /// Checks the segment files: names are their first seqs, headers agree,
@@ -48,16 +53,32 @@ fn check_segment_files(dir: &Path, first: u64, last: u64) -> Vec<u64> {
     let segs = segments(dir);
     let mut expected_first = first;
     for (seq, path) in &segs {
-        assert_eq!(*seq, expected_first, "{} does not continue the previous segment", path.display());
+        assert_eq!(
+            *seq,
+            expected_first,
+            "{} does not continue the previous segment",
+            path.display()
+        );
         let lines = lines(path);
         assert_eq!(format!("{}\n", lines[0].text), header(*seq));
-        assert!(file_len(path) <= SEGMENT, "{} is {} bytes", path.display(), file_len(path));
+        assert!(
+            file_len(path) <= SEGMENT,
+            "{} is {} bytes",
+            path.display(),
+            file_len(path)
+        );
         if let Some(line) = lines.get(1) {
             assert_eq!(seq_of(line), *seq, "first record of {}", path.display());
         }
-        expected_first = lines.last().map_or(*seq, |l| if l.offset == 0 { *seq } else { seq_of(l) + 1 });
+        expected_first = lines
+            .last()
+            .map_or(*seq, |l| if l.offset == 0 { *seq } else { seq_of(l) + 1 });
     }
-    assert_eq!(expected_first, last + 1, "the segments do not end at the last record");
+    assert_eq!(
+        expected_first,
+        last + 1,
+        "the segments do not end at the last record"
+    );
     segs.iter().map(|(s, _)| *s).collect()
 }
 
@@ -76,8 +97,17 @@ fn thousands_of_records_across_many_segments() {
         samples.extend([first - 1, first, first + 1]);
     }
     for from in samples {
-        let got: Vec<Entry> = journal.read_from(from).unwrap().take(5).map(Result::unwrap).collect();
-        assert_eq!(got, expect(from, (from + 4).min(TOTAL)), "read_from({from})");
+        let got: Vec<Entry> = journal
+            .read_from(from)
+            .unwrap()
+            .take(5)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            got,
+            expect(from, (from + 4).min(TOTAL)),
+            "read_from({from})"
+        );
     }
     // The tail from a late segment boundary is read whole.
     let late = firsts[firsts.len() - 3];
@@ -103,7 +133,9 @@ fn truncate_before_deletes_only_whole_segments_below_it() {
     assert_eq!(journal.first_seq(), cut);
     assert_eq!(read_all(&journal), expect(cut, TOTAL));
     match journal.read_from(cut - 1) {
-        Err(JournalError::OutOfRange { requested, first, .. }) => assert_eq!((requested, first), (cut - 1, cut)),
+        Err(JournalError::OutOfRange {
+            requested, first, ..
+        }) => assert_eq!((requested, first), (cut - 1, cut)),
         other => panic!("read below the first seq gave {other:?}"),
     }
 
@@ -111,13 +143,23 @@ fn truncate_before_deletes_only_whole_segments_below_it() {
     let keep = firsts[20] - 1;
     assert_eq!(journal.truncate_before(keep).unwrap(), 9);
     assert_eq!(journal.first_seq(), firsts[19]);
-    assert!(read_from(&journal, keep).first().is_some_and(|e| e.seq == keep));
+    assert!(
+        read_from(&journal, keep)
+            .first()
+            .is_some_and(|e| e.seq == keep)
+    );
 
     // Everything: the active segment stays, appends continue.
     let active = *firsts.last().unwrap();
     let removed = journal.truncate_before(u64::MAX).unwrap();
     assert_eq!(removed, firsts.len() - 20);
-    assert_eq!(segments(dir.path()).iter().map(|(s, _)| *s).collect::<Vec<_>>(), [active]);
+    assert_eq!(
+        segments(dir.path())
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>(),
+        [active]
+    );
     assert_eq!(journal.first_seq(), active);
     assert_eq!(journal.append(&rec(TOTAL + 1)).unwrap(), TOTAL + 1);
     assert_eq!(read_all(&journal), expect(active, TOTAL + 1));
@@ -127,12 +169,18 @@ fn truncate_before_deletes_only_whole_segments_below_it() {
     let journal = Journal::open_with(dir.path(), small(SEGMENT)).unwrap();
     assert_eq!(journal.first_seq(), active);
     assert_eq!(journal.next_seq(), TOTAL + 2);
-    assert!(matches!(journal.read_from(1), Err(JournalError::OutOfRange { .. })));
+    assert!(matches!(
+        journal.read_from(1),
+        Err(JournalError::OutOfRange { .. })
+    ));
     for i in TOTAL + 2..=TOTAL + 300 {
         assert_eq!(journal.append(&rec(i)).unwrap(), i);
     }
     assert_eq!(read_all(&journal), expect(active, TOTAL + 300));
-    assert!(segments(dir.path()).len() > 1, "rotation goes on after truncation");
+    assert!(
+        segments(dir.path()).len() > 1,
+        "rotation goes on after truncation"
+    );
     check_segment_files(dir.path(), active, TOTAL + 300);
 }
 
@@ -141,7 +189,9 @@ fn a_batch_bigger_than_a_segment_gets_a_segment() {
     let dir = tmp();
     let journal = Journal::open_with(dir.path(), small(SEGMENT)).unwrap();
     // First unit of an empty journal, already too big: written in segment 1.
-    let big: Vec<String> = (1..=60).map(|i| format!(r#"{{"i":{i},"pad":"{}"}}"#, "b".repeat(100))).collect();
+    let big: Vec<String> = (1..=60)
+        .map(|i| format!(r#"{{"i":{i},"pad":"{}"}}"#, "b".repeat(100)))
+        .collect();
     assert_eq!(journal.append_batch(&big).unwrap(), 60);
     assert_eq!(journal.append(&rec(61)).unwrap(), 61);
     let huge = format!("\"{}\"", "h".repeat(3 * SEGMENT as usize));
@@ -150,7 +200,11 @@ fn a_batch_bigger_than_a_segment_gets_a_segment() {
     assert_eq!(journal.append(&rec(123)).unwrap(), 123);
 
     let firsts: Vec<u64> = segments(dir.path()).iter().map(|(s, _)| *s).collect();
-    assert_eq!(firsts, [1, 61, 62, 63, 123], "each oversize unit gets a segment of its own");
+    assert_eq!(
+        firsts,
+        [1, 61, 62, 63, 123],
+        "each oversize unit gets a segment of its own"
+    );
     let mut want: Vec<String> = big.clone();
     want.push(rec(61));
     want.push(huge);
@@ -164,5 +218,11 @@ fn a_batch_bigger_than_a_segment_gets_a_segment() {
     let got: Vec<String> = read_all(&journal).into_iter().map(|e| e.data).collect();
     assert_eq!(got, want);
     assert_eq!(journal.truncate_before(123).unwrap(), 4);
-    assert_eq!(read_all(&journal), vec![Entry { seq: 123, data: rec(123) }]);
+    assert_eq!(
+        read_all(&journal),
+        vec![Entry {
+            seq: 123,
+            data: rec(123)
+        }]
+    );
 }

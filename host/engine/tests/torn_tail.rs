@@ -23,7 +23,10 @@ fn build(dir: &Path, last_unit: &[String]) -> (Vec<Entry>, u64) {
         };
         prefix.push(Entry { seq, data: rec(i) });
         if i % 7 == 0 {
-            prefix.push(Entry { seq: seq + 1, data: rec(i) });
+            prefix.push(Entry {
+                seq: seq + 1,
+                data: rec(i),
+            });
         }
     }
     let before = read_all(&journal).len();
@@ -32,13 +35,23 @@ fn build(dir: &Path, last_unit: &[String]) -> (Vec<Entry>, u64) {
     let last = journal.append_batch(last_unit).unwrap();
     assert_eq!(last, prefix.len() as u64 + last_unit.len() as u64);
     drop(journal);
-    assert!(segments(dir).len() >= 3, "the journal should span several segments");
+    assert!(
+        segments(dir).len() >= 3,
+        "the journal should span several segments"
+    );
     let seg = last_segment(dir);
-    let unit = encode_unit(prefix.len() as u64 + 1, &last_unit.iter().map(String::as_str).collect::<Vec<_>>());
+    let unit = encode_unit(
+        prefix.len() as u64 + 1,
+        &last_unit.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let len = file_len(&seg);
     let start = len - unit.len() as u64;
     let bytes = std::fs::read(&seg).unwrap();
-    assert_eq!(&bytes[start as usize..], unit.as_bytes(), "the last unit is at the end of the last segment");
+    assert_eq!(
+        &bytes[start as usize..],
+        unit.as_bytes(),
+        "the last unit is at the end of the last segment"
+    );
     if segments(dir).len() > segs_before {
         assert_eq!(start, header(prefix.len() as u64 + 1).len() as u64);
     }
@@ -50,7 +63,10 @@ fn build(dir: &Path, last_unit: &[String]) -> (Vec<Entry>, u64) {
 fn every_cut(last_unit: &[String]) {
     let original = tmp();
     let (prefix, start) = build(original.path(), last_unit);
-    let seg_name = last_segment(original.path()).file_name().unwrap().to_owned();
+    let seg_name = last_segment(original.path())
+        .file_name()
+        .unwrap()
+        .to_owned();
     let full = file_len(&original.path().join(&seg_name));
     let pristine = std::fs::read(original.path().join(&seg_name)).unwrap();
     let next = prefix.len() as u64 + 1;
@@ -61,35 +77,60 @@ fn every_cut(last_unit: &[String]) {
         let seg = dir.join(&seg_name);
         set_len(&seg, cut);
 
-        let journal = Journal::open_with(&dir, small(1024)).unwrap_or_else(|e| panic!("open after a cut at {cut}: {e}"));
+        let journal = Journal::open_with(&dir, small(1024))
+            .unwrap_or_else(|e| panic!("open after a cut at {cut}: {e}"));
         let whole = cut == full;
         let report = journal.recovery();
         let kept = if whole { full } else { start };
-        assert_eq!(report.dropped_bytes, cut - kept, "dropped bytes, cut at {cut}");
-        let complete_lines = pristine[start as usize..cut as usize].iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(
+            report.dropped_bytes,
+            cut - kept,
+            "dropped bytes, cut at {cut}"
+        );
+        let complete_lines = pristine[start as usize..cut as usize]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         let dropped_records = if whole { 0 } else { complete_lines as u64 };
-        assert_eq!(report.dropped_records, dropped_records, "dropped records, cut at {cut}");
+        assert_eq!(
+            report.dropped_records, dropped_records,
+            "dropped records, cut at {cut}"
+        );
         let mut want = prefix.clone();
         if whole {
-            want.extend(last_unit.iter().enumerate().map(|(i, d)| Entry { seq: next + i as u64, data: d.clone() }));
+            want.extend(last_unit.iter().enumerate().map(|(i, d)| Entry {
+                seq: next + i as u64,
+                data: d.clone(),
+            }));
         }
         assert_eq!(report.records, want.len() as u64);
         assert_eq!(read_all(&journal), want, "records after a cut at {cut}");
-        assert_eq!(std::fs::read(&seg).unwrap(), pristine[..kept as usize], "file after a cut at {cut}");
+        assert_eq!(
+            std::fs::read(&seg).unwrap(),
+            pristine[..kept as usize],
+            "file after a cut at {cut}"
+        );
 
         let seq = journal.append(r#"{"after":"cut"}"#).unwrap();
         assert_eq!(seq, want.len() as u64 + 1, "next seq after a cut at {cut}");
         drop(journal);
         let journal = Journal::open_with(&dir, small(1024)).unwrap();
         assert_eq!(journal.recovery().dropped_bytes, 0);
-        want.push(Entry { seq, data: r#"{"after":"cut"}"#.into() });
+        want.push(Entry {
+            seq,
+            data: r#"{"after":"cut"}"#.into(),
+        });
         assert_eq!(read_all(&journal), want);
     }
 }
 
 #[test]
 fn every_cut_of_a_last_batch() {
-    every_cut(&[r#"{"b":1,"x":"first"}"#.into(), r#"{"b":2}"#.into(), r#"{"b":3,"x":[1,2,3]}"#.into()]);
+    every_cut(&[
+        r#"{"b":1,"x":"first"}"#.into(),
+        r#"{"b":2}"#.into(),
+        r#"{"b":3,"x":[1,2,3]}"#.into(),
+    ]);
 }
 
 #[test]
@@ -108,7 +149,10 @@ fn flip_last_digit(dir: &Path) -> u64 {
 
 #[test]
 fn a_last_line_whose_crc_fails_is_cut() {
-    for unit in [vec![r#"{"v":12345}"#], vec![r#"{"v":1}"#, r#"{"v":2}"#, r#"{"v":12345}"#]] {
+    for unit in [
+        vec![r#"{"v":12345}"#],
+        vec![r#"{"v":1}"#, r#"{"v":2}"#, r#"{"v":12345}"#],
+    ] {
         let dir = tmp();
         let unit: Vec<String> = unit.into_iter().map(String::from).collect();
         let (prefix, start) = build(dir.path(), &unit);
@@ -130,7 +174,10 @@ fn a_last_line_whose_crc_fails_is_cut() {
 fn a_zero_filled_tail_is_cut() {
     let dir = tmp();
     let (mut prefix, _) = build(dir.path(), &[rec(99)]);
-    prefix.push(Entry { seq: prefix.len() as u64 + 1, data: rec(99) });
+    prefix.push(Entry {
+        seq: prefix.len() as u64 + 1,
+        data: rec(99),
+    });
     let seg = last_segment(dir.path());
     let len = file_len(&seg);
     append_bytes(&seg, &[0u8; 100]);
@@ -149,7 +196,10 @@ fn a_segment_cut_while_being_created_is_removed() {
     for keep in [0, 1, hdr_len / 2, hdr_len - 1] {
         let dir = tmp();
         let (mut prefix, _) = build(dir.path(), &[rec(99)]);
-        prefix.push(Entry { seq: prefix.len() as u64 + 1, data: rec(99) });
+        prefix.push(Entry {
+            seq: prefix.len() as u64 + 1,
+            data: rec(99),
+        });
         let next = prefix.len() as u64 + 1;
         let before = snapshot(dir.path());
         let partial = dir.path().join(format!("{next:020}.jsonl"));
@@ -178,6 +228,9 @@ fn a_brand_new_journal_cut_while_being_created_opens_empty() {
         assert_eq!(journal.recovery().dropped_bytes, keep as u64);
         assert_eq!(journal.next_seq(), 1);
         assert_eq!(journal.append("1").unwrap(), 1);
-        assert_eq!(std::fs::read_to_string(&seg).unwrap(), header(1) + &encode_unit(1, &["1"]));
+        assert_eq!(
+            std::fs::read_to_string(&seg).unwrap(),
+            header(1) + &encode_unit(1, &["1"])
+        );
     }
 }

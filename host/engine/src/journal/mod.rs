@@ -124,7 +124,10 @@ impl Journal {
     }
 
     /// Opens (or creates) the journal in `dir` with `options`.
-    pub fn open_with(dir: impl AsRef<Path>, options: JournalOptions) -> Result<Journal, JournalError> {
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: JournalOptions,
+    ) -> Result<Journal, JournalError> {
         let dir = dir.as_ref().to_path_buf();
         let fs = options.fs.clone();
         create_dir_durably(fs.as_ref(), &dir)?;

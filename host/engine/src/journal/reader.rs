@@ -218,7 +218,10 @@ impl Reader {
                 return Ok(false);
             };
             let start = open.scanner.offset();
-            let line = open.scanner.next_line().map_err(JournalError::io(&open.path))?;
+            let line = open
+                .scanner
+                .next_line()
+                .map_err(JournalError::io(&open.path))?;
             let Some(line) = line.filter(|l| l.complete) else {
                 // End of this segment (or a line still being written by
                 // another process, which is read again from its start next

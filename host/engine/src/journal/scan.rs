@@ -218,7 +218,7 @@ fn scan_segment(
             break None;
         };
         lines_seen += 1;
-        if lines_seen % 4096 == 0 {
+        if lines_seen.is_multiple_of(4096) {
             progress(line.end);
         }
         if !line.complete {

@@ -62,7 +62,9 @@ impl WriterState {
         let (active, closed) = segments
             .split_last()
             .expect("recovery leaves at least one segment");
-        let file = fs.open_write(&active.path).map_err(JournalError::io(&active.path))?;
+        let file = fs
+            .open_write(&active.path)
+            .map_err(JournalError::io(&active.path))?;
         let closed_bytes = closed.iter().map(|s| s.valid_len).sum();
         let offset = active.valid_len;
         Ok(WriterState {
@@ -152,8 +154,8 @@ impl Journal {
 
     /// Serializes `value` to JSON and appends it; see [`Journal::append`].
     pub fn append_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<u64, JournalError> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| JournalError::InvalidRecord(e.to_string()))?;
+        let text =
+            serde_json::to_string(value).map_err(|e| JournalError::InvalidRecord(e.to_string()))?;
         self.append(&text)
     }
 

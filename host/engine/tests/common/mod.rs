@@ -217,7 +217,13 @@ pub fn file_len(path: &Path) -> u64 {
 /// the test `name` (which may be `#[ignore]`d), with `env` set.
 pub fn child_test(name: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args([name, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"]);
+    cmd.args([
+        name,
+        "--exact",
+        "--nocapture",
+        "--include-ignored",
+        "--test-threads=1",
+    ]);
     for (k, v) in env {
         cmd.env(k, v);
     }
