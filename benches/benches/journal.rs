@@ -55,7 +55,12 @@ fn raw_fdatasync_loop(root: &Path, n: u64) -> (u64, Duration) {
         .open(dir.path().join("raw.jsonl"))
         .expect("open");
     let lines: Vec<String> = (0..n)
-        .map(|i| format!("{{\"seq\":{i},\"crc\":\"00000000\",\"data\":{}}}\n", record(i)))
+        .map(|i| {
+            format!(
+                "{{\"seq\":{i},\"crc\":\"00000000\",\"data\":{}}}\n",
+                record(i)
+            )
+        })
         .collect();
     timed(|| {
         let mut offset = 0;
@@ -188,11 +193,20 @@ fn main() {
         .build()
         .expect("runtime");
     let runner = Runner::new(RunnerConfig::default()).expect("runner");
-    eprintln!("benchmark data in {}, {n} appends per rep, {REPS} reps", root.display());
+    eprintln!(
+        "benchmark data in {}, {n} appends per rep, {REPS} reps",
+        root.display()
+    );
 
     let raw = "raw write+fdatasync loop";
     let single = "mini append, 1 writer";
-    let a = compare(raw, &mut || raw_fdatasync_loop(&root, n), single, &mut || engine_single(&root, n), REPS);
+    let a = compare(
+        raw,
+        &mut || raw_fdatasync_loop(&root, n),
+        single,
+        &mut || engine_single(&root, n),
+        REPS,
+    );
     let b = compare(
         single,
         &mut || engine_single(&root, n),

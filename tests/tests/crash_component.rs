@@ -125,7 +125,11 @@ fn assert_batches_whole(entries: &[mini_engine::Entry], round: u64) {
     assert_eq!(stretches.len() as u64, round + 1, "one stretch per round");
     for (r, len) in stretches.iter().enumerate() {
         if r % 2 == 1 {
-            assert_eq!(len % BATCH, 0, "round {r}: a batch of {BATCH} is not whole ({len} records)");
+            assert_eq!(
+                len % BATCH,
+                0,
+                "round {r}: a batch of {BATCH} is not whole ({len} records)"
+            );
         }
     }
 }

@@ -52,6 +52,36 @@ pub enum JournalError {
     },
 }
 
+impl Clone for JournalError {
+    /// Clones the error; an I/O error is recreated with its kind and message
+    /// (`std::io::Error` is not `Clone`).
+    fn clone(&self) -> Self {
+        match self {
+            JournalError::InvalidRecord(why) => JournalError::InvalidRecord(why.clone()),
+            JournalError::RecordTooLarge { size, limit } => JournalError::RecordTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            JournalError::Locked { path } => JournalError::Locked { path: path.clone() },
+            JournalError::Corrupt(c) => JournalError::Corrupt(c.clone()),
+            JournalError::Poisoned => JournalError::Poisoned,
+            JournalError::Io { path, source } => JournalError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            JournalError::OutOfRange {
+                requested,
+                first,
+                next,
+            } => JournalError::OutOfRange {
+                requested: *requested,
+                first: *first,
+                next: *next,
+            },
+        }
+    }
+}
+
 impl JournalError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> JournalError {
         let path = path.into();

@@ -137,26 +137,24 @@ fn rotating_record() -> String {
 }
 
 #[test]
-fn failed_syncs_while_rotating_poison_the_handle() {
-    // 0: the sync of the segment being closed; 1: the new segment's header.
-    for n in 0..2 {
-        let mut run = start(512);
-        run.fs.clear_events();
-        run.fs.fail_sync_data_after(n);
-        let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
-        let created = run
-            .fs
+fn a_failed_header_sync_while_rotating_poisons_the_handle() {
+    // Every append waited for its sync, so the segment being closed is
+    // already durable and is not synced again: the first fdatasync is the
+    // new segment's header. (A closing segment with unsynced records is
+    // covered by durability.rs under concurrency.)
+    let mut run = start(512);
+    run.fs.clear_events();
+    run.fs.fail_sync_data_after(0);
+    let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
+    assert!(
+        run.fs
             .events()
             .iter()
-            .any(|e| matches!(e, FsEvent::Create(_)));
-        assert_eq!(
-            created,
-            n == 1,
-            "a segment is created only after the old one is synced"
-        );
-        check_poisoned(&run, &err);
-        reopen(run, &[rotating_record()]);
-    }
+            .any(|e| matches!(e, FsEvent::Create(_))),
+        "the failed sync is the new segment's header"
+    );
+    check_poisoned(&run, &err);
+    reopen(run, &[rotating_record()]);
 }
 
 #[test]

@@ -47,7 +47,9 @@ pub struct Reader {
     /// Lines of a batch whose closing line is not read yet.
     batch: Vec<Entry>,
     ready: VecDeque<Entry>,
-    failed: bool,
+    /// The error that ended the read: the iterator returns it once, then
+    /// `None`; `next_batch` returns it on every call.
+    failure: Option<JournalError>,
 }
 
 impl Journal {
@@ -103,18 +105,23 @@ impl Reader {
             from,
             batch: Vec::new(),
             ready: VecDeque::new(),
-            failed: false,
+            failure: None,
         }
     }
 
     /// Up to `max` next records; an empty list means the durable end is
-    /// reached for now.
+    /// reached for now. Records before damage are returned first; the damage
+    /// is the error of the next call, and of every call after it.
     pub fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
         let mut out = Vec::with_capacity(max.min(1024));
         while out.len() < max {
             match self.next() {
-                Some(entry) => out.push(entry?),
-                None => break,
+                Some(Ok(entry)) => out.push(entry),
+                Some(Err(e)) if out.is_empty() => return Err(e),
+                Some(Err(_)) | None => break,
             }
         }
         Ok(out)
@@ -280,14 +287,14 @@ impl Iterator for Reader {
         if let Some(entry) = self.ready.pop_front() {
             return Some(Ok(entry));
         }
-        if self.failed {
+        if self.failure.is_some() {
             return None;
         }
         match self.fill() {
             Ok(true) => self.ready.pop_front().map(Ok),
             Ok(false) => None,
             Err(e) => {
-                self.failed = true;
+                self.failure = Some(e.clone());
                 Some(Err(e))
             }
         }

@@ -107,11 +107,9 @@ impl WriterState {
         self.offset <= segment::header_line(active.first_seq).len() as u64
     }
 
-    /// Closes the active segment (synced) and starts a new one at `next_seq`.
+    /// Starts a new active segment at `next_seq`. The caller has made the
+    /// active segment durable first.
     fn rotate(&mut self, fs: &dyn FileSystem, dir: &Path) -> Result<(), JournalError> {
-        self.file
-            .sync_data()
-            .map_err(JournalError::io(self.active_path()))?;
         let path = create_segment(fs, dir, self.next_seq)?;
         let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
         if let Some(active) = self.segments.last_mut() {
@@ -202,7 +200,12 @@ impl Journal {
         let fs = inner.options.fs.as_ref();
         let full = writer.offset + buf.len() as u64 > inner.options.segment_size;
         let result = if full && !writer.active_is_empty() {
-            writer.rotate(fs, &inner.dir)
+            // Every record of the closing segment must be durable before the
+            // next segment exists: afterwards only the active one is synced.
+            let (file, path) = (writer.file.clone(), writer.active_path().to_path_buf());
+            let upto = writer.next_seq - 1;
+            self.sync_file(&file, &path, upto, upto)
+                .and_then(|()| writer.rotate(fs, &inner.dir))
         } else {
             Ok(())
         };
@@ -227,38 +230,76 @@ impl Journal {
     /// Returns once everything up to `target` is durable (group commit).
     fn wait_durable(&self, target: u64) -> Result<(), JournalError> {
         let inner = &*self.inner;
-        let mut sync = lock(&inner.sync);
         loop {
-            if sync.synced_seq >= target {
-                return Ok(());
+            {
+                let mut sync = lock(&inner.sync);
+                loop {
+                    if sync.synced_seq >= target {
+                        return Ok(());
+                    }
+                    if self.is_poisoned() {
+                        return Err(JournalError::Poisoned);
+                    }
+                    if !sync.syncing {
+                        break;
+                    }
+                    sync = inner.synced.wait(sync).unwrap_or_else(|p| p.into_inner());
+                }
             }
-            if self.is_poisoned() {
-                return Err(JournalError::Poisoned);
-            }
-            if sync.syncing {
-                sync = inner.synced.wait(sync).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            sync.syncing = true;
-            drop(sync);
+            // Lock order is writer, then sync: take the writer briefly to see
+            // what is written, then lead a sync that covers all of it.
             let (file, path, upto) = {
                 let writer = lock(&inner.writer);
                 let path = writer.active_path().to_path_buf();
                 (writer.file.clone(), path, writer.next_seq - 1)
             };
-            // Older segments were synced when they were closed, so syncing the
-            // active one makes every record up to `upto` durable.
-            let result = file.sync_data();
-            sync = lock(&inner.sync);
-            sync.syncing = false;
-            if let Err(source) = result {
-                inner.poisoned.store(true, Ordering::Release);
-                inner.synced.notify_all();
-                return Err(JournalError::Io { path, source });
+            self.sync_file(&file, &path, upto, target)?;
+        }
+    }
+
+    /// Runs `fdatasync` on `file` to make every record up to `upto` durable,
+    /// unless records up to `need` are already durable. Syncs never overlap:
+    /// when two overlap and one fails, Linux may report the error to only
+    /// one of them, and the other must not acknowledge records on its word.
+    /// Older segments were synced when they were closed, so syncing the
+    /// active one covers every record up to `upto`.
+    fn sync_file(
+        &self,
+        file: &FileRef,
+        path: &Path,
+        upto: u64,
+        need: u64,
+    ) -> Result<(), JournalError> {
+        let inner = &*self.inner;
+        let mut sync = lock(&inner.sync);
+        while sync.syncing {
+            sync = inner.synced.wait(sync).unwrap_or_else(|p| p.into_inner());
+        }
+        if sync.synced_seq >= need {
+            return Ok(());
+        }
+        if self.is_poisoned() {
+            return Err(JournalError::Poisoned);
+        }
+        sync.syncing = true;
+        drop(sync);
+        let result = file.sync_data();
+        let mut sync = lock(&inner.sync);
+        sync.syncing = false;
+        inner.synced.notify_all();
+        match result {
+            Ok(()) => {
+                sync.synced_seq = sync.synced_seq.max(upto);
+                inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
+                Ok(())
             }
-            sync.synced_seq = sync.synced_seq.max(upto);
-            inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
-            inner.synced.notify_all();
+            Err(source) => {
+                inner.poisoned.store(true, Ordering::Release);
+                Err(JournalError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
 }
