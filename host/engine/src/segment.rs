@@ -18,6 +18,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::error::CorruptionKind;
 use crate::fs::{FileReader, FileRef};
 
 /// The extension of segment files.
@@ -145,6 +146,22 @@ pub fn parse_line(line: &[u8]) -> Result<RecordLine<'_>, LineError> {
         more: repr.more,
         data,
     })
+}
+
+/// Parses the record line that must carry sequence number `expected`, and
+/// says what kind of damage it is if it is not that record.
+pub fn check_line(line: &[u8], expected: u64) -> Result<RecordLine<'_>, CorruptionKind> {
+    match parse_line(line) {
+        Ok(rec) if rec.seq == expected => Ok(rec),
+        Ok(rec) => Err(CorruptionKind::SequenceGap {
+            expected,
+            found: rec.seq,
+        }),
+        Err(LineError::Garbage(why)) => Err(CorruptionKind::Garbage(why)),
+        Err(LineError::ChecksumMismatch {
+            stored, computed, ..
+        }) => Err(CorruptionKind::ChecksumMismatch { stored, computed }),
+    }
 }
 
 /// One line read by a [`LineScanner`].

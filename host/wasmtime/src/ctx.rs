@@ -2,9 +2,11 @@
 //! embedder implements for its store data ([`MiniView`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 
+use crate::disk::Usage;
 use crate::registry::MiniHost;
 
 /// The default record size limit: 1 MiB.
@@ -78,6 +80,7 @@ pub struct MiniCtx {
     pub(crate) namespace_dir: PathBuf,
     pub(crate) limits: Limits,
     pub(crate) open_handles: usize,
+    pub(crate) usage: Arc<Usage>,
 }
 
 impl MiniCtx {
@@ -204,8 +207,11 @@ impl MiniCtxBuilder {
             return Err(CtxError::ZeroLimit("segment_size"));
         }
         let namespace_dir = self.data_root.join(&self.namespace);
+        let host = self.host.unwrap_or_else(|| MiniHost::global().clone());
+        let usage = host.namespace_usage(&namespace_dir);
         Ok(MiniCtx {
-            host: self.host.unwrap_or_else(|| MiniHost::global().clone()),
+            usage,
+            host,
             namespace: self.namespace,
             namespace_dir,
             limits: self.limits,

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use mini_engine::{Journal, JournalError, JournalOptions, WeakJournal};
 
+use crate::disk::Usage;
+
 /// How often an open that finds the lock taken is retried: the last handle
 /// of the journal may be being dropped by another thread right now.
 const LOCK_RETRIES: u32 = 5;
@@ -39,6 +41,7 @@ const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, Default)]
 pub struct MiniHost {
     journals: Arc<Mutex<HashMap<PathBuf, WeakJournal>>>,
+    usage: Arc<Mutex<HashMap<PathBuf, Arc<Usage>>>>,
 }
 
 impl MiniHost {
@@ -92,6 +95,14 @@ impl MiniHost {
         };
         journals.insert(key, journal.downgrade());
         Ok(journal)
+    }
+
+    /// The disk usage counter of the namespace in `ns_dir`, shared by every
+    /// instance of that namespace in this registry.
+    pub(crate) fn namespace_usage(&self, ns_dir: &Path) -> Arc<Usage> {
+        let key = std::path::absolute(ns_dir).unwrap_or_else(|_| ns_dir.to_path_buf());
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage.entry(key).or_default().clone()
     }
 
     /// How many journals are open in this registry right now.

@@ -10,7 +10,6 @@ use wasmtime::component::Resource;
 
 use crate::bindings::store::{self, Error};
 use crate::ctx::MiniCtxView;
-use crate::disk::check_quota;
 use crate::error::{bad_handle, journal_error, quote};
 
 /// A cursor returns at most this many entries per `next` call, whatever the
@@ -107,8 +106,9 @@ impl MiniCtxView<'_> {
         let journal = self.journal_of(handle)?;
         let quota = self.ctx.limits.disk_quota;
         let ns_dir = self.ctx.namespace_dir.clone();
+        let usage = self.ctx.usage.clone();
         blocking(move || {
-            check_quota(&ns_dir, quota, bytes)?;
+            usage.reserve(&ns_dir, quota, bytes)?;
             write(&journal).map_err(|e| journal_error(e, &ns_dir))
         })
         .await?

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::{Entry, Inner, Journal, lock, scan};
 use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::{FileRef, FileSystem, StdFs};
-use crate::segment::{self, LineError, LineScanner};
+use crate::segment::{self, LineScanner};
 
 /// Where a reader finds segments and how far it may read.
 #[derive(Debug)]
@@ -242,8 +242,8 @@ impl Reader {
                 return Ok(false);
             };
             let offset = line.offset;
-            let kind = match segment::parse_line(line.bytes) {
-                Ok(rec) if rec.seq == self.expected => {
+            let kind = match segment::check_line(line.bytes, self.expected) {
+                Ok(rec) => {
                     if rec.seq >= self.from {
                         self.batch.push(Entry {
                             seq: rec.seq,
@@ -260,14 +260,7 @@ impl Reader {
                     }
                     return Ok(true);
                 }
-                Ok(rec) => CorruptionKind::SequenceGap {
-                    expected: self.expected,
-                    found: rec.seq,
-                },
-                Err(LineError::Garbage(why)) => CorruptionKind::Garbage(why),
-                Err(LineError::ChecksumMismatch {
-                    stored, computed, ..
-                }) => CorruptionKind::ChecksumMismatch { stored, computed },
+                Err(kind) => kind,
             };
             return Err(Corruption {
                 file: open.path.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::FileSystem;
-use crate::segment::{self, LineError, LineScanner};
+use crate::segment::{self, LineScanner};
 
 /// A segment that scanned clean (up to its torn tail, if it is the last).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,8 +225,8 @@ fn scan_segment(
             // The file ends inside this line: a write cut short.
             break Some((line.offset, None));
         }
-        let kind = match segment::parse_line(line.bytes) {
-            Ok(rec) if rec.seq == expected => {
+        let kind = match segment::check_line(line.bytes, expected) {
+            Ok(rec) => {
                 expected += 1;
                 if rec.more {
                     batch
@@ -242,14 +242,7 @@ fn scan_segment(
                 }
                 continue;
             }
-            Ok(rec) => CorruptionKind::SequenceGap {
-                expected,
-                found: rec.seq,
-            },
-            Err(LineError::Garbage(why)) => CorruptionKind::Garbage(why),
-            Err(LineError::ChecksumMismatch {
-                stored, computed, ..
-            }) => CorruptionKind::ChecksumMismatch { stored, computed },
+            Err(kind) => kind,
         };
         break Some((line.offset, Some(kind)));
     };
