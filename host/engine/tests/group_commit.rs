@@ -16,20 +16,22 @@ use mini_engine::fs::{FileRef, FileSystem, FsFile};
 use mini_engine::{Entry, Journal};
 
 /// Controls fdatasync from the test. Armed, the first fdatasync waits until
-/// three writes have happened since: so while it runs at least two other
-/// appenders have written, and the sync after it covers both. This makes
-/// sharing certain on any disk, however fast; an engine that syncs once per
-/// append still fails. Parked, the next fdatasync waits until released.
+/// three more appends have been queued (the journal's `next_seq` moved on):
+/// so while it runs at least two other appenders are waiting, and the sync
+/// after it covers both. This makes sharing certain on any disk, however
+/// fast; an engine that syncs once per append still fails. Parked, the next
+/// fdatasync waits until released.
 #[derive(Debug, Default)]
 struct Gate {
     state: Mutex<GateState>,
     changed: Condvar,
+    journal: std::sync::OnceLock<mini_engine::WeakJournal>,
 }
 
 #[derive(Debug, Default)]
 struct GateState {
     armed: bool,
-    writes: u64,
+    base: u64,
     held: bool,
     timed_out: bool,
     park: bool,
@@ -37,15 +39,18 @@ struct GateState {
 }
 
 impl Gate {
-    fn arm(&self) {
+    fn arm(&self, journal: &Journal) {
+        self.journal.set(journal.downgrade()).unwrap();
         let mut s = self.state.lock().unwrap();
         s.armed = true;
-        s.writes = 0;
+        s.base = journal.next_seq();
     }
 
-    fn wrote(&self) {
-        self.state.lock().unwrap().writes += 1;
-        self.changed.notify_all();
+    fn queued(&self) -> u64 {
+        self.journal
+            .get()
+            .and_then(|weak| weak.upgrade())
+            .map_or(0, |journal| journal.next_seq())
     }
 
     fn park_next_sync(&self) {
@@ -82,16 +87,20 @@ impl Gate {
             return;
         }
         s.held = true;
-        // Only a guard against a hang: appenders that are not waiting for
-        // this sync write within microseconds.
+        // The first append's unit made `next_seq` base + 1; wait for three
+        // more. The deadline only guards against a hang: appenders that are
+        // not waiting for this sync queue within microseconds.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while s.writes < 3 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+        while self.queued() < s.base + 4 {
+            if Instant::now() >= deadline {
                 s.timed_out = true;
                 return;
             }
-            s = self.changed.wait_timeout(s, left).unwrap().0;
+            s = self
+                .changed
+                .wait_timeout(s, Duration::from_millis(1))
+                .unwrap()
+                .0;
         }
     }
 }
@@ -113,9 +122,7 @@ impl FsFile for GateFile {
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)?;
-        self.gate.wrote();
-        Ok(())
+        self.inner.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
         self.gate.before_sync();
@@ -183,7 +190,7 @@ fn concurrent_appenders_share_fsyncs() {
     };
     let journal = Journal::open_with(dir.path(), with_fs(1 << 30, Arc::new(fs))).unwrap();
     faulty.clear_events();
-    gate.arm();
+    gate.arm(&journal);
 
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -222,7 +229,7 @@ fn concurrent_appenders_share_fsyncs() {
 
     assert!(
         !gate.state.lock().unwrap().timed_out,
-        "appenders could not write while a sync ran"
+        "appenders could not queue while a sync ran"
     );
     let syncs = faulty
         .events()

@@ -20,7 +20,7 @@ mod writer;
 
 pub use reader::{Reader, read_unlocked};
 use scan::{SegmentInfo, TornTail};
-use writer::{SyncState, WriterState};
+use writer::{CommitQueue, SegmentFiles, SegmentIndex};
 
 /// The default segment size: a new segment starts once a segment holds 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
@@ -97,8 +97,15 @@ struct Inner {
     dir: PathBuf,
     options: JournalOptions,
     recovery: RecoveryReport,
-    writer: Mutex<WriterState>,
-    sync: Mutex<SyncState>,
+    /// The segment files; written by the leader of a commit group.
+    files: Mutex<SegmentFiles>,
+    /// The segments as readers see them.
+    index: Mutex<SegmentIndex>,
+    /// Bytes of all segment files.
+    size_bytes: AtomicU64,
+    /// Appends waiting to be written; group commit's state.
+    queue: Mutex<CommitQueue>,
+    /// Signalled when a group is done (durable or failed).
     synced: Condvar,
     /// Last sequence number known durable; readers never go past it.
     durable_seq: AtomicU64,
@@ -157,15 +164,17 @@ impl Journal {
                 valid_len,
             });
         }
-        let writer = WriterState::open(fs.as_ref(), scan.segments, scan.next_seq)?;
+        let files = SegmentFiles::open(fs.as_ref(), scan.segments)?;
         let last = scan.next_seq - 1;
         Ok(Journal {
             inner: Arc::new(Inner {
                 dir,
                 options,
                 recovery,
-                writer: Mutex::new(writer),
-                sync: Mutex::new(SyncState::new(last)),
+                index: Mutex::new(files.index()),
+                size_bytes: AtomicU64::new(files.size_bytes()),
+                files: Mutex::new(files),
+                queue: Mutex::new(CommitQueue::new(scan.next_seq)),
                 synced: Condvar::new(),
                 durable_seq: AtomicU64::new(last),
                 poisoned: AtomicBool::new(false),
@@ -192,7 +201,7 @@ impl Journal {
     /// The first sequence number still stored (after compaction), or the next
     /// sequence number if the journal holds no record.
     pub fn first_seq(&self) -> u64 {
-        lock(&self.inner.writer).first_seq()
+        lock(&self.inner.index)[0].0
     }
 
     /// The last durable sequence number; 0 when nothing was ever appended.
@@ -202,12 +211,12 @@ impl Journal {
 
     /// The sequence number the next append gets.
     pub fn next_seq(&self) -> u64 {
-        lock(&self.inner.writer).next_seq
+        lock(&self.inner.queue).next_seq
     }
 
     /// Total bytes of the journal's segment files.
     pub fn size_bytes(&self) -> u64 {
-        lock(&self.inner.writer).size_bytes()
+        self.inner.size_bytes.load(Ordering::Acquire)
     }
 
     /// True after a write or fsync failed: the handle refuses writes until
@@ -233,12 +242,16 @@ impl Journal {
             return Err(JournalError::Poisoned);
         }
         let fs = self.inner.options.fs.as_ref();
-        let mut writer = lock(&self.inner.writer);
+        let mut files = lock(&self.inner.files);
         let mut removed = 0;
-        while writer.segments.len() > 1 && writer.segments[1].first_seq <= seq {
-            let oldest = writer.segments[0].path.clone();
+        while files.segments.len() > 1 && files.segments[1].first_seq <= seq {
+            let oldest = files.segments[0].path.clone();
             fs.remove_file(&oldest).map_err(JournalError::io(&oldest))?;
-            writer.remove_oldest_segment();
+            files.remove_oldest_segment();
+            *lock(&self.inner.index) = files.index();
+            self.inner
+                .size_bytes
+                .store(files.size_bytes(), Ordering::Release);
             if let Err(source) = fs.sync_dir(&self.inner.dir) {
                 // A failed fsync poisons the handle, as in `append`.
                 self.inner.poisoned.store(true, Ordering::Release);

@@ -58,8 +58,8 @@ impl Journal {
     /// [`JournalError::OutOfRange`]; so is a `from_seq` past the next one.
     pub fn read_from(&self, from_seq: u64) -> Result<Reader, JournalError> {
         let (first, next) = {
-            let writer = lock(&self.inner.writer);
-            (writer.first_seq(), writer.next_seq)
+            let first = lock(&self.inner.index)[0].0;
+            (first, lock(&self.inner.queue).next_seq)
         };
         let from = if from_seq == 0 { first } else { from_seq };
         if from < first || from > next {
@@ -143,7 +143,7 @@ impl Reader {
 
     fn segments(&self) -> Result<Vec<(u64, PathBuf)>, JournalError> {
         match &self.source {
-            Source::Journal(inner) => Ok(lock(&inner.writer).segment_list()),
+            Source::Journal(inner) => Ok(lock(&inner.index).clone()),
             Source::Unlocked { fs, dir } => Ok(scan::list_segments(fs.as_ref(), dir)?
                 .into_iter()
                 .map(|seq| (seq, segment::segment_path(dir, seq)))

@@ -1,64 +1,87 @@
-//! Appending: records are encoded and written under the writer mutex, then
-//! made durable by group commit.
+//! Appending with group commit.
 //!
-//! Group commit needs no background thread. An appender whose records are
-//! written but not yet durable becomes the sync leader if no sync is in
-//! flight: it notes the last sequence number written so far, runs one
-//! `fdatasync`, and marks everything up to that number durable for every
-//! waiter. Appenders that wrote while that sync ran wait for it, then one of
-//! them leads the next sync, which covers them all. Under load one fsync
-//! therefore serves many appenders.
+//! An append encodes its lines into the commit queue (under the queue mutex,
+//! which also assigns the sequence numbers) and waits until they are durable.
+//! If no leader is at work, the appender becomes the leader: it takes
+//! everything queued so far, writes it with one positioned write, runs one
+//! `fdatasync`, and marks it durable for every waiter. Appenders that queue
+//! while the leader works wait for it; then one of them leads the next group,
+//! which holds all of them. No background thread is needed, appenders never
+//! write to a file that is being synced, and under load one write and one
+//! fsync serve many appends. Only the leader touches the segment files, so
+//! syncs never overlap (two overlapping syncs could split an error report
+//! between them, and one would acknowledge records on the word of a sync that
+//! lost them).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
 use super::scan::SegmentInfo;
-use super::{Journal, lock};
+use super::{Inner, Journal, lock};
 use crate::error::JournalError;
 use crate::fs::{FileRef, FileSystem};
 use crate::record::check_record;
 use crate::segment;
 
-/// The segment being written and the list of all segments.
+/// The segment files: written only by the leader of a group.
 #[derive(Debug)]
-pub(super) struct WriterState {
+pub(super) struct SegmentFiles {
     pub segments: Vec<SegmentInfo>,
     file: FileRef,
     /// Where the next line goes in the active (last) segment.
     offset: u64,
-    pub next_seq: u64,
+    /// The active segment has bytes written since its last sync.
+    unsynced: bool,
     /// Bytes of all segments but the active one.
     closed_bytes: u64,
-    buf: Vec<u8>,
 }
 
-/// Progress of group commit.
+/// The segments as readers see them, (first seq, path) oldest first: kept
+/// apart from the files so that a reader never waits for a leader's fsync.
+pub(super) type SegmentIndex = Vec<(u64, PathBuf)>;
+
+/// One append (a single record or a batch) waiting in the queue.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    /// Where its lines end in the queue buffer.
+    end: usize,
+    first_seq: u64,
+    last_seq: u64,
+}
+
+/// Appends waiting to be written, and the progress of group commit.
 #[derive(Debug)]
-pub(super) struct SyncState {
+pub(super) struct CommitQueue {
+    pub next_seq: u64,
+    buf: Vec<u8>,
+    units: Vec<Unit>,
+    /// A leader is writing and syncing a group now.
+    leading: bool,
     /// Everything up to here is on stable storage.
     synced_seq: u64,
-    /// A leader is running `fdatasync` now.
-    syncing: bool,
+    /// A buffer to reuse for the next group.
+    spare: Vec<u8>,
 }
 
-impl SyncState {
-    pub fn new(synced_seq: u64) -> Self {
-        SyncState {
-            synced_seq,
-            syncing: false,
+impl CommitQueue {
+    pub fn new(next_seq: u64) -> Self {
+        CommitQueue {
+            next_seq,
+            buf: Vec::new(),
+            units: Vec::new(),
+            leading: false,
+            synced_seq: next_seq - 1,
+            spare: Vec::new(),
         }
     }
 }
 
-impl WriterState {
-    pub fn open(
-        fs: &dyn FileSystem,
-        segments: Vec<SegmentInfo>,
-        next_seq: u64,
-    ) -> Result<Self, JournalError> {
+impl SegmentFiles {
+    pub fn open(fs: &dyn FileSystem, segments: Vec<SegmentInfo>) -> Result<Self, JournalError> {
         let (active, closed) = segments
             .split_last()
             .expect("recovery leaves at least one segment");
@@ -67,18 +90,21 @@ impl WriterState {
             .map_err(JournalError::io(&active.path))?;
         let closed_bytes = closed.iter().map(|s| s.valid_len).sum();
         let offset = active.valid_len;
-        Ok(WriterState {
+        Ok(SegmentFiles {
             segments,
             file,
             offset,
-            next_seq,
+            unsynced: false,
             closed_bytes,
-            buf: Vec::new(),
         })
     }
 
-    pub fn first_seq(&self) -> u64 {
-        self.segments.first().map_or(self.next_seq, |s| s.first_seq)
+    /// The index readers use.
+    pub fn index(&self) -> SegmentIndex {
+        self.segments
+            .iter()
+            .map(|s| (s.first_seq, s.path.clone()))
+            .collect()
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -90,40 +116,87 @@ impl WriterState {
         self.closed_bytes -= oldest.valid_len;
     }
 
-    /// (first seq, path) of every segment, for readers.
-    pub fn segment_list(&self) -> Vec<(u64, PathBuf)> {
-        self.segments
-            .iter()
-            .map(|s| (s.first_seq, s.path.clone()))
-            .collect()
+    fn active(&self) -> &SegmentInfo {
+        &self.segments[self.segments.len() - 1]
     }
 
-    fn active_path(&self) -> &Path {
-        &self.segments[self.segments.len() - 1].path
+    fn active_holds_records(&self) -> bool {
+        self.offset > segment::header_line(self.active().first_seq).len() as u64
     }
 
-    fn active_is_empty(&self) -> bool {
-        let active = &self.segments[self.segments.len() - 1];
-        self.offset <= segment::header_line(active.first_seq).len() as u64
-    }
-
-    /// Starts a new active segment at `next_seq`. The caller has made the
-    /// active segment durable first.
-    fn rotate(&mut self, fs: &dyn FileSystem, dir: &Path) -> Result<(), JournalError> {
-        let path = create_segment(fs, dir, self.next_seq)?;
-        let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
-        if let Some(active) = self.segments.last_mut() {
-            active.valid_len = self.offset;
+    fn write(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
+        if bytes.is_empty() {
+            return Ok(());
         }
-        self.closed_bytes += self.offset;
-        self.offset = segment::header_line(self.next_seq).len() as u64;
+        let path = &self.segments[self.segments.len() - 1].path;
+        self.file
+            .write_all_at(bytes, self.offset)
+            .map_err(JournalError::io(path))?;
+        self.offset += bytes.len() as u64;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), JournalError> {
+        if self.unsynced {
+            let path = &self.segments[self.segments.len() - 1].path;
+            self.file.sync_data().map_err(JournalError::io(path))?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at `first_seq`; the active one is synced
+    /// first, so only the active segment ever holds unsynced records.
+    fn rotate(
+        &mut self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        first_seq: u64,
+    ) -> Result<(), JournalError> {
+        self.sync()?;
+        let path = create_segment(fs, dir, first_seq)?;
+        let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
+        let offset = self.offset;
+        if let Some(active) = self.segments.last_mut() {
+            active.valid_len = offset;
+        }
+        self.closed_bytes += offset;
+        self.offset = segment::header_line(first_seq).len() as u64;
         self.segments.push(SegmentInfo {
-            first_seq: self.next_seq,
+            first_seq,
             path,
             valid_len: self.offset,
         });
         self.file = file;
         Ok(())
+    }
+
+    /// Writes a group of units and makes it durable. A unit that would take
+    /// a segment holding records past `segment_size` starts a new segment;
+    /// a unit never spans two segments.
+    fn commit(
+        &mut self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        segment_size: u64,
+        buf: &[u8],
+        units: &[Unit],
+    ) -> Result<(), JournalError> {
+        let mut written = 0; // bytes of `buf` already written
+        let mut start = 0; // where the current unit starts in `buf`
+        for unit in units {
+            let in_segment = self.offset + (start - written) as u64;
+            let holds_records = self.active_holds_records() || start > written;
+            if holds_records && in_segment + (unit.end - start) as u64 > segment_size {
+                self.write(&buf[written..start])?;
+                written = start;
+                self.rotate(fs, dir, unit.first_seq)?;
+            }
+            start = unit.end;
+        }
+        self.write(&buf[written..])?;
+        self.sync()
     }
 }
 
@@ -170,136 +243,107 @@ impl Journal {
             .iter()
             .map(|r| check_record(r.as_ref(), limit))
             .collect::<Result<Vec<_>, _>>()?;
-        let last = self.write_lines(&checked)?;
-        self.wait_durable(last)?;
-        Ok(last)
-    }
-
-    /// Writes the lines of a batch; returns the last sequence number written.
-    fn write_lines(&self, records: &[Cow<'_, str>]) -> Result<u64, JournalError> {
         let inner = &*self.inner;
-        let mut writer = lock(&inner.writer);
-        if self.is_poisoned() {
-            return Err(JournalError::Poisoned);
-        }
-        let mut buf = std::mem::take(&mut writer.buf);
-        buf.clear();
-        let first = writer.next_seq;
-        for (i, record) in records.iter().enumerate() {
-            segment::encode_line(&mut buf, first + i as u64, record, i + 1 < records.len());
-        }
-        let result = self.write_buf(&mut writer, &buf);
-        writer.buf = buf;
-        result?;
-        writer.next_seq += records.len() as u64;
-        Ok(writer.next_seq - 1)
-    }
-
-    fn write_buf(&self, writer: &mut WriterState, buf: &[u8]) -> Result<(), JournalError> {
-        let inner = &*self.inner;
-        let fs = inner.options.fs.as_ref();
-        let full = writer.offset + buf.len() as u64 > inner.options.segment_size;
-        let result = if full && !writer.active_is_empty() {
-            // Every record of the closing segment must be durable before the
-            // next segment exists: afterwards only the active one is synced.
-            let (file, path) = (writer.file.clone(), writer.active_path().to_path_buf());
-            let upto = writer.next_seq - 1;
-            self.sync_file(&file, &path, upto, upto)
-                .and_then(|()| writer.rotate(fs, &inner.dir))
-        } else {
-            Ok(())
-        };
-        let result = result.and_then(|()| {
-            writer
-                .file
-                .write_all_at(buf, writer.offset)
-                .map_err(JournalError::io(writer.active_path()))
-        });
-        if result.is_err() {
-            // A partial write may be in the file and the page cache may not
-            // match the disk: refuse everything until the journal is reopened
-            // and recovery cuts what is torn.
-            inner.poisoned.store(true, Ordering::Release);
-            inner.synced.notify_all();
-        } else {
-            writer.offset += buf.len() as u64;
-        }
-        result
-    }
-
-    /// Returns once everything up to `target` is durable (group commit).
-    fn wait_durable(&self, target: u64) -> Result<(), JournalError> {
-        let inner = &*self.inner;
+        let mut queue = lock(&inner.queue);
+        let last = enqueue(inner, &mut queue, &checked)?;
         loop {
-            {
-                let mut sync = lock(&inner.sync);
-                loop {
-                    if sync.synced_seq >= target {
-                        return Ok(());
-                    }
-                    if self.is_poisoned() {
-                        return Err(JournalError::Poisoned);
-                    }
-                    if !sync.syncing {
-                        break;
-                    }
-                    sync = inner.synced.wait(sync).unwrap_or_else(|p| p.into_inner());
-                }
+            if queue.synced_seq >= last {
+                return Ok(last);
             }
-            // Lock order is writer, then sync: take the writer briefly to see
-            // what is written, then lead a sync that covers all of it.
-            let (file, path, upto) = {
-                let writer = lock(&inner.writer);
-                let path = writer.active_path().to_path_buf();
-                (writer.file.clone(), path, writer.next_seq - 1)
-            };
-            self.sync_file(&file, &path, upto, target)?;
+            if self.is_poisoned() {
+                return Err(JournalError::Poisoned);
+            }
+            if queue.leading {
+                queue = inner.synced.wait(queue).unwrap_or_else(|p| p.into_inner());
+            } else {
+                queue = lead_group(inner, queue)?;
+            }
         }
     }
+}
 
-    /// Runs `fdatasync` on `file` to make every record up to `upto` durable,
-    /// unless records up to `need` are already durable. Syncs never overlap:
-    /// when two overlap and one fails, Linux may report the error to only
-    /// one of them, and the other must not acknowledge records on its word.
-    /// Older segments were synced when they were closed, so syncing the
-    /// active one covers every record up to `upto`.
-    fn sync_file(
-        &self,
-        file: &FileRef,
-        path: &Path,
-        upto: u64,
-        need: u64,
-    ) -> Result<(), JournalError> {
-        let inner = &*self.inner;
-        let mut sync = lock(&inner.sync);
-        while sync.syncing {
-            sync = inner.synced.wait(sync).unwrap_or_else(|p| p.into_inner());
-        }
-        if sync.synced_seq >= need {
-            return Ok(());
-        }
-        if self.is_poisoned() {
-            return Err(JournalError::Poisoned);
-        }
-        sync.syncing = true;
-        drop(sync);
-        let result = file.sync_data();
-        let mut sync = lock(&inner.sync);
-        sync.syncing = false;
-        inner.synced.notify_all();
-        match result {
-            Ok(()) => {
-                sync.synced_seq = sync.synced_seq.max(upto);
-                inner.durable_seq.fetch_max(upto, Ordering::AcqRel);
-                Ok(())
+/// Encodes a unit into the queue; returns its last sequence number.
+fn enqueue(
+    inner: &Inner,
+    queue: &mut CommitQueue,
+    records: &[Cow<'_, str>],
+) -> Result<u64, JournalError> {
+    if inner.poisoned.load(Ordering::Acquire) {
+        return Err(JournalError::Poisoned);
+    }
+    let first = queue.next_seq;
+    for (i, record) in records.iter().enumerate() {
+        let more = i + 1 < records.len();
+        segment::encode_line(&mut queue.buf, first + i as u64, record, more);
+    }
+    queue.next_seq += records.len() as u64;
+    let last = queue.next_seq - 1;
+    let end = queue.buf.len();
+    queue.units.push(Unit {
+        end,
+        first_seq: first,
+        last_seq: last,
+    });
+    Ok(last)
+}
+
+/// Takes every queued unit, writes and syncs them as one group with the
+/// queue unlocked, and marks them durable (or poisons the journal).
+fn lead_group<'a>(
+    inner: &'a Inner,
+    mut queue: MutexGuard<'a, CommitQueue>,
+) -> Result<MutexGuard<'a, CommitQueue>, JournalError> {
+    queue.leading = true;
+    let spare = std::mem::take(&mut queue.spare);
+    let buf = std::mem::replace(&mut queue.buf, spare);
+    let units = std::mem::take(&mut queue.units);
+    drop(queue);
+
+    let result = match units.last() {
+        Some(last) => {
+            let mut files = lock(&inner.files);
+            let options = &inner.options;
+            let segments = files.segments.len();
+            let result = files
+                .commit(
+                    options.fs.as_ref(),
+                    &inner.dir,
+                    options.segment_size,
+                    &buf,
+                    &units,
+                )
+                .map(|()| last.last_seq);
+            if files.segments.len() != segments {
+                *lock(&inner.index) = files.index();
             }
-            Err(source) => {
-                inner.poisoned.store(true, Ordering::Release);
-                Err(JournalError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+            inner
+                .size_bytes
+                .store(files.size_bytes(), Ordering::Release);
+            result
+        }
+        None => Ok(0),
+    };
+
+    let mut queue = lock(&inner.queue);
+    queue.leading = false;
+    let mut buf = buf;
+    buf.clear();
+    queue.spare = buf;
+    inner.synced.notify_all();
+    match result {
+        Ok(last) => {
+            queue.synced_seq = queue.synced_seq.max(last);
+            inner.durable_seq.fetch_max(last, Ordering::AcqRel);
+            Ok(queue)
+        }
+        Err(e) => {
+            // A partial write may be in the file, and after a failed fsync
+            // the page cache may not match the disk: refuse everything until
+            // the journal is reopened and recovery reads what is really there.
+            inner.poisoned.store(true, Ordering::Release);
+            queue.buf.clear();
+            queue.units.clear();
+            Err(e)
         }
     }
 }
