@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! {"mini":"journal","version":1,"first_seq":1}
-//! {"seq":1,"crc":"9a3f0c1e","data":{"Inc":{"by":5}}}
-//! {"seq":2,"crc":"0b77e2a4","more":true,"data":{"Set":{"value":10}}}
-//! {"seq":3,"crc":"4f2a9d11","data":{"Inc":{"by":1}}}
+//! {"seq":1,"crc":"d2380d48","data":{"Inc":{"by":5}}}
+//! {"seq":2,"crc":"172c4550","more":true,"data":{"Set":{"value":10}}}
+//! {"seq":3,"crc":"4ce6a952","data":{"Inc":{"by":1}}}
 //! ```
 //!
 //! Lines 2 and 3 above are one batch: every line of a batch but the last
