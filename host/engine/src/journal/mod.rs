@@ -107,6 +107,8 @@ struct Inner {
     queue: Mutex<CommitQueue>,
     /// Signalled when a group is done (durable or failed).
     synced: Condvar,
+    /// Signalled to a gathering leader when an appender queues or leaves.
+    queued: Condvar,
     /// Last sequence number known durable; readers never go past it.
     durable_seq: AtomicU64,
     poisoned: AtomicBool,
@@ -176,6 +178,7 @@ impl Journal {
                 files: Mutex::new(files),
                 queue: Mutex::new(CommitQueue::new(scan.next_seq)),
                 synced: Condvar::new(),
+                queued: Condvar::new(),
                 durable_seq: AtomicU64::new(last),
                 poisoned: AtomicBool::new(false),
                 _lock: lock,

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -59,8 +60,14 @@ pub(super) struct CommitQueue {
     pub next_seq: u64,
     buf: Vec<u8>,
     units: Vec<Unit>,
-    /// A leader is writing and syncing a group now.
+    /// A leader is gathering, writing or syncing a group now.
     leading: bool,
+    /// A leader waits for units: every enqueue signals it.
+    gathering: bool,
+    /// Appenders inside `append_batch` (queued, or done and about to return).
+    appenders: usize,
+    /// How long the last group's write and sync took.
+    last_commit: Duration,
     /// Everything up to here is on stable storage.
     synced_seq: u64,
     /// A buffer to reuse for the next group.
@@ -74,6 +81,9 @@ impl CommitQueue {
             buf: Vec::new(),
             units: Vec::new(),
             leading: false,
+            gathering: false,
+            appenders: 0,
+            last_commit: Duration::ZERO,
             synced_seq: next_seq - 1,
             spare: Vec::new(),
         }
@@ -246,19 +256,31 @@ impl Journal {
         let inner = &*self.inner;
         let mut queue = lock(&inner.queue);
         let last = enqueue(inner, &mut queue, &checked)?;
-        loop {
+        queue.appenders += 1;
+        let result = loop {
             if queue.synced_seq >= last {
-                return Ok(last);
+                break Ok(last);
             }
             if self.is_poisoned() {
-                return Err(JournalError::Poisoned);
+                break Err(JournalError::Poisoned);
             }
             if queue.leading {
                 queue = inner.synced.wait(queue).unwrap_or_else(|p| p.into_inner());
-            } else {
-                queue = lead_group(inner, queue)?;
+                continue;
             }
+            match lead_group(inner, queue) {
+                Ok(guard) => queue = guard,
+                Err((guard, e)) => {
+                    queue = guard;
+                    break Err(e);
+                }
+            }
+        };
+        queue.appenders -= 1;
+        if queue.gathering {
+            inner.queued.notify_one();
         }
+        result
     }
 }
 
@@ -284,21 +306,48 @@ fn enqueue(
         first_seq: first,
         last_seq: last,
     });
+    if queue.gathering {
+        inner.queued.notify_one();
+    }
     Ok(last)
 }
 
+/// The longest a leader waits for more appenders to join its group.
+const MAX_GATHER: Duration = Duration::from_micros(500);
+
+type LeadResult<'a> =
+    Result<MutexGuard<'a, CommitQueue>, (MutexGuard<'a, CommitQueue>, JournalError)>;
+
 /// Takes every queued unit, writes and syncs them as one group with the
 /// queue unlocked, and marks them durable (or poisons the journal).
-fn lead_group<'a>(
-    inner: &'a Inner,
-    mut queue: MutexGuard<'a, CommitQueue>,
-) -> Result<MutexGuard<'a, CommitQueue>, JournalError> {
+///
+/// Before it takes the queue, the leader lets the appenders that are inside
+/// `append_batch` but not queued (those of the group just finished, waking
+/// up, and coming back with their next append) join, for at most the time of
+/// the last commit: otherwise groups alternate and each fsync carries only
+/// half of the appenders. A lone appender never waits.
+fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> LeadResult<'a> {
     queue.leading = true;
+    let deadline = Instant::now() + queue.last_commit.min(MAX_GATHER);
+    while queue.units.len() < queue.appenders {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        queue.gathering = true;
+        queue = inner
+            .queued
+            .wait_timeout(queue, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    queue.gathering = false;
     let spare = std::mem::take(&mut queue.spare);
     let buf = std::mem::replace(&mut queue.buf, spare);
     let units = std::mem::take(&mut queue.units);
     drop(queue);
 
+    let started = Instant::now();
     let result = match units.last() {
         Some(last) => {
             let mut files = lock(&inner.files);
@@ -326,6 +375,7 @@ fn lead_group<'a>(
 
     let mut queue = lock(&inner.queue);
     queue.leading = false;
+    queue.last_commit = started.elapsed();
     let mut buf = buf;
     buf.clear();
     queue.spare = buf;
@@ -343,7 +393,7 @@ fn lead_group<'a>(
             inner.poisoned.store(true, Ordering::Release);
             queue.buf.clear();
             queue.units.clear();
-            Err(e)
+            Err((queue, e))
         }
     }
 }
