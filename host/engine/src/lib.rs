@@ -30,9 +30,13 @@ pub mod lock;
 pub mod name;
 pub mod record;
 pub mod segment;
+pub mod snapshot;
+pub mod state;
 pub mod verify;
 
 pub use error::{Corruption, CorruptionKind, JournalError};
 pub use journal::{
     Entry, Journal, JournalOptions, Reader, RecoveryReport, WeakJournal, read_unlocked,
 };
+pub use snapshot::{SnapshotError, SnapshotOptions, SnapshotStore};
+pub use state::{CheckpointPolicy, Mutator, StateError, StateManager, StateOptions};

@@ -271,7 +271,7 @@ impl Journal {
 
 /// Creates `dir` and its missing ancestors, each followed by an fsync of its
 /// parent so the new directory entries survive a power loss.
-fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<(), JournalError> {
+pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<(), JournalError> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
     if missing.is_empty() {
         return Ok(());

@@ -1,0 +1,487 @@
+//! The native state manager: a state that is the fold of durable mutations,
+//! recovered from the newest valid snapshot plus the journal after it.
+//!
+//! Layout of a state directory:
+//!
+//! ```text
+//! <dir>/journal/      a Journal of the mutations (JSON, one per record)
+//! <dir>/snapshots/    a SnapshotStore of the state (JSON) at a seq
+//! ```
+//!
+//! ```
+//! use mini_engine::state::{Mutator, StateManager};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default, Clone, Serialize, Deserialize)]
+//! struct Counter { value: i64 }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! enum Op { Inc { by: i64 }, Set { value: i64 } }
+//!
+//! impl Mutator<Counter> for Op {
+//!     fn apply(&self, state: &mut Counter) {
+//!         match self {
+//!             Op::Inc { by } => state.value += by,
+//!             Op::Set { value } => state.value = *value,
+//!         }
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mgr: StateManager<Counter, Op> = StateManager::open(dir.path())?;
+//! assert_eq!(mgr.apply(Op::Inc { by: 5 })?, 1); // durable when it returns
+//! mgr.apply(Op::Set { value: 10 })?;
+//! mgr.checkpoint()?; // snapshot at seq 2, then compaction
+//! mgr.apply(Op::Inc { by: 1 })?;
+//! drop(mgr);
+//!
+//! let mgr: StateManager<Counter, Op> = StateManager::open(dir.path())?;
+//! assert_eq!((mgr.state().value, mgr.sequence()), (11, 3));
+//! assert_eq!(mgr.recovery().snapshot_seq, Some(2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::JournalError;
+use crate::fs::{FileSystem, StdFs};
+use crate::journal::{DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, RecoveryReport};
+use crate::record::DEFAULT_MAX_RECORD_SIZE;
+use crate::snapshot::{
+    DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE, SkippedSnapshot, SnapshotError, SnapshotOptions,
+    SnapshotStore,
+};
+
+/// The name of the journal directory inside a state directory.
+pub const JOURNAL_DIR: &str = "journal";
+/// The name of the snapshot directory inside a state directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
+/// A mutation of a state `S`.
+///
+/// `apply` must be deterministic and free of side effects: recovery replays
+/// the mutations after the newest snapshot and must reach the same state.
+pub trait Mutator<S> {
+    /// Applies this mutation to `state`. Called only after the mutation is
+    /// durable in the journal.
+    fn apply(&self, state: &mut S);
+}
+
+/// When [`StateManager`] checkpoints on its own (after an `apply`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// Checkpoint once this many records were logged since the last checkpoint.
+    pub every_records: Option<u64>,
+    /// Checkpoint once this many bytes of records were logged since the last
+    /// checkpoint.
+    pub every_bytes: Option<u64>,
+}
+
+/// How a [`StateManager`] is opened.
+#[derive(Debug, Clone)]
+pub struct StateOptions {
+    /// The journal's segment size (see [`JournalOptions::segment_size`]).
+    pub segment_size: u64,
+    /// Mutations larger than this many bytes (as JSON) are refused.
+    pub max_record_size: usize,
+    /// States larger than this many bytes (as JSON) cannot be checkpointed.
+    pub max_state_size: usize,
+    /// How many valid snapshots are kept (at least 1; 2 lets a damaged newest
+    /// snapshot fall back to the one before it).
+    pub keep_snapshots: usize,
+    /// The automatic checkpoint policy (none by default).
+    pub checkpoint: CheckpointPolicy,
+    /// The file system (the real one, or a fault-injecting one in tests).
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for StateOptions {
+    fn default() -> Self {
+        StateOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            max_state_size: DEFAULT_MAX_STATE_SIZE,
+            keep_snapshots: DEFAULT_KEEP,
+            checkpoint: CheckpointPolicy::default(),
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The journal failed (I/O, corruption, lock, poisoned handle, bad record).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The snapshot store failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A mutation or the state could not be serialized to JSON.
+    #[error("serialization failed: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// A journal record is not a mutation of this type.
+    #[error("journal record {seq} is not a valid mutation: {source}")]
+    BadMutation {
+        /// The record's sequence number.
+        seq: u64,
+        /// Why it did not deserialize.
+        source: serde_json::Error,
+    },
+    /// An intact snapshot does not hold a state of this type.
+    #[error("snapshot {seq} ({}) is not a valid state: {source}", path.display())]
+    BadSnapshotState {
+        /// The snapshot's sequence number.
+        seq: u64,
+        /// The snapshot file.
+        path: PathBuf,
+        /// Why it did not deserialize.
+        source: serde_json::Error,
+    },
+    /// The newest valid snapshot covers records the journal does not have.
+    #[error(
+        "snapshot {snapshot_seq} is beyond the end of the journal (last seq {journal_last_seq})"
+    )]
+    SnapshotBeyondJournal {
+        /// The snapshot's sequence number.
+        snapshot_seq: u64,
+        /// The journal's last sequence number.
+        journal_last_seq: u64,
+    },
+    /// The journal does not reach back to the newest valid snapshot (it was
+    /// compacted past it, e.g. because newer snapshots are damaged): the
+    /// state cannot be recovered without losing mutations.
+    #[error("the journal starts at seq {journal_first_seq} but recovery needs it from {} \
+        ({} damaged snapshots skipped)", snapshot_seq + 1, skipped.len())]
+    JournalCompacted {
+        /// The seq of the snapshot recovery starts from (0: none).
+        snapshot_seq: u64,
+        /// The first seq the journal still holds.
+        journal_first_seq: u64,
+        /// The damaged snapshots that were passed over, newest first.
+        skipped: Vec<SkippedSnapshot>,
+    },
+    /// The mutation was logged and applied (it has seq `seq`), but the
+    /// automatic checkpoint that followed failed.
+    #[error("mutation {seq} applied, but the automatic checkpoint failed: {source}")]
+    AutoCheckpoint {
+        /// The seq of the applied mutation.
+        seq: u64,
+        /// Why the checkpoint failed.
+        source: Box<StateError>,
+    },
+}
+
+/// What [`StateManager::open`] recovered from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateRecovery {
+    /// The seq of the snapshot recovery started from; `None` if none was used.
+    pub snapshot_seq: Option<u64>,
+    /// Damaged snapshots passed over, newest first: warn about them.
+    pub skipped: Vec<SkippedSnapshot>,
+    /// Journal records replayed on top of the snapshot.
+    pub replayed: u64,
+    /// What journal recovery cut from a torn tail.
+    pub journal: RecoveryReport,
+}
+
+/// What [`StateManager::checkpoint`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The seq the new snapshot covers.
+    pub seq: u64,
+    /// The seqs of the valid snapshots kept, newest first.
+    pub kept_snapshots: Vec<u64>,
+    /// Journal segments deleted by the compaction.
+    pub segments_deleted: usize,
+}
+
+/// Counters for deciding when to checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateStats {
+    /// The seq of the last applied mutation.
+    pub seq: u64,
+    /// The seq of the last checkpoint made or recovered from (0: none).
+    pub checkpoint_seq: u64,
+    /// Records logged since then.
+    pub records_since_checkpoint: u64,
+    /// Bytes of records (JSON) logged since then.
+    pub bytes_since_checkpoint: u64,
+    /// Bytes of the journal's segment files.
+    pub journal_bytes: u64,
+    /// The first seq the journal still holds.
+    pub journal_first_seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct Since {
+    checkpoint_seq: u64,
+    records: u64,
+    bytes: u64,
+}
+
+/// A state that survives crashes: every mutation is logged durably before it
+/// is applied in memory; recovery is the newest valid snapshot plus the
+/// journal after it; a checkpoint snapshots the state and compacts the
+/// journal.
+///
+/// Readers ([`StateManager::state`], [`StateManager::snapshot`]) take a read
+/// lock that is never held while a mutation's fsync is in flight. Mutations
+/// are serialized among themselves, so the in-memory order is the seq order.
+#[derive(Debug)]
+pub struct StateManager<S, M> {
+    dir: PathBuf,
+    journal: Journal,
+    snapshots: SnapshotStore,
+    options: StateOptions,
+    state: RwLock<S>,
+    seq: AtomicU64,
+    /// Serializes appliers and checkpoints; counts what was logged since the
+    /// last checkpoint.
+    writer: Mutex<Since>,
+    recovery: StateRecovery,
+    _mutation: PhantomData<fn(M)>,
+}
+
+impl<S, M> StateManager<S, M>
+where
+    S: Serialize + DeserializeOwned + Default,
+    M: Mutator<S> + Serialize + DeserializeOwned,
+{
+    /// Opens (or creates) the state in `dir` with default options; see
+    /// [`StateManager::open_with`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StateError> {
+        Self::open_with(dir, StateOptions::default())
+    }
+
+    /// Opens (or creates) the state in `dir`: restores the newest valid
+    /// snapshot (or `S::default()` at seq 0), then replays the journal
+    /// records after it, streamed.
+    ///
+    /// Fails with [`StateError::SnapshotBeyondJournal`] if that snapshot
+    /// covers records the journal never had, and with
+    /// [`StateError::JournalCompacted`] if the journal no longer reaches back
+    /// to it: never with a silently wrong state.
+    pub fn open_with(dir: impl AsRef<Path>, options: StateOptions) -> Result<Self, StateError> {
+        let dir = dir.as_ref().to_path_buf();
+        let journal = Journal::open_with(
+            dir.join(JOURNAL_DIR),
+            JournalOptions {
+                segment_size: options.segment_size,
+                max_record_size: options.max_record_size,
+                fs: options.fs.clone(),
+            },
+        )?;
+        let snapshots = SnapshotStore::open_with(
+            dir.join(SNAPSHOT_DIR),
+            SnapshotOptions {
+                keep: options.keep_snapshots,
+                max_state_size: options.max_state_size,
+                fs: options.fs.clone(),
+            },
+        )?;
+        let (mut state, seq, snapshot_seq, skipped) = match snapshots.restore() {
+            Ok(Some(restored)) => {
+                let state: S = serde_json::from_str(&restored.state).map_err(|source| {
+                    StateError::BadSnapshotState {
+                        seq: restored.seq,
+                        path: restored.path.clone(),
+                        source,
+                    }
+                })?;
+                (state, restored.seq, Some(restored.seq), restored.skipped)
+            }
+            Ok(None) => (S::default(), 0, None, Vec::new()),
+            Err(SnapshotError::AllDamaged { skipped }) => (S::default(), 0, None, skipped),
+            Err(e) => return Err(e.into()),
+        };
+        if seq > journal.last_seq() {
+            return Err(StateError::SnapshotBeyondJournal {
+                snapshot_seq: seq,
+                journal_last_seq: journal.last_seq(),
+            });
+        }
+        if journal.first_seq() > seq + 1 {
+            return Err(StateError::JournalCompacted {
+                snapshot_seq: seq,
+                journal_first_seq: journal.first_seq(),
+                skipped,
+            });
+        }
+        let mut since = Since {
+            checkpoint_seq: seq,
+            ..Since::default()
+        };
+        let mut last = seq;
+        for entry in journal.read_from(seq + 1)? {
+            let entry = entry?;
+            let mutation: M =
+                serde_json::from_str(&entry.data).map_err(|source| StateError::BadMutation {
+                    seq: entry.seq,
+                    source,
+                })?;
+            mutation.apply(&mut state);
+            since.records += 1;
+            since.bytes += entry.data.len() as u64;
+            last = entry.seq;
+        }
+        let recovery = StateRecovery {
+            snapshot_seq,
+            skipped,
+            replayed: since.records,
+            journal: journal.recovery().clone(),
+        };
+        Ok(StateManager {
+            dir,
+            journal,
+            snapshots,
+            options,
+            state: RwLock::new(state),
+            seq: AtomicU64::new(last),
+            writer: Mutex::new(since),
+            recovery,
+            _mutation: PhantomData,
+        })
+    }
+
+    /// Logs `mutation` durably, then applies it in memory; returns its seq.
+    ///
+    /// If the log write fails, nothing is applied. With an automatic
+    /// checkpoint policy, a checkpoint may follow; if it fails the error is
+    /// [`StateError::AutoCheckpoint`], which carries the seq of the (applied)
+    /// mutation.
+    pub fn apply(&self, mutation: M) -> Result<u64, StateError> {
+        self.apply_batch(vec![mutation])
+    }
+
+    /// Logs `mutations` as one atomic batch (after a crash all of them are
+    /// there or none), then applies them in order; returns the seq of the
+    /// last one (the current seq for an empty batch).
+    pub fn apply_batch(&self, mutations: Vec<M>) -> Result<u64, StateError> {
+        let mut since = self.lock_writer();
+        if mutations.is_empty() {
+            return Ok(self.sequence());
+        }
+        let records = mutations
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StateError::Serialize)?;
+        // The state lock is not held here: readers go on during the fsync.
+        let last = self.journal.append_batch(&records)?;
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            for mutation in &mutations {
+                mutation.apply(&mut state);
+            }
+        }
+        self.seq.store(last, Ordering::Release);
+        since.records += records.len() as u64;
+        since.bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
+        let policy = self.options.checkpoint;
+        let due = policy.every_records.is_some_and(|n| since.records >= n)
+            || policy.every_bytes.is_some_and(|n| since.bytes >= n);
+        if due {
+            self.checkpoint_locked(&mut since)
+                .map_err(|e| StateError::AutoCheckpoint {
+                    seq: last,
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(last)
+    }
+
+    /// Snapshots the current state at the current seq, durably, and only then
+    /// compacts the journal: segments wholly below the oldest snapshot kept
+    /// are deleted (so that a damaged newest snapshot can still fall back to
+    /// the one before it plus a longer tail). Compaction waits until `keep`
+    /// valid snapshots exist.
+    pub fn checkpoint(&self) -> Result<Checkpoint, StateError> {
+        let mut since = self.lock_writer();
+        self.checkpoint_locked(&mut since)
+    }
+
+    fn checkpoint_locked(&self, since: &mut Since) -> Result<Checkpoint, StateError> {
+        let seq = self.sequence();
+        let json = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            serde_json::to_string(&*state).map_err(StateError::Serialize)?
+        };
+        let created = self.snapshots.create(seq, &json)?;
+        since.checkpoint_seq = seq;
+        since.records = 0;
+        since.bytes = 0;
+        let mut segments_deleted = 0;
+        if created.kept.len() >= self.snapshots.options().keep
+            && let Some(&oldest) = created.kept.last()
+        {
+            segments_deleted = self.journal.truncate_before(oldest + 1)?;
+        }
+        Ok(Checkpoint {
+            seq,
+            kept_snapshots: created.kept,
+            segments_deleted,
+        })
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Since> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A read guard on the current state (not blocked by a mutation's fsync).
+    pub fn state(&self) -> RwLockReadGuard<'_, S> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the current state.
+    pub fn snapshot(&self) -> S
+    where
+        S: Clone,
+    {
+        self.state().clone()
+    }
+
+    /// The seq of the last applied mutation (0 if none).
+    pub fn sequence(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Counters for deciding when to checkpoint.
+    pub fn stats(&self) -> StateStats {
+        let since = self.lock_writer();
+        StateStats {
+            seq: self.sequence(),
+            checkpoint_seq: since.checkpoint_seq,
+            records_since_checkpoint: since.records,
+            bytes_since_checkpoint: since.bytes,
+            journal_bytes: self.journal.size_bytes(),
+            journal_first_seq: self.journal.first_seq(),
+        }
+    }
+
+    /// What recovery found when the state was opened.
+    pub fn recovery(&self) -> &StateRecovery {
+        &self.recovery
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The journal of mutations.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The snapshot store.
+    pub fn snapshots(&self) -> &SnapshotStore {
+        &self.snapshots
+    }
+}
