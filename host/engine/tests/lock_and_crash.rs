@@ -6,50 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::{BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::Stdio;
 
 use common::*;
 use mini_engine::{Journal, JournalError};
-
-fn kill(child: &mut Child) {
-    // SAFETY: kill(2) on the pid of a child we have not waited for yet.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill failed");
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "the child ended on its own: {status:?}"
-    );
-}
-
-/// The next message of the child marked `marker` (the test harness may print
-/// its own text before it on the same line), from the marker on; None at the
-/// end of the child's output.
-fn next_line(out: &mut BufReader<ChildStdout>, marker: &str) -> Option<String> {
-    loop {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            return None;
-        }
-        if let Some(at) = line.find(marker) {
-            return Some(line[at..].trim_end().to_string());
-        }
-    }
-}
-
-fn child_failed(mut child: Child, what: &str) -> ! {
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    panic!("{what}; child stderr:\n{err}");
-}
 
 #[test]
 #[ignore = "child process of a_locked_journal_is_refused_until_its_holder_dies"]

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command};
 use std::sync::Arc;
 
 use mini_engine::fs::FileSystem;
@@ -228,6 +230,45 @@ pub fn child_test(name: &str, env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// Kills `child` with SIGKILL and checks that the signal is what ended it.
+pub fn kill(child: &mut Child) {
+    // SAFETY: kill(2) on the pid of a child we have not waited for yet.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill failed");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the child ended on its own: {status:?}"
+    );
+}
+
+/// The next message of the child marked `marker` (the test harness may print
+/// its own text before it on the same line), from the marker on; None at the
+/// end of the child's output.
+pub fn next_line(out: &mut BufReader<ChildStdout>, marker: &str) -> Option<String> {
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            return None;
+        }
+        if let Some(at) = line.find(marker) {
+            return Some(line[at..].trim_end().to_string());
+        }
+    }
+}
+
+/// Ends a failed child and panics with `what` and the child's stderr.
+pub fn child_failed(mut child: Child, what: &str) -> ! {
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    panic!("{what}; child stderr:\n{err}");
 }
 
 /// A small deterministic pseudo-random generator (xorshift64*), so failures
