@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mini_benches::{Comparison, compare, record, timed};
+use mini_benches::{Comparison, append_concurrently, compare, record, timed};
 use mini_engine::Journal;
 use mini_host::MiniHost;
 use mini_host::runner::{Runner, RunnerConfig};
@@ -87,19 +87,7 @@ fn engine_single(root: &Path, n: u64) -> (u64, Duration) {
 fn engine_concurrent(root: &Path, threads: u64, per_thread: u64) -> (u64, Duration) {
     let dir = fresh(root, "concurrent");
     let journal = Journal::open(dir.path()).expect("open");
-    timed(|| {
-        std::thread::scope(|s| {
-            for t in 0..threads {
-                let journal = journal.clone();
-                s.spawn(move || {
-                    for i in 0..per_thread {
-                        journal.append(&record(t * per_thread + i)).expect("append");
-                    }
-                });
-            }
-        });
-        threads * per_thread
-    })
+    timed(|| append_concurrently(&journal, threads, per_thread))
 }
 
 fn engine_batches(root: &Path, batches: u64, batch: u64) -> (u64, Duration) {

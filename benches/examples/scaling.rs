@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mini_benches::record;
+use mini_benches::append_concurrently;
 use mini_engine::Journal;
 
 fn main() {
@@ -14,17 +14,8 @@ fn main() {
         let journal = Journal::open(&dir).expect("open");
         let per_thread = 4000 / threads;
         let start = Instant::now();
-        std::thread::scope(|s| {
-            for t in 0..threads {
-                let journal = journal.clone();
-                s.spawn(move || {
-                    for i in 0..per_thread {
-                        journal.append(&record(t * per_thread + i)).expect("append");
-                    }
-                });
-            }
-        });
-        let rate = (threads * per_thread) as f64 / start.elapsed().as_secs_f64();
+        let appends = append_concurrently(&journal, threads, per_thread);
+        let rate = appends as f64 / start.elapsed().as_secs_f64();
         println!("{threads:>3} appenders: {rate:>8.0} appends/s");
     }
 }

@@ -90,6 +90,22 @@ pub fn timed(f: impl FnOnce() -> u64) -> (u64, Duration) {
     (ops, start.elapsed())
 }
 
+/// Appends `per_thread` records from each of `threads` threads sharing
+/// `journal`; returns the number of appends.
+pub fn append_concurrently(journal: &mini_engine::Journal, threads: u64, per_thread: u64) -> u64 {
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let journal = journal.clone();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    journal.append(&record(t * per_thread + i)).expect("append");
+                }
+            });
+        }
+    });
+    threads * per_thread
+}
+
 /// A record of about 100 bytes, like a small mutation.
 pub fn record(i: u64) -> String {
     format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(80))
