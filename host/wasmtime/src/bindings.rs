@@ -8,7 +8,10 @@
 //!
 //! The WIT resources are mapped to this crate's types:
 //! `mini:storage/store.journal` is [`JournalHandle`](crate::store::JournalHandle),
-//! `mini:storage/store.cursor` is [`CursorHandle`](crate::store::CursorHandle).
+//! `mini:storage/store.cursor` is [`CursorHandle`](crate::store::CursorHandle),
+//! `mini:storage/snapshot.snapshots` is
+//! [`SnapshotsHandle`](crate::snapshot::SnapshotsHandle),
+//! `mini:storage/state.state` is [`StateHandle`](crate::state::StateHandle).
 
 #![allow(missing_docs, non_camel_case_types, clippy::all)]
 
@@ -19,8 +22,10 @@ wasmtime::component::bindgen!({
     with: {
         "mini:storage/store.journal": crate::store::JournalHandle,
         "mini:storage/store.cursor": crate::store::CursorHandle,
+        "mini:storage/snapshot.snapshots": crate::snapshot::SnapshotsHandle,
+        "mini:storage/state.state": crate::state::StateHandle,
     },
     require_store_data_send: true,
 });
 
-pub use self::mini::storage::store;
+pub use self::mini::storage::{snapshot, state, store};

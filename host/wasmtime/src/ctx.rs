@@ -15,6 +15,8 @@ pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
 pub const DEFAULT_MAX_OPEN_HANDLES: usize = 64;
 /// The default disk quota of a namespace: 1 GiB.
 pub const DEFAULT_DISK_QUOTA: u64 = 1024 * 1024 * 1024;
+/// The default state size limit (snapshots and checkpoints): 64 MiB.
+pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024 * 1024;
 /// The default journal segment size: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 
@@ -27,7 +29,11 @@ pub struct Limits {
     /// Records (and each record of a batch) larger than this many bytes are
     /// refused with `record-too-large`. Default [`DEFAULT_MAX_RECORD_SIZE`].
     pub max_record_size: usize,
-    /// How many journal and cursor handles the instance may hold at once;
+    /// States (snapshots, checkpoints) larger than this many bytes are
+    /// refused with `record-too-large`. Default [`DEFAULT_MAX_STATE_SIZE`].
+    pub max_state_size: usize,
+    /// How many handles (journals, cursors, states, snapshot stores) the
+    /// instance may hold at once;
     /// one more is refused with `quota`. Default [`DEFAULT_MAX_OPEN_HANDLES`].
     pub max_open_handles: usize,
     /// Bytes the namespace directory may occupy on disk. Checked before every
@@ -44,6 +50,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            max_state_size: DEFAULT_MAX_STATE_SIZE,
             max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
             disk_quota: DEFAULT_DISK_QUOTA,
             segment_size: DEFAULT_SEGMENT_SIZE,
@@ -102,6 +109,17 @@ impl MiniCtx {
     /// The directory of the journal `name` (the name is not checked here).
     pub fn journal_dir(&self, name: &str) -> PathBuf {
         self.namespace_dir.join("journal").join(name)
+    }
+
+    /// The directory of the state `name` (the name is not checked here).
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.namespace_dir.join("state").join(name)
+    }
+
+    /// The directory of the snapshot store `name` (the name is not checked
+    /// here).
+    pub fn snapshot_dir(&self, name: &str) -> PathBuf {
+        self.namespace_dir.join("snapshot").join(name)
     }
 
     /// The instance's limits.
@@ -173,6 +191,12 @@ impl MiniCtxBuilder {
         self
     }
 
+    /// Sets [`Limits::max_state_size`].
+    pub fn max_state_size(mut self, bytes: usize) -> Self {
+        self.limits.max_state_size = bytes;
+        self
+    }
+
     /// Sets [`Limits::max_open_handles`].
     pub fn max_open_handles(mut self, handles: usize) -> Self {
         self.limits.max_open_handles = handles;
@@ -202,6 +226,9 @@ impl MiniCtxBuilder {
         })?;
         if self.limits.max_record_size == 0 {
             return Err(CtxError::ZeroLimit("max_record_size"));
+        }
+        if self.limits.max_state_size == 0 {
+            return Err(CtxError::ZeroLimit("max_state_size"));
         }
         if self.limits.segment_size == 0 {
             return Err(CtxError::ZeroLimit("segment_size"));

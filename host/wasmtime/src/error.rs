@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use mini_engine::JournalError;
+use mini_engine::snapshot::SkippedSnapshot;
+use mini_engine::{JournalError, SnapshotError, StateError};
 
 use crate::bindings::store::Error;
 
@@ -26,6 +27,42 @@ pub(crate) fn journal_error(err: JournalError, namespace_dir: &Path) -> Error {
         e @ (JournalError::Poisoned | JournalError::Io { .. }) => Error::Io(hide(e.to_string())),
         e @ JournalError::OutOfRange { .. } => Error::OutOfRange(e.to_string()),
     }
+}
+
+/// The WIT error for a snapshot store's error, with host paths hidden.
+pub(crate) fn snapshot_error(err: SnapshotError, namespace_dir: &Path) -> Error {
+    let hide = |text: String| hide_root(&text, namespace_dir);
+    match err {
+        SnapshotError::InvalidState(reason) => Error::InvalidRecord(reason),
+        SnapshotError::StateTooLarge { limit, .. } => {
+            Error::RecordTooLarge(u64::try_from(limit).unwrap_or(u64::MAX))
+        }
+        e @ SnapshotError::Locked { .. } => Error::Locked(hide(e.to_string())),
+        e @ SnapshotError::AllDamaged { .. } => Error::Corrupt(hide(e.to_string())),
+        e @ SnapshotError::Io { .. } => Error::Io(hide(e.to_string())),
+    }
+}
+
+/// The WIT error for a state's error, with host paths hidden.
+pub(crate) fn state_error(err: StateError, namespace_dir: &Path) -> Error {
+    let hide = |text: String| hide_root(&text, namespace_dir);
+    match err {
+        StateError::Journal(e) => journal_error(e, namespace_dir),
+        StateError::Snapshot(e) => snapshot_error(e, namespace_dir),
+        e @ (StateError::SnapshotBeyondJournal { .. }
+        | StateError::JournalCompacted { .. }
+        | StateError::BadMutation { .. }
+        | StateError::BadSnapshotState { .. }) => Error::Corrupt(hide(e.to_string())),
+        e @ StateError::CheckpointOutOfRange { .. } => Error::OutOfRange(e.to_string()),
+        e @ (StateError::Serialize(_) | StateError::AutoCheckpoint { .. }) => {
+            Error::Other(hide(e.to_string()))
+        }
+    }
+}
+
+/// One warning line for a damaged snapshot that recovery passed over.
+pub(crate) fn skipped_warning(skipped: &SkippedSnapshot, namespace_dir: &Path) -> String {
+    hide_root(&format!("damaged, skipped: {skipped}"), namespace_dir)
 }
 
 /// `text` with every occurrence of the namespace directory's path replaced

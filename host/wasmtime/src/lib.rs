@@ -82,12 +82,17 @@ mod disk;
 mod error;
 pub mod registry;
 pub mod runner;
+pub mod snapshot;
+pub mod state;
 pub mod store;
+mod view;
 
 use wasmtime::component::{HasData, Linker};
 
 pub use crate::ctx::{CtxError, Limits, MiniCtx, MiniCtxBuilder, MiniCtxView, MiniView};
 pub use crate::registry::MiniHost;
+pub use crate::snapshot::SnapshotsHandle;
+pub use crate::state::StateHandle;
 pub use crate::store::{CursorHandle, JournalHandle};
 pub use wasmtime::component::ResourceTable;
 
@@ -99,7 +104,9 @@ pub use wasmtime::component::ResourceTable;
 /// bindings of `wasmtime_wasi::p2::bindings::Command`), inside a tokio
 /// runtime.
 pub fn add_to_linker_async<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    bindings::store::add_to_linker::<T, Mini>(linker, T::mini)
+    bindings::store::add_to_linker::<T, Mini>(linker, T::mini)?;
+    bindings::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;
+    bindings::state::add_to_linker::<T, Mini>(linker, T::mini)
 }
 
 /// The [`HasData`] marker of this crate's host functions: its data is a

@@ -10,7 +10,8 @@ use wasmtime::component::Resource;
 
 use crate::bindings::store::{self, Error};
 use crate::ctx::MiniCtxView;
-use crate::error::{bad_handle, journal_error, quote};
+use crate::error::{bad_handle, journal_error};
+use crate::view::{blocking, check_name};
 
 /// A cursor returns at most this many entries per `next` call, whatever the
 /// guest asks for.
@@ -18,8 +19,6 @@ pub const MAX_ENTRIES_PER_NEXT: usize = 1024;
 /// A cursor stops filling a `next` batch once it holds this many bytes of
 /// records (it always returns at least one record if one is available).
 pub const MAX_BYTES_PER_NEXT: usize = 4 * 1024 * 1024;
-/// Bytes a stored line adds to a record (seq, crc, framing), for the quota.
-const LINE_OVERHEAD: u64 = 96;
 
 /// A journal handle held by a guest: the `journal` resource of the WIT.
 #[derive(Debug)]
@@ -52,13 +51,14 @@ pub struct CursorHandle {
     failed: Option<Error>,
 }
 
-/// Runs blocking engine work on tokio's blocking pool.
-async fn blocking<R: Send + 'static>(
-    work: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, Error> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Other(format!("host task failed: {e}")))
+impl CursorHandle {
+    /// A cursor over `reader`.
+    pub(crate) fn new(reader: Reader) -> CursorHandle {
+        CursorHandle {
+            reader: Some(reader),
+            failed: None,
+        }
+    }
 }
 
 impl MiniCtxView<'_> {
@@ -69,33 +69,6 @@ impl MiniCtxView<'_> {
             .map_err(|e| bad_handle("journal", e))
     }
 
-    fn check_handle_limit(&self) -> Result<(), Error> {
-        let limit = self.ctx.limits.max_open_handles;
-        if self.ctx.open_handles >= limit {
-            return Err(Error::Quota(format!(
-                "too many open handles: the limit of this instance is {limit} journals and cursors"
-            )));
-        }
-        Ok(())
-    }
-
-    fn check_record_sizes<'r>(
-        &self,
-        records: impl IntoIterator<Item = &'r String>,
-    ) -> Result<u64, Error> {
-        let limit = self.ctx.limits.max_record_size;
-        let mut total = 0u64;
-        for record in records {
-            if record.len() > limit {
-                return Err(Error::RecordTooLarge(
-                    u64::try_from(limit).unwrap_or(u64::MAX),
-                ));
-            }
-            total = total.saturating_add(record.len() as u64 + LINE_OVERHEAD);
-        }
-        Ok(total)
-    }
-
     /// Appends through `write` after checking the disk quota for `bytes`.
     async fn append_with(
         &mut self,
@@ -104,14 +77,11 @@ impl MiniCtxView<'_> {
         write: impl FnOnce(&Journal) -> Result<u64, JournalError> + Send + 'static,
     ) -> Result<u64, Error> {
         let journal = self.journal_of(handle)?;
-        let quota = self.ctx.limits.disk_quota;
         let ns_dir = self.ctx.namespace_dir.clone();
-        let usage = self.ctx.usage.clone();
-        blocking(move || {
-            usage.reserve(&ns_dir, quota, bytes)?;
+        self.write_within_quota(bytes, move || {
             write(&journal).map_err(|e| journal_error(e, &ns_dir))
         })
-        .await?
+        .await
     }
 }
 
@@ -142,42 +112,7 @@ impl store::HostJournal for MiniCtxView<'_> {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<JournalHandle>, Error>> {
-        if let Err(reason) = mini_engine::name::validate_name(&name) {
-            return Ok(Err(Error::InvalidName(format!(
-                "{}: {reason}",
-                quote(&name)
-            ))));
-        }
-        if let Err(e) = self.check_handle_limit() {
-            return Ok(Err(e));
-        }
-        let host = self.ctx.host.clone();
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let dir = self.ctx.journal_dir(&name);
-        let options = JournalOptions {
-            segment_size: self.ctx.limits.segment_size,
-            max_record_size: self.ctx.limits.max_record_size,
-            ..JournalOptions::default()
-        };
-        let opened = blocking(move || {
-            // Creates the directories (each synced into its parent) if needed.
-            host.open_journal(&dir, options)
-                .map_err(|e| journal_error(e, &ns_dir))
-        })
-        .await;
-        let journal = match opened {
-            Ok(Ok(journal)) => journal,
-            Ok(Err(e)) | Err(e) => return Ok(Err(e)),
-        };
-        match self.table.push(JournalHandle { journal, name }) {
-            Ok(handle) => {
-                self.ctx.open_handles += 1;
-                Ok(Ok(handle))
-            }
-            Err(e) => Ok(Err(Error::Quota(format!(
-                "cannot hold another handle: {e}"
-            )))),
-        }
+        Ok(self.open_journal(name).await)
     }
 
     async fn append(
@@ -213,36 +148,7 @@ impl store::HostJournal for MiniCtxView<'_> {
         handle: Resource<JournalHandle>,
         from_seq: u64,
     ) -> wasmtime::Result<Result<Resource<CursorHandle>, Error>> {
-        let journal = match self.journal_of(&handle) {
-            Ok(journal) => journal,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Err(e) = self.check_handle_limit() {
-            return Ok(Err(e));
-        }
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let reader = match blocking(move || {
-            journal
-                .read_from(from_seq)
-                .map_err(|e| journal_error(e, &ns_dir))
-        })
-        .await
-        {
-            Ok(Ok(reader)) => reader,
-            Ok(Err(e)) | Err(e) => return Ok(Err(e)),
-        };
-        match self.table.push(CursorHandle {
-            reader: Some(reader),
-            failed: None,
-        }) {
-            Ok(cursor) => {
-                self.ctx.open_handles += 1;
-                Ok(Ok(cursor))
-            }
-            Err(e) => Ok(Err(Error::Quota(format!(
-                "cannot hold another handle: {e}"
-            )))),
-        }
+        Ok(self.open_cursor(&handle, from_seq).await)
     }
 
     async fn first_seq(
@@ -265,10 +171,47 @@ impl store::HostJournal for MiniCtxView<'_> {
     }
 
     async fn drop(&mut self, handle: Resource<JournalHandle>) -> wasmtime::Result<()> {
-        if self.table.delete(handle).is_ok() {
-            self.ctx.open_handles = self.ctx.open_handles.saturating_sub(1);
-        }
+        self.drop_handle(handle);
         Ok(())
+    }
+}
+
+impl MiniCtxView<'_> {
+    async fn open_journal(&mut self, name: String) -> Result<Resource<JournalHandle>, Error> {
+        check_name(&name)?;
+        self.check_handle_limit()?;
+        let host = self.ctx.host.clone();
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let dir = self.ctx.journal_dir(&name);
+        let options = JournalOptions {
+            segment_size: self.ctx.limits.segment_size,
+            max_record_size: self.ctx.limits.max_record_size,
+            ..JournalOptions::default()
+        };
+        let journal = blocking(move || {
+            // Creates the directories (each synced into its parent) if needed.
+            host.open_journal(&dir, options)
+                .map_err(|e| journal_error(e, &ns_dir))
+        })
+        .await??;
+        self.push_handle(JournalHandle { journal, name })
+    }
+
+    async fn open_cursor(
+        &mut self,
+        handle: &Resource<JournalHandle>,
+        from_seq: u64,
+    ) -> Result<Resource<CursorHandle>, Error> {
+        let journal = self.journal_of(handle)?;
+        self.check_handle_limit()?;
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let reader = blocking(move || {
+            journal
+                .read_from(from_seq)
+                .map_err(|e| journal_error(e, &ns_dir))
+        })
+        .await??;
+        self.push_handle(CursorHandle::new(reader))
     }
 }
 
@@ -316,9 +259,7 @@ impl store::HostCursor for MiniCtxView<'_> {
     }
 
     async fn drop(&mut self, handle: Resource<CursorHandle>) -> wasmtime::Result<()> {
-        if self.table.delete(handle).is_ok() {
-            self.ctx.open_handles = self.ctx.open_handles.saturating_sub(1);
-        }
+        self.drop_handle(handle);
         Ok(())
     }
 }

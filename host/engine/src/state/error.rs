@@ -58,6 +58,20 @@ pub enum StateError {
         /// The damaged snapshots that were passed over, newest first.
         skipped: Vec<SkippedSnapshot>,
     },
+    /// A checkpoint was asked for a seq that is not between the newest
+    /// checkpoint and the last durable mutation.
+    #[error(
+        "cannot checkpoint at seq {seq}: it must lie between the newest checkpoint \
+        ({checkpoint_seq}) and the last durable mutation ({last_seq})"
+    )]
+    CheckpointOutOfRange {
+        /// The seq asked for.
+        seq: u64,
+        /// The seq of the newest checkpoint.
+        checkpoint_seq: u64,
+        /// The seq of the last durable mutation.
+        last_seq: u64,
+    },
     /// The mutation was logged and applied (it has seq `seq`), but the
     /// automatic checkpoint that followed failed.
     #[error("mutation {seq} applied, but the automatic checkpoint failed: {source}")]

@@ -42,7 +42,7 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -50,16 +50,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod error;
+mod log;
 
 pub use error::StateError;
+pub use log::{LogStats, RecoveryPoint, StateLog};
 
 use crate::fs::{FileSystem, StdFs};
-use crate::journal::{DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, RecoveryReport};
+use crate::journal::{DEFAULT_SEGMENT_SIZE, Journal, RecoveryReport};
 use crate::record::DEFAULT_MAX_RECORD_SIZE;
-use crate::snapshot::{
-    DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE, SkippedSnapshot, SnapshotError, SnapshotOptions,
-    SnapshotStore,
-};
+use crate::snapshot::{DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE, SkippedSnapshot, SnapshotStore};
 
 /// The name of the journal directory inside a state directory.
 pub const JOURNAL_DIR: &str = "journal";
@@ -158,13 +157,6 @@ pub struct StateStats {
     pub journal_first_seq: u64,
 }
 
-#[derive(Debug, Default)]
-struct Since {
-    checkpoint_seq: u64,
-    records: u64,
-    bytes: u64,
-}
-
 /// A state that survives crashes: every mutation is logged durably before it
 /// is applied in memory; recovery is the newest valid snapshot plus the
 /// journal after it; a checkpoint snapshots the state and compacts the
@@ -175,15 +167,13 @@ struct Since {
 /// are serialized among themselves, so the in-memory order is the seq order.
 #[derive(Debug)]
 pub struct StateManager<S, M> {
-    dir: PathBuf,
-    journal: Journal,
-    snapshots: SnapshotStore,
-    options: StateOptions,
+    log: StateLog,
+    policy: CheckpointPolicy,
     state: RwLock<S>,
     seq: AtomicU64,
-    /// Serializes appliers and checkpoints; counts what was logged since the
-    /// last checkpoint.
-    writer: Mutex<Since>,
+    /// Serializes appliers and checkpoints; counts the bytes of mutations
+    /// logged since the last checkpoint.
+    writer: Mutex<u64>,
     recovery: StateRecovery,
     _mutation: PhantomData<fn(M)>,
 }
@@ -208,57 +198,19 @@ where
     /// [`StateError::JournalCompacted`] if the journal no longer reaches back
     /// to it: never with a silently wrong state.
     pub fn open_with(dir: impl AsRef<Path>, options: StateOptions) -> Result<Self, StateError> {
-        let dir = dir.as_ref().to_path_buf();
-        let journal = Journal::open_with(
-            dir.join(JOURNAL_DIR),
-            JournalOptions {
-                segment_size: options.segment_size,
-                max_record_size: options.max_record_size,
-                fs: options.fs.clone(),
-            },
-        )?;
-        let snapshots = SnapshotStore::open_with(
-            dir.join(SNAPSHOT_DIR),
-            SnapshotOptions {
-                keep: options.keep_snapshots,
-                max_state_size: options.max_state_size,
-                fs: options.fs.clone(),
-            },
-        )?;
-        let (mut state, seq, snapshot_seq, skipped) = match snapshots.restore() {
-            Ok(Some(restored)) => {
-                let state: S = serde_json::from_str(&restored.state).map_err(|source| {
-                    StateError::BadSnapshotState {
-                        seq: restored.seq,
-                        path: restored.path.clone(),
-                        source,
-                    }
-                })?;
-                (state, restored.seq, Some(restored.seq), restored.skipped)
-            }
-            Ok(None) => (S::default(), 0, None, Vec::new()),
-            Err(SnapshotError::AllDamaged { skipped }) => (S::default(), 0, None, skipped),
-            Err(e) => return Err(e.into()),
+        let (log, point) = StateLog::open_with(dir, &options)?;
+        let mut state = match &point.snapshot {
+            Some(restored) => serde_json::from_str(&restored.state).map_err(|source| {
+                StateError::BadSnapshotState {
+                    seq: restored.seq,
+                    path: restored.path.clone(),
+                    source,
+                }
+            })?,
+            None => S::default(),
         };
-        if seq > journal.last_seq() {
-            return Err(StateError::SnapshotBeyondJournal {
-                snapshot_seq: seq,
-                journal_last_seq: journal.last_seq(),
-            });
-        }
-        if journal.first_seq() > seq + 1 {
-            return Err(StateError::JournalCompacted {
-                snapshot_seq: seq,
-                journal_first_seq: journal.first_seq(),
-                skipped,
-            });
-        }
-        let mut since = Since {
-            checkpoint_seq: seq,
-            ..Since::default()
-        };
-        let mut last = seq;
-        for entry in journal.read_from(seq + 1)? {
+        let (mut replayed, mut bytes, mut last) = (0, 0, point.seq());
+        for entry in log.mutations_after(&point)? {
             let entry = entry?;
             let mutation: M =
                 serde_json::from_str(&entry.data).map_err(|source| StateError::BadMutation {
@@ -266,24 +218,22 @@ where
                     source,
                 })?;
             mutation.apply(&mut state);
-            since.records += 1;
-            since.bytes += entry.data.len() as u64;
+            replayed += 1;
+            bytes += entry.data.len() as u64;
             last = entry.seq;
         }
         let recovery = StateRecovery {
-            snapshot_seq,
-            skipped,
-            replayed: since.records,
-            journal: journal.recovery().clone(),
+            snapshot_seq: point.snapshot.as_ref().map(|s| s.seq),
+            skipped: point.skipped,
+            replayed,
+            journal: log.journal_recovery().clone(),
         };
         Ok(StateManager {
-            dir,
-            journal,
-            snapshots,
-            options,
+            log,
+            policy: options.checkpoint,
             state: RwLock::new(state),
             seq: AtomicU64::new(last),
-            writer: Mutex::new(since),
+            writer: Mutex::new(bytes),
             recovery,
             _mutation: PhantomData,
         })
@@ -303,7 +253,7 @@ where
     /// there or none), then applies them in order; returns the seq of the
     /// last one (the current seq for an empty batch).
     pub fn apply_batch(&self, mutations: Vec<M>) -> Result<u64, StateError> {
-        let mut since = self.lock_writer();
+        let mut bytes_since = self.lock_writer();
         if mutations.is_empty() {
             return Ok(self.sequence());
         }
@@ -313,7 +263,7 @@ where
             .collect::<Result<Vec<_>, _>>()
             .map_err(StateError::Serialize)?;
         // The state lock is not held here: readers go on during the fsync.
-        let last = self.journal.append_batch(&records)?;
+        let last = self.log.commit_batch(&records)?;
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             for mutation in &mutations {
@@ -321,13 +271,15 @@ where
             }
         }
         self.seq.store(last, Ordering::Release);
-        since.records += records.len() as u64;
-        since.bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
-        let policy = self.options.checkpoint;
-        let due = policy.every_records.is_some_and(|n| since.records >= n)
-            || policy.every_bytes.is_some_and(|n| since.bytes >= n);
+        *bytes_since += records.iter().map(|r| r.len() as u64).sum::<u64>();
+        let records_since = last.saturating_sub(self.log.checkpoint_seq());
+        let due = self
+            .policy
+            .every_records
+            .is_some_and(|n| records_since >= n)
+            || self.policy.every_bytes.is_some_and(|n| *bytes_since >= n);
         if due {
-            self.checkpoint_locked(&mut since)
+            self.checkpoint_locked(&mut bytes_since)
                 .map_err(|e| StateError::AutoCheckpoint {
                     seq: last,
                     source: Box::new(e),
@@ -337,39 +289,24 @@ where
     }
 
     /// Snapshots the current state at the current seq, durably, and only then
-    /// compacts the journal: segments wholly below the oldest snapshot kept
-    /// are deleted (so that a damaged newest snapshot can still fall back to
-    /// the one before it plus a longer tail). Compaction waits until `keep`
-    /// valid snapshots exist.
+    /// compacts the journal (see [`StateLog::checkpoint`]).
     pub fn checkpoint(&self) -> Result<Checkpoint, StateError> {
-        let mut since = self.lock_writer();
-        self.checkpoint_locked(&mut since)
+        let mut bytes_since = self.lock_writer();
+        self.checkpoint_locked(&mut bytes_since)
     }
 
-    fn checkpoint_locked(&self, since: &mut Since) -> Result<Checkpoint, StateError> {
+    fn checkpoint_locked(&self, bytes_since: &mut u64) -> Result<Checkpoint, StateError> {
         let seq = self.sequence();
         let json = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
             serde_json::to_string(&*state).map_err(StateError::Serialize)?
         };
-        let created = self.snapshots.create(seq, &json)?;
-        since.checkpoint_seq = seq;
-        since.records = 0;
-        since.bytes = 0;
-        let mut segments_deleted = 0;
-        if created.kept.len() >= self.snapshots.options().keep
-            && let Some(&oldest) = created.kept.last()
-        {
-            segments_deleted = self.journal.truncate_before(oldest + 1)?;
-        }
-        Ok(Checkpoint {
-            seq,
-            kept_snapshots: created.kept,
-            segments_deleted,
-        })
+        let done = self.log.checkpoint(seq, &json)?;
+        *bytes_since = 0;
+        Ok(done)
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, Since> {
+    fn lock_writer(&self) -> MutexGuard<'_, u64> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -393,14 +330,15 @@ where
 
     /// Counters for deciding when to checkpoint.
     pub fn stats(&self) -> StateStats {
-        let since = self.lock_writer();
+        let bytes_since_checkpoint = *self.lock_writer();
+        let log = self.log.stats();
         StateStats {
             seq: self.sequence(),
-            checkpoint_seq: since.checkpoint_seq,
-            records_since_checkpoint: since.records,
-            bytes_since_checkpoint: since.bytes,
-            journal_bytes: self.journal.size_bytes(),
-            journal_first_seq: self.journal.first_seq(),
+            checkpoint_seq: log.checkpoint_seq,
+            records_since_checkpoint: log.records_since_checkpoint,
+            bytes_since_checkpoint,
+            journal_bytes: log.journal_bytes,
+            journal_first_seq: log.journal_first_seq,
         }
     }
 
@@ -411,16 +349,21 @@ where
 
     /// The state directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.log.dir()
+    }
+
+    /// The journal and snapshots underneath.
+    pub fn log(&self) -> &StateLog {
+        &self.log
     }
 
     /// The journal of mutations.
     pub fn journal(&self) -> &Journal {
-        &self.journal
+        self.log.journal()
     }
 
     /// The snapshot store.
     pub fn snapshots(&self) -> &SnapshotStore {
-        &self.snapshots
+        self.log.snapshots()
     }
 }

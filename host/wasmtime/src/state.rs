@@ -1,0 +1,235 @@
+//! The host side of the `mini:storage/state` interface: a state's journal of
+//! mutations and its snapshots, in `<namespace>/state/<name>/`.
+//!
+//! The fold runs in the guest: the host hands out the recovery point (the
+//! newest valid snapshot and a cursor over the mutations after it), logs
+//! mutations durably, and stores the snapshots the guest checkpoints. A
+//! state has one owner: it is locked by the handle that opened it, so a
+//! second open (in this or another instance or process) gets `locked`
+//! instead of a second, diverging fold.
+
+use std::sync::Arc;
+
+use mini_engine::snapshot::DEFAULT_KEEP;
+use mini_engine::state::{RecoveryPoint, StateLog, StateOptions};
+use mini_engine::{CheckpointPolicy, StateError};
+use wasmtime::component::Resource;
+
+use crate::bindings::state::{self, CheckpointInfo, Recovery, SnapshotPoint, Stats};
+use crate::bindings::store::Error;
+use crate::ctx::MiniCtxView;
+use crate::error::{bad_handle, skipped_warning, state_error};
+use crate::store::CursorHandle;
+use crate::view::{LINE_OVERHEAD, blocking, check_name};
+
+/// A state held by a guest: the `state` resource of the WIT.
+#[derive(Debug)]
+pub struct StateHandle {
+    log: Arc<StateLog>,
+    name: String,
+    /// The recovery point found when the state was opened, handed out by the
+    /// first `recover` (later calls look again: a checkpoint moves it).
+    opened_at: Option<RecoveryPoint>,
+}
+
+impl StateHandle {
+    /// The state's name inside the namespace.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The engine's state log behind the handle.
+    pub fn log(&self) -> &StateLog {
+        &self.log
+    }
+}
+
+impl MiniCtxView<'_> {
+    fn state_of(&self, handle: &Resource<StateHandle>) -> Result<Arc<StateLog>, Error> {
+        self.table
+            .get(handle)
+            .map(|h| h.log.clone())
+            .map_err(|e| bad_handle("state", e))
+    }
+
+    /// Runs `work` on the state of `handle` on the blocking pool, within the
+    /// disk quota for `bytes`.
+    async fn write_state<R: Send + 'static>(
+        &mut self,
+        handle: &Resource<StateHandle>,
+        bytes: u64,
+        work: impl FnOnce(&StateLog) -> Result<R, StateError> + Send + 'static,
+    ) -> Result<R, Error> {
+        let log = self.state_of(handle)?;
+        let ns_dir = self.ctx.namespace_dir.clone();
+        self.write_within_quota(bytes, move || {
+            work(&log).map_err(|e| state_error(e, &ns_dir))
+        })
+        .await
+    }
+
+    async fn open_state(&mut self, name: String) -> Result<Resource<StateHandle>, Error> {
+        check_name(&name)?;
+        self.check_handle_limit()?;
+        let dir = self.ctx.state_dir(&name);
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let limits = &self.ctx.limits;
+        let options = StateOptions {
+            segment_size: limits.segment_size,
+            max_record_size: limits.max_record_size,
+            max_state_size: limits.max_state_size,
+            keep_snapshots: DEFAULT_KEEP,
+            checkpoint: CheckpointPolicy::default(),
+            ..StateOptions::default()
+        };
+        let (log, point) = blocking(move || {
+            StateLog::open_with(&dir, &options).map_err(|e| state_error(e, &ns_dir))
+        })
+        .await??;
+        self.push_handle(StateHandle {
+            log: Arc::new(log),
+            name,
+            opened_at: Some(point),
+        })
+    }
+
+    async fn recover_state(&mut self, handle: &Resource<StateHandle>) -> Result<Recovery, Error> {
+        let log = self.state_of(handle)?;
+        self.check_handle_limit()?;
+        let opened_at = self
+            .table
+            .get_mut(handle)
+            .map_err(|e| bad_handle("state", e))?
+            .opened_at
+            .take();
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let (point, reader) = blocking(move || {
+            let point = match opened_at {
+                Some(point) => point,
+                None => log.recover()?,
+            };
+            let reader = log.mutations_after(&point)?;
+            Ok((point, reader))
+        })
+        .await?
+        .map_err(|e| state_error(e, &ns_dir))?;
+        let mutations = self.push_handle(CursorHandle::new(reader))?;
+        Ok(Recovery {
+            warnings: point
+                .skipped
+                .iter()
+                .map(|s| skipped_warning(s, &ns_dir))
+                .collect(),
+            snapshot: point.snapshot.map(|s| SnapshotPoint {
+                seq: s.seq,
+                state: s.state,
+            }),
+            mutations,
+        })
+    }
+}
+
+impl state::Host for MiniCtxView<'_> {}
+
+impl state::HostState for MiniCtxView<'_> {
+    async fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<StateHandle>, Error>> {
+        Ok(self.open_state(name).await)
+    }
+
+    async fn recover(
+        &mut self,
+        handle: Resource<StateHandle>,
+    ) -> wasmtime::Result<Result<Recovery, Error>> {
+        Ok(self.recover_state(&handle).await)
+    }
+
+    async fn commit(
+        &mut self,
+        handle: Resource<StateHandle>,
+        mutation: String,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let bytes = match self.check_record_sizes([&mutation]) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .write_state(&handle, bytes, move |log| log.commit(&mutation))
+            .await)
+    }
+
+    async fn commit_batch(
+        &mut self,
+        handle: Resource<StateHandle>,
+        mutations: Vec<String>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let bytes = match self.check_record_sizes(&mutations) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .write_state(&handle, bytes, move |log| log.commit_batch(&mutations))
+            .await)
+    }
+
+    async fn checkpoint(
+        &mut self,
+        handle: Resource<StateHandle>,
+        state: String,
+        seq: u64,
+    ) -> wasmtime::Result<Result<CheckpointInfo, Error>> {
+        let limit = self.ctx.limits.max_state_size;
+        if state.len() > limit {
+            return Ok(Err(Error::RecordTooLarge(
+                u64::try_from(limit).unwrap_or(u64::MAX),
+            )));
+        }
+        let bytes = state.len() as u64 + LINE_OVERHEAD;
+        Ok(self
+            .write_state(&handle, bytes, move |log| {
+                let done = log.checkpoint(seq, &state)?;
+                Ok(CheckpointInfo {
+                    seq: done.seq,
+                    kept_snapshots: done.kept_snapshots,
+                    segments_deleted: u32::try_from(done.segments_deleted).unwrap_or(u32::MAX),
+                })
+            })
+            .await)
+    }
+
+    async fn current_seq(
+        &mut self,
+        handle: Resource<StateHandle>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        Ok(self.state_of(&handle).map(|log| log.last_seq()))
+    }
+
+    async fn stats(
+        &mut self,
+        handle: Resource<StateHandle>,
+    ) -> wasmtime::Result<Result<Stats, Error>> {
+        let log = match self.state_of(&handle) {
+            Ok(log) => log,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Waits for a checkpoint in progress, and takes the journal's lock.
+        Ok(blocking(move || {
+            let stats = log.stats();
+            Stats {
+                seq: stats.seq,
+                checkpoint_seq: stats.checkpoint_seq,
+                records_since_checkpoint: stats.records_since_checkpoint,
+                journal_bytes: stats.journal_bytes,
+                journal_first_seq: stats.journal_first_seq,
+            }
+        })
+        .await)
+    }
+
+    async fn drop(&mut self, handle: Resource<StateHandle>) -> wasmtime::Result<()> {
+        self.drop_handle(handle);
+        Ok(())
+    }
+}
