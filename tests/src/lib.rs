@@ -232,6 +232,17 @@ pub fn run_component(
     (out.exit_code(), out.stdout, out.stderr)
 }
 
+/// The `case <name>: <outcome>` lines a probe component prints (the
+/// `bad-input` and `state-probe` examples), as outcome by case name.
+pub fn cases(stdout: &str) -> std::collections::BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("case "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(name, outcome)| (name.to_owned(), outcome.to_owned()))
+        .collect()
+}
+
 /// The directory of journal `name` in `namespace` under `data_dir`.
 pub fn journal_dir(data_dir: &Path, namespace: &str, name: &str) -> PathBuf {
     data_dir.join(namespace).join("journal").join(name)

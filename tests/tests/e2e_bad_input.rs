@@ -3,11 +3,12 @@
 //! gets the right error variant, the journal's earlier records are unchanged,
 //! the host keeps serving and does not panic.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mini_engine::Journal;
-use mini_tests::{assert_contiguous, guest_component, journal_dir, read_journal, run_component};
+use mini_tests::{
+    assert_contiguous, cases, guest_component, journal_dir, read_journal, run_component,
+};
 
 /// Panics anywhere in this process (host threads included) since the hook was set.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -18,16 +19,6 @@ fn count_panics() {
         PANICS.fetch_add(1, Ordering::SeqCst);
         previous(info);
     }));
-}
-
-/// `case <name>: ok <seq>` / `case <name>: err <variant>` lines, by name.
-fn cases(stdout: &str) -> BTreeMap<String, String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("case "))
-        .filter_map(|l| l.split_once(": "))
-        .map(|(name, outcome)| (name.to_owned(), outcome.to_owned()))
-        .collect()
 }
 
 #[test]
@@ -160,4 +151,86 @@ fn a_damaged_journal_gives_the_guest_a_corrupt_error_without_host_paths() {
             .count(),
         3
     );
+}
+
+#[test]
+fn bad_state_and_snapshot_input_gets_the_right_errors_and_changes_nothing() {
+    count_panics();
+    let probe = guest_component("state-probe");
+    let data = tempfile::tempdir().expect("tempdir");
+
+    let (code, out, err) = run_component(&probe, data.path(), "probe", &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let cases = cases(&out);
+    let expected = [
+        ("open", "ok 0"),
+        ("commit-1", "ok 1"),
+        ("commit-2", "ok 2"),
+        ("invalid-json", "err invalid-record"),
+        ("two-values", "err invalid-record"),
+        ("empty", "err invalid-record"),
+        ("too-large", "err record-too-large"),
+        ("batch-with-bad", "err invalid-record"),
+        ("empty-batch", "err invalid-record"),
+        ("checkpoint-beyond", "err out-of-range"),
+        ("checkpoint-invalid", "err invalid-record"),
+        ("checkpoint", "ok 2"),
+        ("checkpoint-below", "err out-of-range"),
+        ("open-again", "err locked"),
+        ("name-empty", "err invalid-name"),
+        ("name-dotdot", "err invalid-name"),
+        ("name-slash", "err invalid-name"),
+        ("snaps-open", "ok 0"),
+        ("snaps-invalid", "err invalid-record"),
+        ("snaps-create", "ok 5"),
+        ("snaps-restore", "ok 5"),
+        ("snaps-open-again", "err locked"),
+        ("snaps-name-dotdot", "err invalid-name"),
+        ("after", "ok 3"),
+    ];
+    for (case, outcome) in expected {
+        assert_eq!(
+            cases.get(case).map(String::as_str),
+            Some(outcome),
+            "case {case}; stdout:\n{out}\nstderr:\n{err}"
+        );
+    }
+    assert_eq!(cases.len(), expected.len(), "unexpected cases:\n{out}");
+    assert!(
+        out.contains(r#"recovery: 2 {"sum":3} ["{\"n\":3}"]"#),
+        "recovery from the checkpoint: {out}"
+    );
+    assert!(out.contains("stats: 3 2 1"), "stats: {out}");
+    assert!(
+        !err.contains(&data.path().display().to_string()),
+        "host paths leaked to the guest: {err}"
+    );
+
+    // On disk: exactly the accepted mutations, and the one checkpoint.
+    let state = data.path().join("probe/state/probe");
+    let records: Vec<String> = read_journal(&state.join("journal"))
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
+    assert_eq!(records, [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]);
+    let snapshot =
+        std::fs::read_to_string(state.join("snapshots/snapshot-00000000000000000002.json"))
+            .expect("the checkpoint's snapshot");
+    assert!(snapshot.contains(r#""state":{"sum":3}"#), "{snapshot}");
+
+    // A second run resumes: the state handle of the first was released.
+    let (code, out, err) = run_component(&probe, data.path(), "probe", &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let cases = mini_tests::cases(&out);
+    assert_eq!(cases.get("open").map(String::as_str), Some("ok 3"), "{out}");
+    assert_eq!(
+        cases.get("after").map(String::as_str),
+        Some("ok 6"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"recovery: 5 {"sum":3} ["{\"n\":3}"]"#),
+        "{out}"
+    );
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "the host panicked");
 }

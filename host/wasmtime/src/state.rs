@@ -186,6 +186,10 @@ impl state::HostState for MiniCtxView<'_> {
                 u64::try_from(limit).unwrap_or(u64::MAX),
             )));
         }
+        // The recovery point found at open is stale once a checkpoint moves it.
+        if let Ok(held) = self.table.get_mut(&handle) {
+            held.opened_at = None;
+        }
         let bytes = state.len() as u64 + LINE_OVERHEAD;
         Ok(self
             .write_state(&handle, bytes, move |log| {
