@@ -59,9 +59,15 @@ pub struct RunArgs {
     /// Largest record accepted, in KiB.
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
     max_record_kb: u64,
-    /// How many journals and cursors the component may hold open at once.
+    /// How many handles (journals, cursors, states, snapshot stores) the
+    /// component may hold open at once.
     #[arg(long, default_value_t = mini_host::ctx::DEFAULT_MAX_OPEN_HANDLES)]
     max_handles: usize,
+    /// Size at which a journal (or a state's journal) starts a new segment
+    /// file, in KiB. Compaction deletes whole segments: small segments keep a
+    /// compacted state's files small.
+    #[arg(long, default_value_t = mini_host::ctx::DEFAULT_SEGMENT_SIZE / 1024, value_name = "KIB")]
+    segment_kb: u64,
     /// Give the component a host directory: `HOST::GUEST` (or `DIR` for the
     /// same path in both). Repeatable.
     #[arg(long = "dir", value_name = "HOST::GUEST")]
@@ -140,6 +146,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .disk_quota(mib(args.quota_mb)?)
         .max_record_size(max_record_size)
         .max_open_handles(args.max_handles)
+        .segment_size(args.segment_kb.saturating_mul(1024))
         .build()?;
     let namespace_dir = mini.namespace_dir().to_path_buf();
     let argv0 = args
