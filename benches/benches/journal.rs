@@ -8,12 +8,13 @@
 //! `MINI_BENCH_DIR` picks the disk (default: `target/bench-data`, the
 //! project's disk). `MINI_BENCH_OPS` sets appends per repetition (default 500).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mini_benches::{Comparison, append_concurrently, compare, record, timed};
+use mini_benches::{
+    append_concurrently, bench_ops, bench_root, compare, fresh, raw_fdatasync_loop, record, row,
+    timed,
+};
 use mini_engine::Journal;
 use mini_host::MiniHost;
 use mini_host::runner::{Runner, RunnerConfig};
@@ -21,57 +22,6 @@ use mini_tests::{block_on, guest_component, mini_ctx};
 use wasmtime_wasi::WasiCtx;
 
 const REPS: usize = 5;
-
-fn ops() -> u64 {
-    std::env::var("MINI_BENCH_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500)
-}
-
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("MINI_BENCH_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"),
-        PathBuf::from,
-    );
-    std::fs::create_dir_all(&root).expect("bench dir");
-    root
-}
-
-fn fresh(root: &Path, name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(name)
-        .tempdir_in(root)
-        .expect("temp dir")
-}
-
-/// The physical limit: write one journal-sized line, fdatasync, repeat.
-fn raw_fdatasync_loop(root: &Path, n: u64) -> (u64, Duration) {
-    let dir = fresh(root, "raw");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(dir.path().join("raw.jsonl"))
-        .expect("open");
-    let lines: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                "{{\"seq\":{i},\"crc\":\"00000000\",\"data\":{}}}\n",
-                record(i)
-            )
-        })
-        .collect();
-    timed(|| {
-        let mut offset = 0;
-        for line in &lines {
-            file.write_all_at(line.as_bytes(), offset).expect("write");
-            offset += line.len() as u64;
-            file.sync_data().expect("fdatasync");
-        }
-        n
-    })
-}
 
 fn engine_single(root: &Path, n: u64) -> (u64, Duration) {
     let dir = fresh(root, "single");
@@ -166,16 +116,9 @@ fn engine_read(root: &Path) -> (u64, Duration) {
     })
 }
 
-fn row(label: &str, c: &Comparison, goal: &str) {
-    println!(
-        "| {label} | {} | {:.0}/s | {} | {:.0}/s | **{:.2}** | {goal} |",
-        c.case.name, c.case.per_sec, c.baseline.name, c.baseline.per_sec, c.ratio
-    );
-}
-
 fn main() {
     let root = bench_root();
-    let n = ops();
+    let n = bench_ops(500);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

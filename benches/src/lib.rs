@@ -5,6 +5,9 @@
 //! alternates the two sides rep by rep (A B A B …) and reports the median of
 //! the per-rep ratios, next to the median rate of each side.
 
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The rate of one side of a comparison.
@@ -109,4 +112,67 @@ pub fn append_concurrently(journal: &mini_engine::Journal, threads: u64, per_thr
 /// A record of about 100 bytes, like a small mutation.
 pub fn record(i: u64) -> String {
     format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(80))
+}
+
+/// Operations per repetition: `MINI_BENCH_OPS`, or `default`.
+pub fn bench_ops(default: u64) -> u64 {
+    std::env::var("MINI_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The directory benchmarks write in: `MINI_BENCH_DIR`, or
+/// `target/bench-data` (the project's disk).
+pub fn bench_root() -> PathBuf {
+    let root = std::env::var_os("MINI_BENCH_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&root).expect("bench dir");
+    root
+}
+
+/// A new empty directory under `root`, removed when dropped.
+pub fn fresh(root: &Path, name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(root)
+        .expect("temp dir")
+}
+
+/// The physical limit: write one journal-sized line, fdatasync, repeat.
+pub fn raw_fdatasync_loop(root: &Path, n: u64) -> (u64, Duration) {
+    let dir = fresh(root, "raw");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(dir.path().join("raw.jsonl"))
+        .expect("open");
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"seq\":{i},\"crc\":\"00000000\",\"data\":{}}}\n",
+                record(i)
+            )
+        })
+        .collect();
+    timed(|| {
+        let mut offset = 0;
+        for line in &lines {
+            file.write_all_at(line.as_bytes(), offset).expect("write");
+            offset += line.len() as u64;
+            file.sync_data().expect("fdatasync");
+        }
+        n
+    })
+}
+
+/// Prints a comparison as a row of the Markdown tables in BENCHMARKS.md.
+pub fn row(label: &str, c: &Comparison, goal: &str) {
+    println!(
+        "| {label} | {} | {:.0}/s | {} | {:.0}/s | **{:.2}** | {goal} |",
+        c.case.name, c.case.per_sec, c.baseline.name, c.baseline.per_sec, c.ratio
+    );
 }

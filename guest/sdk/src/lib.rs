@@ -1,11 +1,13 @@
 //! Guest SDK for **mini**: durable storage for WebAssembly components.
 //!
 //! A component built for `wasm32-wasip2` that depends on this crate imports
-//! the WIT interface `mini:storage/store@0.1.0`; a host running the component
+//! the WIT interfaces of `mini:storage@0.1.0` (`store`, `snapshot`, `state`;
+//! only those it uses end up in the component); a host running the component
 //! (the `mini` CLI, or any wasmtime embedder that adds mini's interfaces to
-//! its `Linker`) gives it durable, append-only journals of JSON records.
+//! its `Linker`) gives it durable, append-only journals of JSON records,
+//! durable snapshots, and states that are the fold of durable mutations.
 //!
-//! The API has the shape of the original `ministore` crate:
+//! Journals have the shape of the original `ministore` crate:
 //!
 //! - [`Journal<T>`]: a typed journal. Records are values of `T`, stored as
 //!   JSON with `serde_json`. [`Journal::append`] returns only after the
@@ -15,6 +17,21 @@
 //! - [`Records`] / [`RawRecords`]: streamed reads that fetch the journal in
 //!   bounded chunks ([`DEFAULT_CHUNK`] records per call to the host), never
 //!   the whole log.
+//!
+//! States have the shape of the original `ministate` crate (and of the native
+//! `mini_engine::state`):
+//!
+//! - [`StateManager<S, M>`]: a state `S` changed only by mutations `M`
+//!   ([`Mutator<S>`]). [`StateManager::apply`] stores the mutation durably,
+//!   then applies it in memory; opening recovers the newest valid snapshot
+//!   plus the mutations after it; [`StateManager::checkpoint`] (or a
+//!   [`CheckpointPolicy`]) snapshots the state so the host can compact the
+//!   journal.
+//! - [`Snapshots<S>`]: typed, atomic, durable snapshots with fallback, for
+//!   states kept some other way.
+//!
+//! And for all of them:
+//!
 //! - [`Error`]: every failure, mirroring the WIT `error` variant plus local
 //!   serialization failures.
 //! - [`bindings`]: the raw generated bindings, for advanced use.
@@ -44,6 +61,44 @@
 //!         }
 //!     }
 //!     println!("total = {total}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same counter as a state, checkpointed every 1000 mutations:
+//!
+//! ```no_run
+//! use mini_guest::{CheckpointPolicy, Error, Mutator, StateManager};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct Total {
+//!     value: u64,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! enum Counter {
+//!     Inc { by: u64 },
+//!     Set { value: u64 },
+//! }
+//!
+//! impl Mutator<Total> for Counter {
+//!     fn apply(&self, state: &mut Total) {
+//!         match self {
+//!             Counter::Inc { by } => state.value += by,
+//!             Counter::Set { value } => state.value = *value,
+//!         }
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Error> {
+//!     let mut total: StateManager<Total, Counter> =
+//!         StateManager::open_with("total", CheckpointPolicy::every_records(1000))?;
+//!     for warning in &total.recovery().warnings {
+//!         eprintln!("warning: {warning}");
+//!     }
+//!     let seq = total.apply(Counter::Inc { by: 1 })?; // durable, then applied
+//!     println!("total = {} at seq {seq}", total.state().value);
 //!     Ok(())
 //! }
 //! ```
@@ -80,121 +135,17 @@ pub mod bindings {
 
 use bindings::mini::storage::store as wit;
 
+mod error;
+mod snapshots;
+mod state;
+
+pub use error::Error;
+pub use snapshots::{Restored, SnapshotInfo, Snapshots};
+pub use state::{Checkpoint, CheckpointPolicy, Mutator, Recovery, StateManager, StateStats};
+
 /// How many records a read fetches from the host per call, unless changed
 /// with [`Records::chunk_size`] / [`RawRecords::chunk_size`].
 pub const DEFAULT_CHUNK: u32 = 256;
-
-/// Why an operation failed.
-///
-/// The first nine variants mirror the WIT `error` variant of
-/// `mini:storage/store` one to one; [`Error::Serialize`] and
-/// [`Error::Deserialize`] are failures of `serde_json` inside the guest.
-/// Nothing already stored changes when an operation fails.
-///
-/// ```no_run
-/// use mini_guest::{Error, RawJournal};
-///
-/// let journal = RawJournal::open("events")?;
-/// match journal.append("not json") {
-///     Err(Error::InvalidRecord(reason)) => eprintln!("rejected: {reason}"),
-///     other => println!("{other:?}"),
-/// }
-/// # Ok::<(), Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The record is not exactly one JSON value; carries the host's reason.
-    #[error("invalid record: {0}")]
-    InvalidRecord(String),
-    /// The record is larger than the host's record size limit; carries the
-    /// limit in bytes.
-    #[error("record too large: the limit is {0} bytes")]
-    RecordTooLarge(u64),
-    /// The journal name is not valid (empty, too long, `.`/`..`, `/`, `\`,
-    /// NUL or control characters); carries the reason.
-    #[error("invalid journal name: {0}")]
-    InvalidName(String),
-    /// The journal on disk is damaged before its tail; carries the file, the
-    /// byte offset and the sequence number. An operator runs `mini verify`.
-    #[error("journal corrupt: {0}")]
-    Corrupt(String),
-    /// An I/O error on the host. After a failed fsync the journal handle
-    /// stays failed until the journal is opened again.
-    #[error("i/o error: {0}")]
-    Io(String),
-    /// A limit of this instance is exhausted (disk quota, open handles).
-    #[error("quota exceeded: {0}")]
-    Quota(String),
-    /// Another process holds the journal's lock.
-    #[error("journal locked: {0}")]
-    Locked(String),
-    /// A sequence number outside the journal (for example before its first
-    /// record after compaction).
-    #[error("sequence number out of range: {0}")]
-    OutOfRange(String),
-    /// Any other failure reported by the host.
-    #[error("{0}")]
-    Other(String),
-    /// A value could not be serialized to JSON in the guest (nothing was sent
-    /// to the host).
-    #[error("cannot serialize record: {0}")]
-    Serialize(String),
-    /// A stored record could not be deserialized into the requested type.
-    #[error("cannot deserialize record {seq}: {message}")]
-    Deserialize {
-        /// The sequence number of the record.
-        seq: u64,
-        /// What `serde_json` reported.
-        message: String,
-    },
-}
-
-impl Error {
-    /// The variant's name in kebab case, as in the WIT (`"invalid-record"`,
-    /// `"record-too-large"`, …; `"serialize"` and `"deserialize"` for the
-    /// local failures). Handy for logs and machine-checked output.
-    ///
-    /// ```no_run
-    /// use mini_guest::RawJournal;
-    ///
-    /// let journal = RawJournal::open("events")?;
-    /// if let Err(e) = journal.append("{") {
-    ///     assert_eq!(e.kind(), "invalid-record");
-    /// }
-    /// # Ok::<(), mini_guest::Error>(())
-    /// ```
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::InvalidRecord(_) => "invalid-record",
-            Error::RecordTooLarge(_) => "record-too-large",
-            Error::InvalidName(_) => "invalid-name",
-            Error::Corrupt(_) => "corrupt",
-            Error::Io(_) => "io",
-            Error::Quota(_) => "quota",
-            Error::Locked(_) => "locked",
-            Error::OutOfRange(_) => "out-of-range",
-            Error::Other(_) => "other",
-            Error::Serialize(_) => "serialize",
-            Error::Deserialize { .. } => "deserialize",
-        }
-    }
-}
-
-impl From<wit::Error> for Error {
-    fn from(e: wit::Error) -> Self {
-        match e {
-            wit::Error::InvalidRecord(s) => Error::InvalidRecord(s),
-            wit::Error::RecordTooLarge(n) => Error::RecordTooLarge(n),
-            wit::Error::InvalidName(s) => Error::InvalidName(s),
-            wit::Error::Corrupt(s) => Error::Corrupt(s),
-            wit::Error::Io(s) => Error::Io(s),
-            wit::Error::Quota(s) => Error::Quota(s),
-            wit::Error::Locked(s) => Error::Locked(s),
-            wit::Error::OutOfRange(s) => Error::OutOfRange(s),
-            wit::Error::Other(s) => Error::Other(s),
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Raw (untyped) journal

@@ -1,88 +1,185 @@
-//! `mini cat`: prints a journal's records as JSON lines.
+//! `mini cat`: prints a journal's records, or snapshots, as JSON lines.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::Args;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{ArgGroup, Args};
+use mini_engine::Entry;
+use mini_engine::state::JOURNAL_DIR;
+
+use crate::layout::{self, Kind, NS_JOURNALS, NS_SNAPSHOTS, NS_STATES};
+use crate::state::Start;
 
 /// How often `--follow` looks for new records.
 const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 
 /// Print a journal's records, one JSON line each: `{"seq":N,"data":<record>}`.
 ///
+/// PATH is a journal directory, a state directory (its journal is printed;
+/// with --after-snapshot only the records after its newest valid snapshot),
+/// a snapshot directory or a snapshot file (each valid snapshot is printed
+/// as `{"seq":N,"state":<state>}`, ascending; a damaged one is an error that
+/// names the file, after the others are printed).
+///
 /// Streams (never holds the log in memory) and takes no lock, so it works
 /// while a component writes the journal; it stops at the last complete
 /// record or batch. Pipe it to `jq`, e.g. `mini cat DIR | jq .data`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").args(["journal", "state", "snapshot"])))]
 pub struct CatArgs {
-    /// The journal directory (or use --namespace and --journal).
-    #[arg(conflicts_with = "journal")]
+    /// A journal, state or snapshot directory, or a snapshot file (or use
+    /// --namespace with --journal, --state or --snapshot).
+    #[arg(value_name = "PATH", conflicts_with_all = ["namespace", "which"])]
     dir: Option<PathBuf>,
-    /// The data directory (with --namespace and --journal).
+    /// The data directory (with --namespace).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     data: PathBuf,
-    /// The namespace (with --journal).
-    #[arg(long, requires = "journal")]
+    /// The namespace (with --journal, --state or --snapshot).
+    #[arg(long, requires = "which")]
     namespace: Option<String>,
-    /// The journal's name (with --namespace).
+    /// The journal's name: prints <data>/<namespace>/journal/<name>.
     #[arg(long, requires = "namespace")]
     journal: Option<String>,
+    /// The state's name: prints the journal of <data>/<namespace>/state/<name>.
+    #[arg(long, requires = "namespace")]
+    state: Option<String>,
+    /// The snapshot directory's name: prints the snapshots of
+    /// <data>/<namespace>/snapshot/<name>.
+    #[arg(long, requires = "namespace")]
+    snapshot: Option<String>,
     /// The first sequence number to print (0: the first stored).
     #[arg(long, default_value_t = 0, value_name = "SEQ")]
     from: u64,
+    /// For a state: print only the records after its newest valid snapshot
+    /// (what recovery replays; damaged snapshots are skipped with a warning).
+    #[arg(long, conflicts_with = "from")]
+    after_snapshot: bool,
     /// Keep printing records as they are appended (until interrupted).
     #[arg(long, short)]
     follow: bool,
 }
 
-fn journal_dir(args: &CatArgs) -> Result<PathBuf> {
-    match (&args.dir, &args.namespace, &args.journal) {
-        (Some(dir), _, _) => Ok(dir.clone()),
-        (None, Some(ns), Some(journal)) => {
-            for name in [ns, journal] {
-                mini_engine::name::validate_name(name)
-                    .with_context(|| format!("invalid name {name:?}"))?;
-            }
-            Ok(args.data.join(ns).join("journal").join(journal))
-        }
-        _ => bail!("give a journal directory, or --namespace and --journal"),
+/// The path to print and what it is.
+fn target(args: &CatArgs) -> Result<(PathBuf, Kind)> {
+    if let Some(dir) = &args.dir {
+        return Ok((dir.clone(), layout::kind_of(dir)));
     }
+    let Some(ns) = &args.namespace else {
+        bail!("give a path, or --namespace with --journal, --state or --snapshot");
+    };
+    let (sub, name, kind) = match (&args.journal, &args.state, &args.snapshot) {
+        (Some(name), _, _) => (NS_JOURNALS, name, Kind::Journal),
+        (_, Some(name), _) => (NS_STATES, name, Kind::State),
+        (_, _, Some(name)) => (NS_SNAPSHOTS, name, Kind::Snapshots),
+        _ => bail!("give --journal, --state or --snapshot with --namespace"),
+    };
+    for n in [ns, name] {
+        mini_engine::name::validate_name(n).with_context(|| format!("invalid name {n:?}"))?;
+    }
+    let path = args.data.join(ns).join(sub).join(name);
+    if !path.is_dir() {
+        bail!("{} does not exist", path.display());
+    }
+    Ok((path, kind))
 }
 
 /// `mini cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let dir = journal_dir(&args)?;
-    if !dir.is_dir() {
-        bail!("{} is not a journal directory", dir.display());
+    let (path, kind) = target(&args)?;
+    if args.after_snapshot && kind != Kind::State {
+        bail!(
+            "--after-snapshot needs a state directory (journal/ and snapshots/); {} is not one",
+            path.display()
+        );
     }
-    let mut reader = mini_engine::read_unlocked(&dir, args.from)
+    match kind {
+        Kind::Journal => cat_journal(&path, args.from, args.follow),
+        Kind::State => {
+            crate::state::check_state_dir(&path)?;
+            if args.after_snapshot {
+                cat_after_snapshot(&path, args.follow)
+            } else {
+                cat_journal(&path.join(JOURNAL_DIR), args.from, args.follow)
+            }
+        }
+        Kind::Snapshots | Kind::SnapshotFile => {
+            if args.follow || args.from != 0 {
+                bail!(
+                    "--follow and --from are for journals; {} holds snapshots",
+                    path.display()
+                );
+            }
+            if kind == Kind::Snapshots {
+                cat_snapshot_dir(&path)
+            } else {
+                cat_snapshot_file(&path)
+            }
+        }
+        Kind::SegmentFile => bail!(
+            "{} is a journal segment: give its directory (the journal)",
+            path.display()
+        ),
+        Kind::Other => bail!(
+            "{} is not a journal directory (nor a state or snapshot directory, nor a snapshot file)",
+            path.display()
+        ),
+    }
+}
+
+/// Prints the journal in `dir` from `from` (0: the first stored record).
+fn cat_journal(dir: &Path, from: u64, follow: bool) -> Result<ExitCode> {
+    let mut reader = mini_engine::read_unlocked(dir, from)
         .with_context(|| format!("cannot read {}", dir.display()))?;
+    print_records(follow, || {
+        reader
+            .next()
+            .transpose()
+            .with_context(|| format!("cannot read {}", dir.display()))
+    })
+}
+
+/// Prints the journal records of the state in `dir` after its newest valid
+/// snapshot.
+fn cat_after_snapshot(dir: &Path, follow: bool) -> Result<ExitCode> {
+    let start = Start::find(dir)?;
+    for warning in start.warnings() {
+        eprintln!("mini: warning: {warning}");
+    }
+    let mut tail = start.tail()?;
+    print_records(follow, || tail.next_entry())
+}
+
+/// Prints records from `next` until its end (or, with `follow`, forever).
+/// One record at a time: the records before a damaged line are printed
+/// before the error.
+fn print_records(
+    follow: bool,
+    mut next: impl FnMut() -> Result<Option<Entry>>,
+) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     loop {
-        // One record at a time: the records before a damaged line are
-        // printed before the error.
-        match reader.next() {
-            Some(Ok(entry)) => {
+        match next() {
+            Ok(Some(entry)) => {
                 // `data` is one JSON value without a raw newline: it goes in as is.
                 let line = writeln!(out, "{{\"seq\":{},\"data\":{}}}", entry.seq, entry.data);
                 if let Err(e) = line {
                     return closed_or(e);
                 }
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 // What was read before the damage still goes out.
                 let _ = out.flush();
-                return Err(e).with_context(|| format!("cannot read {}", dir.display()));
+                return Err(e);
             }
-            None => {
+            Ok(None) => {
                 if let Err(e) = out.flush() {
                     return closed_or(e);
                 }
-                if !args.follow {
+                if !follow {
                     return Ok(ExitCode::SUCCESS);
                 }
                 std::thread::sleep(FOLLOW_PAUSE);
@@ -91,8 +188,53 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
     }
 }
 
+/// Prints every valid snapshot in `dir`, ascending; damaged ones are
+/// reported on stderr and make it fail at the end.
+fn cat_snapshot_dir(dir: &Path) -> Result<ExitCode> {
+    let (files, _) =
+        layout::snapshot_files(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut damaged = 0;
+    for (_, path) in files {
+        match layout::read_snapshot(&path) {
+            Ok((seq, state)) => {
+                if let Err(e) = writeln!(out, "{}", layout::snapshot_line(seq, &state)) {
+                    return closed_or(e);
+                }
+            }
+            Err(damage) => {
+                damaged += 1;
+                let _ = out.flush();
+                eprintln!("mini: damaged snapshot {}: {damage}", path.display());
+            }
+        }
+    }
+    if let Err(e) = out.flush() {
+        return closed_or(e);
+    }
+    if damaged > 0 {
+        return Err(anyhow!(
+            "{damaged} damaged snapshot(s) in {}",
+            dir.display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the snapshot in the file `path`, or fails naming its damage.
+fn cat_snapshot_file(path: &Path) -> Result<ExitCode> {
+    let (seq, state) = layout::read_snapshot(path)
+        .map_err(|damage| anyhow!("damaged snapshot {}: {damage}", path.display()))?;
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{}", layout::snapshot_line(seq, &state)).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => closed_or(e),
+    }
+}
+
 /// A reader that went away (`mini cat | head`) is a normal end.
-fn closed_or(e: io::Error) -> Result<ExitCode> {
+pub fn closed_or(e: io::Error) -> Result<ExitCode> {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -7,24 +7,38 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use mini_engine::Corruption;
 use mini_engine::segment::parse_segment_file_name;
+use mini_engine::snapshot::SnapshotDamage;
+use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 use mini_engine::verify::VerifyReport;
-use mini_engine::{Corruption, lock::LOCK_FILE};
+
+use crate::layout::{self, Kind, kind_of};
+use crate::state::{beyond_problem, compacted_problem};
 
 /// Logs smaller than this are verified without a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
 /// How deep `verify` looks for journals under the path it is given.
 const MAX_DEPTH: usize = 4;
 
-/// Check every crc and sequence number of one or more journals.
+/// Check every crc and sequence number of journals, states and snapshots.
 ///
-/// PATH is a journal directory, or any directory above journals (a
-/// namespace, the data directory): every journal under it is checked. Takes
-/// no lock and changes nothing. Exits with 1 when a journal is damaged,
-/// naming the file, byte offset and sequence number of the first damage.
+/// PATH is a journal directory, a state directory, a snapshot directory, a
+/// snapshot file, or any directory above them (a namespace, the data
+/// directory): everything under it is checked. Journals: every record's crc
+/// and sequence number. Snapshots: every file's crc, and that the seq inside
+/// matches its name. States: their journal and snapshots, and that recovery
+/// works (the journal reaches back to the newest valid snapshot, which is
+/// not beyond the journal's end).
+///
+/// Takes no lock and changes nothing. Exits with 1 when anything is damaged,
+/// naming the file (and, in a journal, the byte offset and sequence number
+/// of the first damage). A damaged snapshot is damage even when recovery
+/// still works by falling back to an older one; the output says so.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A journal directory or a directory holding journals.
+    /// A journal, state or snapshot directory, a snapshot file, or a
+    /// directory holding them.
     path: PathBuf,
 }
 
@@ -40,41 +54,6 @@ pub struct RepairArgs {
     /// Really cut the journal.
     #[arg(long)]
     yes: bool,
-}
-
-/// True if `dir` looks like a journal directory (segments or a lock file).
-fn is_journal_dir(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        name == LOCK_FILE || parse_segment_file_name(&name).is_some()
-    })
-}
-
-/// The journal directories at or under `path`, sorted.
-fn find_journals(path: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<()> {
-    if is_journal_dir(path) {
-        found.push(path.to_path_buf());
-        return Ok(());
-    }
-    if depth == MAX_DEPTH {
-        return Ok(());
-    }
-    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| !e.file_name().to_string_lossy().starts_with("repair-"))
-        .map(|e| e.path())
-        .collect();
-    subdirs.sort();
-    for dir in subdirs {
-        find_journals(&dir, depth + 1, found)?;
-    }
-    Ok(())
 }
 
 /// Runs the engine's verify with a progress bar on a terminal.
@@ -125,33 +104,296 @@ fn summary(report: &VerifyReport) -> String {
     text
 }
 
-/// `mini verify`.
-pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    if !args.path.is_dir() {
-        bail!("{} is not a directory", args.path.display());
+/// One place `verify` checks.
+#[derive(Debug)]
+enum Unit {
+    Journal(PathBuf),
+    State(PathBuf),
+    Snapshots(PathBuf),
+    SnapshotFile(PathBuf),
+}
+
+/// The journals, states and snapshot directories at or under `path`,
+/// sorted (a state's journal and snapshots are part of the state).
+fn find_units(path: &Path, depth: usize, found: &mut Vec<Unit>) -> Result<()> {
+    let unit = match kind_of(path) {
+        Kind::Journal => Some(Unit::Journal(path.to_path_buf())),
+        Kind::State => Some(Unit::State(path.to_path_buf())),
+        Kind::Snapshots => Some(Unit::Snapshots(path.to_path_buf())),
+        Kind::SnapshotFile | Kind::SegmentFile | Kind::Other => None,
+    };
+    if let Some(unit) = unit {
+        found.push(unit);
+        return Ok(());
     }
-    let mut journals = Vec::new();
-    find_journals(&args.path, 0, &mut journals)?;
-    if journals.is_empty() {
-        bail!("no journal found in {}", args.path.display());
+    if depth == MAX_DEPTH {
+        return Ok(());
     }
-    let mut damaged = 0;
-    for dir in &journals {
-        let report = verify_one(dir)?;
-        match &report.damage {
-            None => println!("ok       {}: {}", dir.display(), summary(&report)),
-            Some(damage) => {
-                damaged += 1;
-                println!("DAMAGED  {}: {damage}", dir.display());
-                eprintln!(
-                    "mini: {damage}\nmini: to cut the journal there (what is cut is kept in a repair-* directory), run: mini repair {} --yes",
-                    dir.display()
-                );
-            }
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("repair-"))
+        .map(|e| e.path())
+        .collect();
+    subdirs.sort();
+    for dir in subdirs {
+        find_units(&dir, depth + 1, found)?;
+    }
+    Ok(())
+}
+
+/// Verifies the journal in `dir` and prints its line; the report, whether
+/// damaged or not.
+fn check_journal(dir: &Path) -> Result<VerifyReport> {
+    let report = verify_one(dir)?;
+    match &report.damage {
+        None => println!("ok       {}: {}", dir.display(), summary(&report)),
+        Some(damage) => {
+            println!("DAMAGED  {}: {damage}", dir.display());
+            eprintln!(
+                "mini: {damage}\nmini: to cut the journal there (what is cut is kept in a repair-* directory), run: mini repair {} --yes",
+                dir.display()
+            );
         }
     }
-    if journals.len() > 1 {
-        println!("{} journals checked, {damaged} damaged", journals.len());
+    Ok(report)
+}
+
+/// What the snapshot files of one directory hold.
+#[derive(Debug, Default)]
+struct SnapshotCheck {
+    /// Seqs of the valid snapshots, ascending.
+    valid: Vec<u64>,
+    /// The damaged files, ascending by seq.
+    damaged: Vec<(u64, PathBuf, SnapshotDamage)>,
+    /// Temporary files (a snapshot being written, or left by a crash).
+    temporary: usize,
+}
+
+impl SnapshotCheck {
+    /// The newest valid snapshot's seq.
+    fn newest(&self) -> Option<u64> {
+        self.valid.last().copied()
+    }
+
+    /// Damaged snapshots newer than the newest valid one: restore skips them.
+    fn skipped(&self) -> usize {
+        let newest = self.newest();
+        self.damaged
+            .iter()
+            .filter(|(seq, _, _)| newest.is_none_or(|n| *seq > n))
+            .count()
+    }
+}
+
+/// Reads and checks every snapshot file in `dir`.
+fn check_snapshot_files(dir: &Path) -> Result<SnapshotCheck> {
+    let (files, temporary) =
+        layout::snapshot_files(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut check = SnapshotCheck {
+        temporary,
+        ..SnapshotCheck::default()
+    };
+    for (seq, path) in files {
+        match layout::read_snapshot(&path) {
+            Ok(_) => check.valid.push(seq),
+            Err(damage) => check.damaged.push((seq, path, damage)),
+        }
+    }
+    Ok(check)
+}
+
+/// "seq 3, 6" or "seq 3..=9 (5 valid)".
+fn seq_list(seqs: &[u64]) -> String {
+    match seqs {
+        [] => String::new(),
+        [a, b, ..] if seqs.len() > 4 => format!(
+            "seq {a}..={} ({} valid)",
+            seqs.last().unwrap_or(b),
+            seqs.len()
+        ),
+        _ => {
+            let list: Vec<String> = seqs.iter().map(u64::to_string).collect();
+            format!("seq {}", list.join(", "))
+        }
+    }
+}
+
+/// Checks the snapshots in `dir` and prints a line per damaged file and one
+/// for the directory; true if any is damaged.
+fn check_snapshots(dir: &Path) -> Result<(SnapshotCheck, bool)> {
+    let check = check_snapshot_files(dir)?;
+    for (_, path, damage) in &check.damaged {
+        println!("DAMAGED  {}: {damage}", path.display());
+        eprintln!("mini: damaged snapshot {}: {damage}", path.display());
+    }
+    let total = check.valid.len() + check.damaged.len();
+    let mut text = if check.damaged.is_empty() {
+        match total {
+            0 => "no snapshot".to_owned(),
+            n => format!("{n} snapshot(s) ({})", seq_list(&check.valid)),
+        }
+    } else {
+        let restore = match check.newest() {
+            Some(seq) => format!("restore uses snapshot {seq}"),
+            None => "no valid snapshot left: restore fails".to_owned(),
+        };
+        format!(
+            "{} of {total} snapshot(s) damaged; {restore}",
+            check.damaged.len()
+        )
+    };
+    if check.temporary > 0 {
+        text.push_str(&format!(
+            "; {} temporary file(s) (an unfinished snapshot, removed at the next open)",
+            check.temporary
+        ));
+    }
+    if check.damaged.is_empty() {
+        println!("ok       {}: {text}", dir.display());
+    } else {
+        println!("DAMAGED  {}: {text}", dir.display());
+        match (check.newest(), check.skipped()) {
+            (Some(seq), 0) => {
+                eprintln!("mini: the newest snapshot ({seq}) is valid: restore is not affected")
+            }
+            (Some(seq), n) => eprintln!(
+                "mini: restore skips the {n} damaged newer snapshot(s) and falls back to snapshot {seq}"
+            ),
+            (None, _) => eprintln!("mini: no valid snapshot is left in {}", dir.display()),
+        }
+    }
+    let damaged = !check.damaged.is_empty();
+    Ok((check, damaged))
+}
+
+/// Checks a state directory: its snapshots, its journal, and that recovery
+/// (the newest valid snapshot + the journal after it) works. True if
+/// anything is damaged.
+fn check_state(dir: &Path) -> Result<bool> {
+    // Snapshots before the journal: a component that checkpoints meanwhile
+    // only makes the journal read later longer at its end.
+    let (snapshots, snapshots_damaged) = check_snapshots(&dir.join(SNAPSHOT_DIR))?;
+    let journal = check_journal(&dir.join(JOURNAL_DIR))?;
+    let name = dir.display();
+    if journal.damage.is_some() {
+        println!("DAMAGED  {name}: its journal is damaged");
+        return Ok(true);
+    }
+    let seq = snapshots.newest().unwrap_or(0);
+    let problem = if journal.first_seq > seq + 1 {
+        Some(compacted_problem(
+            snapshots.newest(),
+            snapshots.skipped(),
+            journal.first_seq,
+        ))
+    } else if seq > journal.last_seq {
+        Some(beyond_problem(seq, journal.last_seq))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        println!("DAMAGED  {name}: cannot recover: {problem}");
+        eprintln!("mini: cannot recover the state in {name}: {problem}");
+        return Ok(true);
+    }
+    let replayed = journal.last_seq - seq;
+    let records = match replayed {
+        0 => "no journal record".to_owned(),
+        n => format!(
+            "{n} journal record(s) (seq {}..={})",
+            seq + 1,
+            journal.last_seq
+        ),
+    };
+    let mut text = match snapshots.newest() {
+        Some(seq) => format!("recovers from snapshot {seq} + {records}"),
+        None => format!("recovers from no snapshot + {records}"),
+    };
+    if snapshots.skipped() > 0 {
+        text.push_str(&format!(
+            ", falling back past {} damaged newer snapshot(s)",
+            snapshots.skipped()
+        ));
+    }
+    println!("ok       {name}: {text}");
+    Ok(snapshots_damaged)
+}
+
+/// Checks one snapshot file; true if damaged.
+fn check_snapshot_file(path: &Path) -> bool {
+    match layout::read_snapshot(path) {
+        Ok((seq, state)) => {
+            println!(
+                "ok       {}: snapshot {seq}, state of {} bytes",
+                path.display(),
+                state.len()
+            );
+            false
+        }
+        Err(damage) => {
+            println!("DAMAGED  {}: {damage}", path.display());
+            eprintln!("mini: damaged snapshot {}: {damage}", path.display());
+            true
+        }
+    }
+}
+
+/// "2 journals, 1 state" for the summary line.
+fn counts(units: &[Unit]) -> String {
+    let mut n = [0usize; 3];
+    for unit in units {
+        match unit {
+            Unit::Journal(_) => n[0] += 1,
+            Unit::State(_) => n[1] += 1,
+            Unit::Snapshots(_) | Unit::SnapshotFile(_) => n[2] += 1,
+        }
+    }
+    let names = [
+        ("journal", "journals"),
+        ("state", "states"),
+        ("snapshot directory", "snapshot directories"),
+    ];
+    let parts: Vec<String> = n
+        .iter()
+        .zip(names)
+        .filter(|(count, _)| **count > 0)
+        .map(|(&count, (one, many))| format!("{count} {}", if count == 1 { one } else { many }))
+        .collect();
+    parts.join(", ")
+}
+
+/// `mini verify`.
+pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let path = &args.path;
+    let mut units = Vec::new();
+    match kind_of(path) {
+        Kind::SnapshotFile => units.push(Unit::SnapshotFile(path.clone())),
+        Kind::SegmentFile => bail!(
+            "{} is a journal segment: give its directory (the journal)",
+            path.display()
+        ),
+        _ if !path.is_dir() => bail!("{} is not a directory", path.display()),
+        _ => find_units(path, 0, &mut units)?,
+    }
+    if units.is_empty() {
+        bail!("no journal, state or snapshot found in {}", path.display());
+    }
+    let mut damaged = 0;
+    for unit in &units {
+        let bad = match unit {
+            Unit::Journal(dir) => check_journal(dir)?.damage.is_some(),
+            Unit::State(dir) => check_state(dir)?,
+            Unit::Snapshots(dir) => check_snapshots(dir)?.1,
+            Unit::SnapshotFile(file) => check_snapshot_file(file),
+        };
+        if bad {
+            damaged += 1;
+        }
+    }
+    if units.len() > 1 {
+        println!("{} checked, {damaged} damaged", counts(&units));
     }
     Ok(if damaged == 0 {
         ExitCode::SUCCESS
@@ -188,8 +430,14 @@ fn bytes_after(dir: &Path, damage: &Corruption) -> Result<u64> {
 /// `mini repair`.
 pub fn repair(args: RepairArgs) -> Result<ExitCode> {
     let dir = &args.path;
-    if !is_journal_dir(dir) {
-        bail!("{} is not a journal directory", dir.display());
+    match kind_of(dir) {
+        Kind::Journal => {}
+        Kind::State => bail!(
+            "{} is a state directory: repair its journal, {}",
+            dir.display(),
+            dir.join(JOURNAL_DIR).display()
+        ),
+        _ => bail!("{} is not a journal directory", dir.display()),
     }
     let report = verify_one(dir)?;
     let Some(damage) = &report.damage else {

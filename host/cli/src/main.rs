@@ -4,7 +4,10 @@
 //! ```text
 //! mini run counter.wasm -- 5          # run a component with its storage
 //! mini cat mini-data/counter/journal/counter | jq .data
-//! mini verify mini-data               # check every crc and sequence number
+//! mini state app cart | jq -s          # newest valid snapshot + journal tail
+//! mini cat mini-data/app/state/cart --after-snapshot
+//! mini cat mini-data/app/state/cart/snapshots
+//! mini verify mini-data               # journals, states, snapshots: every crc and seq
 //! mini repair mini-data/counter/journal/counter --yes
 //! mini import-ministore old/app.journal mini-data/app/journal/events
 //! ```
@@ -17,7 +20,9 @@ use clap::{Parser, Subcommand};
 mod cat;
 mod check;
 mod import;
+mod layout;
 mod run;
+mod state;
 
 /// Durable storage for WebAssembly components.
 #[derive(Debug, Parser)]
@@ -31,6 +36,7 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Cat(cat::CatArgs),
+    State(state::StateArgs),
     Verify(check::VerifyArgs),
     Repair(check::RepairArgs),
     ImportMinistore(import::ImportArgs),
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Cat(args) => cat::cat(args),
+        Command::State(args) => state::state(args),
         Command::Verify(args) => check::verify(args),
         Command::Repair(args) => check::repair(args),
         Command::ImportMinistore(args) => import::import(args),

@@ -11,7 +11,8 @@ use crate::registry::MiniHost;
 
 /// The default record size limit: 1 MiB.
 pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
-/// The default number of handles (journals and cursors) an instance may hold open.
+/// The default number of handles (journals, cursors, states, snapshot stores)
+/// an instance may hold open.
 pub const DEFAULT_MAX_OPEN_HANDLES: usize = 64;
 /// The default disk quota of a namespace: 1 GiB.
 pub const DEFAULT_DISK_QUOTA: u64 = 1024 * 1024 * 1024;
@@ -40,9 +41,11 @@ pub struct Limits {
     /// append: an append that would go past it is refused with `quota`.
     /// `u64::MAX` turns the check off. Default [`DEFAULT_DISK_QUOTA`].
     pub disk_quota: u64,
-    /// Segment size of journals this instance opens first (a journal already
-    /// open in the process keeps the options it was opened with). Default
-    /// [`DEFAULT_SEGMENT_SIZE`].
+    /// Segment size of journals this instance opens first (a journal
+    /// already open in the process keeps the options it was opened with; a
+    /// state's journal uses at most
+    /// [`mini_engine::state::DEFAULT_STATE_SEGMENT_SIZE`], so that compaction
+    /// keeps it small). Default [`DEFAULT_SEGMENT_SIZE`].
     pub segment_size: u64,
 }
 

@@ -17,7 +17,13 @@
 //! * a process-wide registry of open journals, [`MiniHost`], so instances
 //!   that write the same journal share one handle (and its fsyncs).
 //!
-//! An instance's journals live in `<data-root>/<namespace>/journal/<name>/`;
+//! The interfaces, one module each: [`store`] (journals), [`snapshot`]
+//! (snapshot stores) and [`state`] (states: the guest folds, the host logs
+//! mutations and keeps snapshots).
+//!
+//! An instance's journals live in `<data-root>/<namespace>/journal/<name>/`,
+//! its states in `<data-root>/<namespace>/state/<name>/` and its snapshot
+//! stores in `<data-root>/<namespace>/snapshot/<name>/`;
 //! names are checked, so nothing escapes the namespace. Every failure a
 //! guest can cause comes back to it as the WIT `error` variant; the host
 //! neither panics nor traps on guest input.

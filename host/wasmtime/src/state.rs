@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use mini_engine::snapshot::DEFAULT_KEEP;
-use mini_engine::state::{RecoveryPoint, StateLog, StateOptions};
+use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, RecoveryPoint, StateLog, StateOptions};
 use mini_engine::{CheckpointPolicy, StateError};
 use wasmtime::component::Resource;
 
@@ -75,7 +75,9 @@ impl MiniCtxView<'_> {
         let ns_dir = self.ctx.namespace_dir.clone();
         let limits = &self.ctx.limits;
         let options = StateOptions {
-            segment_size: limits.segment_size,
+            // Small segments let compaction keep the files (and the open
+            // time) bounded by the tail, not by the history.
+            segment_size: limits.segment_size.min(DEFAULT_STATE_SEGMENT_SIZE),
             max_record_size: limits.max_record_size,
             max_state_size: limits.max_state_size,
             keep_snapshots: DEFAULT_KEEP,

@@ -56,9 +56,15 @@ pub use error::StateError;
 pub use log::{LogStats, RecoveryPoint, StateLog};
 
 use crate::fs::{FileSystem, StdFs};
-use crate::journal::{DEFAULT_SEGMENT_SIZE, Journal, RecoveryReport};
+use crate::journal::{Journal, RecoveryReport};
 use crate::record::DEFAULT_MAX_RECORD_SIZE;
 use crate::snapshot::{DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE, SkippedSnapshot, SnapshotStore};
+
+/// The default segment size of a state's journal: 4 MiB, smaller than a
+/// plain journal's. Compaction deletes whole segments and opening a journal
+/// checks every record it still holds, so after a checkpoint the open time of
+/// a state is bounded by one segment plus the tail, whatever its history.
+pub const DEFAULT_STATE_SEGMENT_SIZE: u64 = 4 * 1024 * 1024;
 
 /// The name of the journal directory inside a state directory.
 pub const JOURNAL_DIR: &str = "journal";
@@ -88,7 +94,9 @@ pub struct CheckpointPolicy {
 /// How a [`StateManager`] is opened.
 #[derive(Debug, Clone)]
 pub struct StateOptions {
-    /// The journal's segment size (see [`JournalOptions::segment_size`]).
+    /// The journal's segment size (see
+    /// [`JournalOptions::segment_size`](crate::JournalOptions::segment_size));
+    /// default [`DEFAULT_STATE_SEGMENT_SIZE`].
     pub segment_size: u64,
     /// Mutations larger than this many bytes (as JSON) are refused.
     pub max_record_size: usize,
@@ -106,7 +114,7 @@ pub struct StateOptions {
 impl Default for StateOptions {
     fn default() -> Self {
         StateOptions {
-            segment_size: DEFAULT_SEGMENT_SIZE,
+            segment_size: DEFAULT_STATE_SEGMENT_SIZE,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             max_state_size: DEFAULT_MAX_STATE_SIZE,
             keep_snapshots: DEFAULT_KEEP,

@@ -1,0 +1,195 @@
+//! [`Error`]: every failure of the SDK, mirroring the WIT `error` variant
+//! plus the failures that happen inside the guest.
+
+use crate::bindings::mini::storage::store as wit;
+
+/// Why an operation failed.
+///
+/// The first nine variants mirror the WIT `error` variant of
+/// `mini:storage/store` one to one (the `snapshot` and `state` interfaces
+/// use the same variant); [`Error::Serialize`], [`Error::Deserialize`],
+/// [`Error::BadMutation`] and [`Error::BadSnapshot`] are failures of
+/// `serde_json` inside the guest. Nothing already stored changes when an
+/// operation fails, with one exception that says so:
+/// [`Error::AutoCheckpoint`] (the mutation was stored and applied, the
+/// checkpoint after it failed).
+///
+/// ```no_run
+/// use mini_guest::{Error, RawJournal};
+///
+/// let journal = RawJournal::open("events")?;
+/// match journal.append("not json") {
+///     Err(Error::InvalidRecord(reason)) => eprintln!("rejected: {reason}"),
+///     other => println!("{other:?}"),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The record is not exactly one JSON value; carries the host's reason.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// The record is larger than the host's record size limit; carries the
+    /// limit in bytes.
+    #[error("record too large: the limit is {0} bytes")]
+    RecordTooLarge(u64),
+    /// The journal name is not valid (empty, too long, `.`/`..`, `/`, `\`,
+    /// NUL or control characters); carries the reason.
+    #[error("invalid journal name: {0}")]
+    InvalidName(String),
+    /// The journal on disk is damaged before its tail; carries the file, the
+    /// byte offset and the sequence number. An operator runs `mini verify`.
+    #[error("journal corrupt: {0}")]
+    Corrupt(String),
+    /// An I/O error on the host. After a failed fsync the journal handle
+    /// stays failed until the journal is opened again.
+    #[error("i/o error: {0}")]
+    Io(String),
+    /// A limit of this instance is exhausted (disk quota, open handles).
+    #[error("quota exceeded: {0}")]
+    Quota(String),
+    /// Another process holds the journal's lock.
+    #[error("journal locked: {0}")]
+    Locked(String),
+    /// A sequence number outside the journal (for example before its first
+    /// record after compaction).
+    #[error("sequence number out of range: {0}")]
+    OutOfRange(String),
+    /// Any other failure reported by the host.
+    #[error("{0}")]
+    Other(String),
+    /// A value could not be serialized to JSON in the guest (nothing was sent
+    /// to the host).
+    #[error("cannot serialize record: {0}")]
+    Serialize(String),
+    /// A stored record could not be deserialized into the requested type.
+    #[error("cannot deserialize record {seq}: {message}")]
+    Deserialize {
+        /// The sequence number of the record.
+        seq: u64,
+        /// What `serde_json` reported.
+        message: String,
+    },
+    /// A mutation stored in a state's journal could not be deserialized into
+    /// the [`StateManager`](crate::StateManager)'s mutation type `M`: the
+    /// state cannot be recovered with this type (was `M` changed
+    /// incompatibly?).
+    #[error("cannot deserialize the mutation at seq {seq}: {message}")]
+    BadMutation {
+        /// The sequence number of the mutation.
+        seq: u64,
+        /// What `serde_json` reported.
+        message: String,
+    },
+    /// A snapshot's state could not be deserialized into the state type `S`
+    /// (the snapshot file itself is intact: the host checked it).
+    #[error("cannot deserialize the snapshot at seq {seq}: {message}")]
+    BadSnapshot {
+        /// The sequence number the snapshot covers.
+        seq: u64,
+        /// What `serde_json` reported.
+        message: String,
+    },
+    /// A mutation was stored durably and applied in memory, but the
+    /// automatic checkpoint that followed it failed. The mutation stands
+    /// (`seq` is its sequence number, or the last one of a batch); the
+    /// checkpoint can be retried with
+    /// [`StateManager::checkpoint`](crate::StateManager::checkpoint), and
+    /// the next mutation tries again anyway. Why it failed is `source`
+    /// (also [`std::error::Error::source`], so `anyhow`'s `{:#}` prints it).
+    #[error("mutation {seq} is stored and applied, but the automatic checkpoint after it failed")]
+    AutoCheckpoint {
+        /// The sequence number of the stored and applied mutation.
+        seq: u64,
+        /// Why the checkpoint failed.
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// The variant's name in kebab case, as in the WIT (`"invalid-record"`,
+    /// `"record-too-large"`, …; `"serialize"`, `"deserialize"`,
+    /// `"bad-mutation"`, `"bad-snapshot"` and `"auto-checkpoint"` for the
+    /// others). Handy for logs and machine-checked output.
+    ///
+    /// ```no_run
+    /// use mini_guest::RawJournal;
+    ///
+    /// let journal = RawJournal::open("events")?;
+    /// if let Err(e) = journal.append("{") {
+    ///     assert_eq!(e.kind(), "invalid-record");
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidRecord(_) => "invalid-record",
+            Error::RecordTooLarge(_) => "record-too-large",
+            Error::InvalidName(_) => "invalid-name",
+            Error::Corrupt(_) => "corrupt",
+            Error::Io(_) => "io",
+            Error::Quota(_) => "quota",
+            Error::Locked(_) => "locked",
+            Error::OutOfRange(_) => "out-of-range",
+            Error::Other(_) => "other",
+            Error::Serialize(_) => "serialize",
+            Error::Deserialize { .. } => "deserialize",
+            Error::BadMutation { .. } => "bad-mutation",
+            Error::BadSnapshot { .. } => "bad-snapshot",
+            Error::AutoCheckpoint { .. } => "auto-checkpoint",
+        }
+    }
+}
+
+impl Error {
+    /// For [`Error::AutoCheckpoint`], the sequence number of the mutation
+    /// that was stored and applied before the checkpoint failed; `None` for
+    /// every other error (nothing was stored).
+    ///
+    /// ```no_run
+    /// use mini_guest::{Mutator, StateManager};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Total(u64);
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Add(u64);
+    /// impl Mutator<Total> for Add {
+    ///     fn apply(&self, state: &mut Total) {
+    ///         state.0 += self.0;
+    ///     }
+    /// }
+    ///
+    /// let mut total = StateManager::<Total, Add>::open("total")?;
+    /// match total.apply(Add(1)) {
+    ///     Ok(seq) => println!("stored as {seq}"),
+    ///     Err(e) => match e.stored_seq() {
+    ///         Some(seq) => eprintln!("stored as {seq}, but: {e}"),
+    ///         None => eprintln!("not stored: {e}"),
+    ///     },
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn stored_seq(&self) -> Option<u64> {
+        match self {
+            Error::AutoCheckpoint { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+}
+
+impl From<wit::Error> for Error {
+    fn from(e: wit::Error) -> Self {
+        match e {
+            wit::Error::InvalidRecord(s) => Error::InvalidRecord(s),
+            wit::Error::RecordTooLarge(n) => Error::RecordTooLarge(n),
+            wit::Error::InvalidName(s) => Error::InvalidName(s),
+            wit::Error::Corrupt(s) => Error::Corrupt(s),
+            wit::Error::Io(s) => Error::Io(s),
+            wit::Error::Quota(s) => Error::Quota(s),
+            wit::Error::Locked(s) => Error::Locked(s),
+            wit::Error::OutOfRange(s) => Error::OutOfRange(s),
+            wit::Error::Other(s) => Error::Other(s),
+        }
+    }
+}
