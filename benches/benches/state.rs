@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mini_benches::{bench_ops, bench_root, compare, fresh, raw_fdatasync_loop, row, timed};
+use mini_benches::{
+    Comparison, bench_ops, bench_root, compare, fresh, raw_fdatasync_loop, row, timed,
+};
 use mini_engine::state::{Mutator, StateManager};
 use mini_host::MiniHost;
 use mini_host::runner::{Runner, RunnerConfig};
@@ -148,6 +150,18 @@ fn apply_guest(root: &Path, runner: &Runner, kv: &Component, n: u64) -> (u64, Du
     })
 }
 
+/// A comparison of open times as a table row, in milliseconds per open.
+fn row_ms(label: &str, c: &Comparison, goal: &str) {
+    println!(
+        "| {label} | {} | {:.1} ms | {} | {:.1} ms | **{:.2}** | {goal} |",
+        c.case.name,
+        1000.0 / c.case.per_sec,
+        c.baseline.name,
+        1000.0 / c.baseline.per_sec,
+        c.ratio
+    );
+}
+
 fn main() {
     let root = bench_root();
     let n = bench_ops(500);
@@ -215,12 +229,15 @@ fn main() {
         REPS,
     );
 
+    println!("| | case | time | reference | time | speed ratio | goal |");
+    println!("|---|---|---:|---|---:|---:|---|");
+    row_ms("(g)", &a, "≥ 50");
+    row_ms("(h)", &b, "≈ 1 (independent of history)");
+    row_ms("(i)", &c, "");
+    row_ms("(i')", &c_near, "");
+    println!();
     println!("| | case | rate | reference | rate | ratio | goal |");
     println!("|---|---|---:|---|---:|---:|---|");
-    row("(g)", &a, "≥ 50");
-    row("(h)", &b, "≈ 1 (independent of history)");
-    row("(i)", &c, "");
-    row("(i')", &c_near, "");
     row("(j)", &d, "≥ 0.9");
     row("(k)", &e, "");
 }

@@ -21,7 +21,9 @@ const EXIT_LIMIT: u8 = 137;
 ///
 /// The component gets WASI (stdio, arguments, clocks, random; no host files
 /// unless `--dir` is given, no network) and the `mini:storage` interfaces:
-/// its journals live in `<data>/<namespace>/journal/<name>/`.
+/// its journals live in `<data>/<namespace>/journal/<name>/`, its states in
+/// `<data>/<namespace>/state/<name>/`, its snapshot stores in
+/// `<data>/<namespace>/snapshot/<name>/`.
 ///
 /// Limits: the component is stopped when its memory grows past
 /// `--memory-mb` or when the run takes longer than `--time-limit-ms`

@@ -29,13 +29,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::JournalError;
 use crate::fs::{FileSystem, StdFs};
 use crate::lock::DirLock;
 use crate::record::check_record;
 
+mod error;
 mod file;
 
+pub use error::SnapshotError;
 pub use file::{
     SkippedSnapshot, SnapshotDamage, decode_snapshot, encode_snapshot, parse_snapshot_file_name,
     snapshot_file_name,
@@ -73,67 +74,6 @@ impl Default for SnapshotOptions {
             keep: DEFAULT_KEEP,
             max_state_size: DEFAULT_MAX_STATE_SIZE,
             fs: Arc::new(StdFs),
-        }
-    }
-}
-
-/// Why a snapshot operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// The state is not exactly one JSON value.
-    #[error("invalid state: {0}")]
-    InvalidState(String),
-    /// The state is larger than the configured limit.
-    #[error("state of {size} bytes exceeds the limit of {limit} bytes")]
-    StateTooLarge {
-        /// Size of the rejected state in bytes.
-        size: usize,
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// Another process (or another handle in this process) holds the lock.
-    #[error("snapshot directory is locked: {}", path.display())]
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// There are snapshot files, but none of them is valid.
-    #[error("all {} snapshots are damaged (newest: {})", skipped.len(),
-        skipped.first().map(|s| s.to_string()).unwrap_or_default())]
-    AllDamaged {
-        /// Every snapshot file, newest first, with what is wrong with it.
-        skipped: Vec<SkippedSnapshot>,
-    },
-    /// An I/O error on a file or directory of the store.
-    #[error("i/o error on {}: {source}", path.display())]
-    Io {
-        /// The file or directory involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-}
-
-impl SnapshotError {
-    fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SnapshotError {
-        let path = path.into();
-        move |source| SnapshotError::Io { path, source }
-    }
-}
-
-impl From<JournalError> for SnapshotError {
-    fn from(e: JournalError) -> Self {
-        match e {
-            JournalError::InvalidRecord(why) => SnapshotError::InvalidState(why),
-            JournalError::RecordTooLarge { size, limit } => {
-                SnapshotError::StateTooLarge { size, limit }
-            }
-            JournalError::Locked { path } => SnapshotError::Locked { path },
-            JournalError::Io { path, source } => SnapshotError::Io { path, source },
-            other => SnapshotError::Io {
-                path: PathBuf::new(),
-                source: io::Error::other(other.to_string()),
-            },
         }
     }
 }

@@ -60,11 +60,11 @@ use crate::journal::{Journal, RecoveryReport};
 use crate::record::DEFAULT_MAX_RECORD_SIZE;
 use crate::snapshot::{DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE, SkippedSnapshot, SnapshotStore};
 
-/// The default segment size of a state's journal: 4 MiB, smaller than a
+/// The default segment size of a state's journal: 1 MiB, smaller than a
 /// plain journal's. Compaction deletes whole segments and opening a journal
 /// checks every record it still holds, so after a checkpoint the open time of
 /// a state is bounded by one segment plus the tail, whatever its history.
-pub const DEFAULT_STATE_SEGMENT_SIZE: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_STATE_SEGMENT_SIZE: u64 = 1024 * 1024;
 
 /// The name of the journal directory inside a state directory.
 pub const JOURNAL_DIR: &str = "journal";
