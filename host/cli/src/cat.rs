@@ -40,14 +40,14 @@ pub struct CatArgs {
     /// The namespace (with --journal, --state or --snapshot).
     #[arg(long, requires = "which")]
     namespace: Option<String>,
-    /// The journal's name: prints <data>/<namespace>/journal/<name>.
+    /// The journal's name: prints DATA/NAMESPACE/journal/NAME.
     #[arg(long, requires = "namespace")]
     journal: Option<String>,
-    /// The state's name: prints the journal of <data>/<namespace>/state/<name>.
+    /// The state's name: prints the journal of DATA/NAMESPACE/state/NAME.
     #[arg(long, requires = "namespace")]
     state: Option<String>,
     /// The snapshot directory's name: prints the snapshots of
-    /// <data>/<namespace>/snapshot/<name>.
+    /// DATA/NAMESPACE/snapshot/NAME.
     #[arg(long, requires = "namespace")]
     snapshot: Option<String>,
     /// The first sequence number to print (0: the first stored).
