@@ -55,6 +55,14 @@ pub enum Error {
     /// record after compaction).
     #[error("sequence number out of range: {0}")]
     OutOfRange(String),
+    /// No such item: a queue message that is not (or no longer) in the
+    /// queue, or not where the call needs it; carries the reason.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A lease token that is no longer current: the lease ended and the
+    /// message was delivered again, or the message is not leased.
+    #[error("stale lease token: {0}")]
+    StaleToken(String),
     /// Any other failure reported by the host.
     #[error("{0}")]
     Other(String),
@@ -131,6 +139,8 @@ impl Error {
             Error::Quota(_) => "quota",
             Error::Locked(_) => "locked",
             Error::OutOfRange(_) => "out-of-range",
+            Error::NotFound(_) => "not-found",
+            Error::StaleToken(_) => "stale-token",
             Error::Other(_) => "other",
             Error::Serialize(_) => "serialize",
             Error::Deserialize { .. } => "deserialize",
@@ -189,6 +199,8 @@ impl From<wit::Error> for Error {
             wit::Error::Quota(s) => Error::Quota(s),
             wit::Error::Locked(s) => Error::Locked(s),
             wit::Error::OutOfRange(s) => Error::OutOfRange(s),
+            wit::Error::NotFound(s) => Error::NotFound(s),
+            wit::Error::StaleToken(s) => Error::StaleToken(s),
             wit::Error::Other(s) => Error::Other(s),
         }
     }

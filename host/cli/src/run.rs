@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -23,7 +24,9 @@ const EXIT_LIMIT: u8 = 137;
 /// unless `--dir` is given, no network) and the `mini:storage` interfaces:
 /// its journals live in `<data>/<namespace>/journal/<name>/`, its states in
 /// `<data>/<namespace>/state/<name>/`, its snapshot stores in
-/// `<data>/<namespace>/snapshot/<name>/`.
+/// `<data>/<namespace>/snapshot/<name>/`, its queues in
+/// `<data>/<namespace>/queue/<name>/` (or another namespace's, with
+/// `--grant-queue`).
 ///
 /// Limits: the component is stopped when its memory grows past
 /// `--memory-mb` or when the run takes longer than `--time-limit-ms`
@@ -77,6 +80,18 @@ pub struct RunArgs {
     /// Set an environment variable for the component: `NAME=VALUE`. Repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     envs: Vec<String>,
+    /// Grant the queue NAME of namespace OWNER: `NAME=OWNER`. A component
+    /// that opens the queue NAME gets `<data>/OWNER/queue/NAME/`, shared with
+    /// every component of the run. Repeatable.
+    #[arg(long = "grant-queue", value_name = "NAME=OWNER")]
+    grant_queues: Vec<String>,
+    /// Run another component at the same time, in the same process, with the
+    /// same limits and grants, in the namespace of its file name: `"FILE
+    /// ARG…"` (the arguments split at spaces). Repeatable. The run ends when
+    /// every component has ended; the exit status is the first non-zero one
+    /// (the main component's first).
+    #[arg(long = "with", value_name = "\"FILE ARG…\"")]
+    with: Vec<String>,
     /// Do not cache compiled components on disk.
     #[arg(long)]
     no_cache: bool,
@@ -90,19 +105,15 @@ fn mib(n: u64) -> Result<u64> {
         .ok_or_else(|| anyhow!("{n} MiB is too large"))
 }
 
-/// The default namespace: the component's file stem.
-fn namespace_of(args: &RunArgs) -> Result<String> {
-    if let Some(ns) = &args.namespace {
-        return Ok(ns.clone());
-    }
-    let stem = args
-        .component
+/// The namespace of a component file: its file stem.
+fn namespace_of_file(component: &Path) -> Result<String> {
+    let stem = component
         .file_stem()
         .and_then(|s| s.to_str())
         .ok_or_else(|| {
             anyhow!(
                 "cannot derive a namespace from {}; pass --namespace",
-                args.component.display()
+                component.display()
             )
         })?;
     mini_engine::name::validate_name(stem).with_context(|| {
@@ -111,9 +122,9 @@ fn namespace_of(args: &RunArgs) -> Result<String> {
     Ok(stem.to_owned())
 }
 
-fn wasi_ctx(args: &RunArgs, argv0: &str) -> Result<WasiCtx> {
+fn wasi_ctx(args: &RunArgs, argv0: &str, component_args: &[String]) -> Result<WasiCtx> {
     let mut wasi = WasiCtx::builder();
-    wasi.inherit_stdio().arg(argv0).args(&args.args);
+    wasi.inherit_stdio().arg(argv0).args(component_args);
     for env in &args.envs {
         let (name, value) = env
             .split_once('=')
@@ -131,9 +142,59 @@ fn wasi_ctx(args: &RunArgs, argv0: &str) -> Result<WasiCtx> {
     Ok(wasi.build())
 }
 
+/// One component of a run: its file, namespace and arguments.
+struct Part {
+    component: PathBuf,
+    namespace: String,
+    args: Vec<String>,
+}
+
+fn parts(args: &RunArgs) -> Result<Vec<Part>> {
+    let namespace = match &args.namespace {
+        Some(ns) => ns.clone(),
+        None => namespace_of_file(&args.component)?,
+    };
+    let mut parts = vec![Part {
+        component: args.component.clone(),
+        namespace,
+        args: args.args.clone(),
+    }];
+    for with in &args.with {
+        let mut words = with.split_whitespace();
+        let component = PathBuf::from(
+            words
+                .next()
+                .ok_or_else(|| anyhow!("--with {with:?} names no component"))?,
+        );
+        parts.push(Part {
+            namespace: namespace_of_file(&component)?,
+            component,
+            args: words.map(str::to_owned).collect(),
+        });
+    }
+    Ok(parts)
+}
+
+fn mini_ctx(args: &RunArgs, host: &MiniHost, namespace: &str) -> Result<MiniCtx> {
+    let max_record_size = usize::try_from(args.max_record_kb.saturating_mul(1024))
+        .context("--max-record-kb is too large")?;
+    let mut builder = MiniCtx::builder(&args.data, namespace)
+        .host(host)
+        .disk_quota(mib(args.quota_mb)?)
+        .max_record_size(max_record_size)
+        .max_open_handles(args.max_handles)
+        .segment_size(args.segment_kb.saturating_mul(1024));
+    for grant in &args.grant_queues {
+        let (name, owner) = grant
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--grant-queue {grant:?} is not NAME=OWNER"))?;
+        builder = builder.grant_queue(name, owner);
+    }
+    Ok(builder.build()?)
+}
+
 /// `mini run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let namespace = namespace_of(&args)?;
     let memory_limit = usize::try_from(mib(args.memory_mb)?).context("--memory-mb is too large")?;
     let config = RunnerConfig {
         memory_limit,
@@ -141,50 +202,83 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         fuel: args.fuel,
         compile_cache: !args.no_cache,
     };
-    let max_record_size = usize::try_from(args.max_record_kb.saturating_mul(1024))
-        .context("--max-record-kb is too large")?;
-    let mini = MiniCtx::builder(&args.data, &namespace)
-        .host(&MiniHost::new())
-        .disk_quota(mib(args.quota_mb)?)
-        .max_record_size(max_record_size)
-        .max_open_handles(args.max_handles)
-        .segment_size(args.segment_kb.saturating_mul(1024))
-        .build()?;
-    let namespace_dir = mini.namespace_dir().to_path_buf();
-    let argv0 = args
-        .component
-        .file_stem()
-        .map_or_else(|| "component".into(), |s| s.to_string_lossy().into_owned());
-    let wasi = wasi_ctx(&args, &argv0)?;
+    // One registry: components that open the same journal or queue share it.
+    let host = MiniHost::new();
+    let mut runs = Vec::new();
+    for part in parts(&args)? {
+        let mini = mini_ctx(&args, &host, &part.namespace)?;
+        let argv0 = part
+            .component
+            .file_stem()
+            .map_or_else(|| "component".into(), |s| s.to_string_lossy().into_owned());
+        let wasi = wasi_ctx(&args, &argv0, &part.args)?;
+        runs.push((part, mini, wasi));
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async {
-        let runner = Runner::new(config)?;
-        let component = tokio::task::block_in_place(|| runner.load(&args.component))?;
-        runner.run(&component, wasi, mini).await
+    let results = runtime.block_on(async {
+        let runner = match Runner::new(config) {
+            Ok(runner) => Arc::new(runner),
+            Err(e) => return vec![(None, Err(e))],
+        };
+        let mut tasks = Vec::new();
+        for (part, mini, wasi) in runs {
+            let runner = runner.clone();
+            let namespace_dir = mini.namespace_dir().to_path_buf();
+            tasks.push((
+                namespace_dir,
+                tokio::spawn(async move {
+                    let component = tokio::task::block_in_place(|| runner.load(&part.component))?;
+                    runner.run(&component, wasi, mini).await
+                }),
+            ));
+        }
+        let mut results = Vec::new();
+        for (namespace_dir, task) in tasks {
+            let result = task.await.unwrap_or_else(|e| {
+                Err(RunError::Instantiate(format!(
+                    "the component's task failed: {e}"
+                )))
+            });
+            results.push((Some(namespace_dir), result));
+        }
+        results
     });
+    let mut status = 0;
+    for (namespace_dir, result) in results {
+        let code = exit_code(result, namespace_dir.as_deref());
+        if status == 0 {
+            status = code;
+        }
+    }
+    Ok(ExitCode::from(status))
+}
+
+/// The process status for one component's result (reporting failures).
+fn exit_code(result: Result<i32, RunError>, namespace_dir: Option<&Path>) -> u8 {
     match result {
         // Exit codes outside 0..=255 do not fit a process status: report failure.
-        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+        Ok(code) => u8::try_from(code).unwrap_or(1),
         Err(e) => {
             eprintln!("mini: {e}");
-            let code = match e {
+            match e {
                 RunError::Engine(_) | RunError::Load { .. } | RunError::Instantiate(_) => {
                     EXIT_CANNOT_START
                 }
                 RunError::Trap(_) => EXIT_TRAP,
                 RunError::MemoryLimit { .. } | RunError::TimeLimit(_) | RunError::OutOfFuel(_) => {
-                    eprintln!(
-                        "mini: records the component appended before it was stopped are on disk in {}",
-                        namespace_dir.display()
-                    );
+                    if let Some(dir) = namespace_dir {
+                        eprintln!(
+                            "mini: records the component appended before it was stopped are on disk in {}",
+                            dir.display()
+                        );
+                    }
                     EXIT_LIMIT
                 }
-            };
-            Ok(ExitCode::from(code))
+            }
         }
     }
 }

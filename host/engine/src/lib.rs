@@ -28,6 +28,7 @@ pub mod import;
 pub mod journal;
 pub mod lock;
 pub mod name;
+pub mod queue;
 pub mod record;
 pub mod segment;
 pub mod snapshot;

@@ -11,7 +11,8 @@
 //! `mini:storage/store.cursor` is [`CursorHandle`](crate::store::CursorHandle),
 //! `mini:storage/snapshot.snapshots` is
 //! [`SnapshotsHandle`](crate::snapshot::SnapshotsHandle),
-//! `mini:storage/state.state` is [`StateHandle`](crate::state::StateHandle).
+//! `mini:storage/state.state` is [`StateHandle`](crate::state::StateHandle),
+//! `mini:storage/queue.queue` is [`QueueHandle`](crate::queue::QueueHandle).
 
 #![allow(missing_docs, non_camel_case_types, clippy::all)]
 
@@ -24,8 +25,9 @@ wasmtime::component::bindgen!({
         "mini:storage/store.cursor": crate::store::CursorHandle,
         "mini:storage/snapshot.snapshots": crate::snapshot::SnapshotsHandle,
         "mini:storage/state.state": crate::state::StateHandle,
+        "mini:storage/queue.queue": crate::queue::QueueHandle,
     },
     require_store_data_send: true,
 });
 
-pub use self::mini::storage::{snapshot, state, store};
+pub use self::mini::storage::{queue, snapshot, state, store};

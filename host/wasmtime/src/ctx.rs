@@ -1,6 +1,7 @@
 //! The per-instance context ([`MiniCtx`]), its builder and the view trait an
 //! embedder implements for its store data ([`MiniView`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -72,6 +73,14 @@ pub enum CtxError {
         /// Why it was refused.
         reason: mini_engine::name::NameError,
     },
+    /// A granted queue's name or owning namespace is not a valid name.
+    #[error("invalid queue grant {name:?}: {reason}")]
+    InvalidGrant {
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        reason: mini_engine::name::NameError,
+    },
     /// A limit is zero.
     #[error("the limit {0} must be greater than zero")]
     ZeroLimit(&'static str),
@@ -88,6 +97,9 @@ pub struct MiniCtx {
     pub(crate) host: MiniHost,
     pub(crate) namespace: String,
     pub(crate) namespace_dir: PathBuf,
+    pub(crate) data_root: PathBuf,
+    /// Queues granted to the instance: queue name → the namespace it lives in.
+    pub(crate) queue_grants: BTreeMap<String, String>,
     pub(crate) limits: Limits,
     pub(crate) open_handles: usize,
     pub(crate) usage: Arc<Usage>,
@@ -123,6 +135,21 @@ impl MiniCtx {
     /// here).
     pub fn snapshot_dir(&self, name: &str) -> PathBuf {
         self.namespace_dir.join("snapshot").join(name)
+    }
+
+    /// The directory of the queue `name` (the name is not checked here):
+    /// `<data-root>/<namespace>/queue/<name>/`, or, for a queue granted with
+    /// [`MiniCtxBuilder::grant_queue`], the one in the granting namespace.
+    pub fn queue_dir(&self, name: &str) -> PathBuf {
+        self.queue_namespace_dir(name).join("queue").join(name)
+    }
+
+    /// The namespace directory the queue `name` lives in.
+    pub(crate) fn queue_namespace_dir(&self, name: &str) -> PathBuf {
+        match self.queue_grants.get(name) {
+            Some(owner) => self.data_root.join(owner),
+            None => self.namespace_dir.clone(),
+        }
     }
 
     /// The instance's limits.
@@ -162,6 +189,7 @@ pub struct MiniCtxBuilder {
     data_root: PathBuf,
     namespace: String,
     limits: Limits,
+    queue_grants: BTreeMap<String, String>,
 }
 
 impl MiniCtxBuilder {
@@ -173,6 +201,7 @@ impl MiniCtxBuilder {
             data_root: data_root.into(),
             namespace: namespace.into(),
             limits: Limits::default(),
+            queue_grants: BTreeMap::new(),
         }
     }
 
@@ -218,6 +247,29 @@ impl MiniCtxBuilder {
         self
     }
 
+    /// Grants the instance the queue `name` of the namespace `owner`: when
+    /// the instance opens the queue `name`, it gets
+    /// `<data-root>/<owner>/queue/<name>/`, shared with every instance
+    /// granted the same queue (a producer and a worker, say) and with the
+    /// owner's own instances. In one process they share one handle; a second
+    /// process gets `locked`.
+    ///
+    /// ```
+    /// use mini_host::{MiniCtx, MiniHost};
+    /// let host = MiniHost::new();
+    /// let producer = MiniCtx::builder("/var/lib/mini", "producer")
+    ///     .host(&host)
+    ///     .grant_queue("jobs", "broker")
+    ///     .build()?;
+    /// assert!(producer.queue_dir("jobs").ends_with("broker/queue/jobs"));
+    /// assert!(producer.queue_dir("own").ends_with("producer/queue/own"));
+    /// # Ok::<(), mini_host::CtxError>(())
+    /// ```
+    pub fn grant_queue(mut self, name: impl Into<String>, owner: impl Into<String>) -> Self {
+        self.queue_grants.insert(name.into(), owner.into());
+        self
+    }
+
     /// Checks the namespace and the limits and builds the context. No file
     /// is touched: directories are created when a journal is first opened.
     pub fn build(self) -> Result<MiniCtx, CtxError> {
@@ -236,6 +288,16 @@ impl MiniCtxBuilder {
         if self.limits.segment_size == 0 {
             return Err(CtxError::ZeroLimit("segment_size"));
         }
+        for (name, owner) in &self.queue_grants {
+            for checked in [name, owner] {
+                mini_engine::name::validate_name(checked).map_err(|reason| {
+                    CtxError::InvalidGrant {
+                        name: checked.clone(),
+                        reason,
+                    }
+                })?;
+            }
+        }
         let namespace_dir = self.data_root.join(&self.namespace);
         let host = self.host.unwrap_or_else(|| MiniHost::global().clone());
         let usage = host.namespace_usage(&namespace_dir);
@@ -244,6 +306,8 @@ impl MiniCtxBuilder {
             host,
             namespace: self.namespace,
             namespace_dir,
+            data_root: self.data_root,
+            queue_grants: self.queue_grants,
             limits: self.limits,
             open_handles: 0,
         })

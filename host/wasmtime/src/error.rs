@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use mini_engine::queue::QueueError;
 use mini_engine::snapshot::SkippedSnapshot;
 use mini_engine::{JournalError, SnapshotError, StateError};
 
@@ -56,6 +57,27 @@ pub(crate) fn state_error(err: StateError, namespace_dir: &Path) -> Error {
         e @ StateError::CheckpointOutOfRange { .. } => Error::OutOfRange(e.to_string()),
         e @ (StateError::Serialize(_) | StateError::AutoCheckpoint { .. }) => {
             Error::Other(hide(e.to_string()))
+        }
+    }
+}
+
+/// The WIT error for a queue's error, with host paths hidden.
+pub(crate) fn queue_error(err: QueueError, namespace_dir: &Path) -> Error {
+    match err {
+        QueueError::InvalidPayload(reason) => Error::InvalidRecord(reason),
+        QueueError::PayloadTooLarge { limit, .. } => {
+            Error::RecordTooLarge(u64::try_from(limit).unwrap_or(u64::MAX))
+        }
+        e @ (QueueError::UnknownMessage { .. } | QueueError::NotDead { .. }) => {
+            Error::NotFound(e.to_string())
+        }
+        e @ (QueueError::StaleToken { .. } | QueueError::NotLeased { .. }) => {
+            Error::StaleToken(e.to_string())
+        }
+        e @ QueueError::InvalidArgument(_) => Error::OutOfRange(e.to_string()),
+        QueueError::Storage(e) => state_error(e, namespace_dir),
+        e @ QueueError::BadRecord { .. } => {
+            Error::Corrupt(hide_root(&e.to_string(), namespace_dir))
         }
     }
 }

@@ -18,12 +18,14 @@
 //!   that write the same journal share one handle (and its fsyncs).
 //!
 //! The interfaces, one module each: [`store`] (journals), [`snapshot`]
-//! (snapshot stores) and [`state`] (states: the guest folds, the host logs
-//! mutations and keeps snapshots).
+//! (snapshot stores), [`state`] (states: the guest folds, the host logs
+//! mutations and keeps snapshots) and [`queue`] (durable queues, which the
+//! embedder can grant to several instances to share).
 //!
 //! An instance's journals live in `<data-root>/<namespace>/journal/<name>/`,
-//! its states in `<data-root>/<namespace>/state/<name>/` and its snapshot
-//! stores in `<data-root>/<namespace>/snapshot/<name>/`;
+//! its states in `<data-root>/<namespace>/state/<name>/`, its snapshot
+//! stores in `<data-root>/<namespace>/snapshot/<name>/` and its queues in
+//! `<data-root>/<namespace>/queue/<name>/`;
 //! names are checked, so nothing escapes the namespace. Every failure a
 //! guest can cause comes back to it as the WIT `error` variant; the host
 //! neither panics nor traps on guest input.
@@ -86,6 +88,7 @@ pub mod bindings;
 pub mod ctx;
 mod disk;
 mod error;
+pub mod queue;
 pub mod registry;
 pub mod runner;
 pub mod snapshot;
@@ -96,6 +99,7 @@ mod view;
 use wasmtime::component::{HasData, Linker};
 
 pub use crate::ctx::{CtxError, Limits, MiniCtx, MiniCtxBuilder, MiniCtxView, MiniView};
+pub use crate::queue::QueueHandle;
 pub use crate::registry::MiniHost;
 pub use crate::snapshot::SnapshotsHandle;
 pub use crate::state::StateHandle;
@@ -112,7 +116,8 @@ pub use wasmtime::component::ResourceTable;
 pub fn add_to_linker_async<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::store::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;
-    bindings::state::add_to_linker::<T, Mini>(linker, T::mini)
+    bindings::state::add_to_linker::<T, Mini>(linker, T::mini)?;
+    bindings::queue::add_to_linker::<T, Mini>(linker, T::mini)
 }
 
 /// The [`HasData`] marker of this crate's host functions: its data is a

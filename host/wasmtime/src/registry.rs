@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use mini_engine::{Journal, JournalError, JournalOptions, WeakJournal};
+use std::sync::Weak;
+
+use mini_engine::queue::{Queue, QueueError, QueueOptions};
+use mini_engine::{Journal, JournalError, JournalOptions, StateError, WeakJournal};
 
 use crate::disk::Usage;
 
@@ -42,6 +45,7 @@ const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 pub struct MiniHost {
     journals: Arc<Mutex<HashMap<PathBuf, WeakJournal>>>,
     usage: Arc<Mutex<HashMap<PathBuf, Arc<Usage>>>>,
+    queues: Arc<Mutex<HashMap<PathBuf, Weak<Queue>>>>,
 }
 
 impl MiniHost {
@@ -95,6 +99,53 @@ impl MiniHost {
         };
         journals.insert(key, journal.downgrade());
         Ok(journal)
+    }
+
+    /// The queue in `dir`: the one already open in this process if there is
+    /// one (so instances that share a queue share its handle, its lock and
+    /// its fsyncs), else the queue opened (or created) with `options`.
+    ///
+    /// Blocking (opening recovers the queue): call it from a blocking thread
+    /// in async code.
+    ///
+    /// ```
+    /// use mini_engine::queue::{PushOptions, QueueOptions};
+    /// use mini_host::MiniHost;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let host = MiniHost::new();
+    /// let producer = host.open_queue(&dir.path().join("jobs"), QueueOptions::default())?;
+    /// let worker = host.open_queue(&dir.path().join("jobs"), QueueOptions::default())?;
+    /// producer.push("1", &PushOptions::default())?;
+    /// assert!(worker.pop(1000)?.is_some()); // one queue, shared
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_queue(&self, dir: &Path, options: QueueOptions) -> Result<Arc<Queue>, QueueError> {
+        let key = std::path::absolute(dir).map_err(|source| {
+            QueueError::from(JournalError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        })?;
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = queues.get(&key).and_then(Weak::upgrade) {
+            return Ok(queue);
+        }
+        queues.retain(|_, weak| weak.strong_count() > 0);
+        let mut attempt = 0;
+        let queue = loop {
+            match Queue::open_with(&key, options.clone()) {
+                Err(QueueError::Storage(StateError::Journal(JournalError::Locked { .. })))
+                    if attempt < LOCK_RETRIES =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(LOCK_RETRY_PAUSE);
+                }
+                other => break Arc::new(other?),
+            }
+        };
+        queues.insert(key, Arc::downgrade(&queue));
+        Ok(queue)
     }
 
     /// The disk usage counter of the namespace in `ns_dir`, shared by every

@@ -1,0 +1,425 @@
+//! A queue's state as the fold of its journal records: the records, the
+//! messages, and the index pops take messages from.
+//!
+//! The fold never looks at the clock: every decision that depends on time
+//! (a lease's deadline, a delay, which message a pop takes, dead-lettering)
+//! is made by the live queue and written into the record, so replaying the
+//! records gives the same state at any later time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// One journal record of a queue: a change of its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueueRecord {
+    /// A message was pushed.
+    Push {
+        /// The message id (allocated in push order).
+        id: u64,
+        /// When it was pushed (ms since the Unix epoch).
+        at: u64,
+        /// When it becomes available (ms; later than `at` for a delay).
+        avail: u64,
+        /// Its deduplication key, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dedup: Option<String>,
+        /// The payload (one JSON value).
+        payload: Box<RawValue>,
+    },
+    /// A message was delivered with a lease.
+    Lease {
+        /// The message id.
+        id: u64,
+        /// The delivery attempt, from 1.
+        attempt: u32,
+        /// The lease token an ack, nack or extend must present.
+        token: String,
+        /// When the lease expires (ms).
+        deadline: u64,
+    },
+    /// A delivered message was acknowledged: it is gone.
+    Ack {
+        /// The message id.
+        id: u64,
+    },
+    /// A delivered message was given back, available again at `avail`.
+    Nack {
+        /// The message id.
+        id: u64,
+        /// When it becomes available again (ms).
+        avail: u64,
+    },
+    /// A lease was extended to a new deadline.
+    Extend {
+        /// The message id.
+        id: u64,
+        /// The new deadline (ms).
+        deadline: u64,
+    },
+    /// A message reached the maximum number of deliveries.
+    Dead {
+        /// The message id.
+        id: u64,
+    },
+    /// A dead letter was put back in the queue, its attempts reset.
+    Requeue {
+        /// The message id.
+        id: u64,
+        /// When it becomes available (ms).
+        avail: u64,
+    },
+    /// A dead letter was deleted.
+    Purge {
+        /// The message id.
+        id: u64,
+    },
+}
+
+impl QueueRecord {
+    /// The id of the message the record changes.
+    pub fn id(&self) -> u64 {
+        match self {
+            QueueRecord::Push { id, .. }
+            | QueueRecord::Lease { id, .. }
+            | QueueRecord::Ack { id }
+            | QueueRecord::Nack { id, .. }
+            | QueueRecord::Extend { id, .. }
+            | QueueRecord::Dead { id }
+            | QueueRecord::Requeue { id, .. }
+            | QueueRecord::Purge { id } => *id,
+        }
+    }
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Place {
+    /// Waiting to be delivered from `avail` (ms) on.
+    Ready {
+        /// When it becomes available.
+        avail: u64,
+    },
+    /// Delivered; redelivered when the lease expires at `deadline` (ms).
+    Leased {
+        /// The current lease token.
+        token: String,
+        /// When the lease expires.
+        deadline: u64,
+    },
+    /// In the dead letters.
+    Dead,
+}
+
+/// A message in the queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// Its id.
+    pub id: u64,
+    /// The payload (one JSON value).
+    pub payload: Box<RawValue>,
+    /// When it was pushed (ms).
+    pub at: u64,
+    /// How many times it was delivered.
+    pub attempts: u32,
+    /// Where it is.
+    pub place: Place,
+    /// Its deduplication key, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<String>,
+}
+
+impl Message {
+    /// When the message can be delivered (again): a ready message's
+    /// availability, a leased one's deadline; `None` for a dead letter.
+    pub fn visible_at(&self) -> Option<u64> {
+        match &self.place {
+            Place::Ready { avail } => Some(*avail),
+            Place::Leased { deadline, .. } => Some(*deadline),
+            Place::Dead => None,
+        }
+    }
+}
+
+/// Why a record cannot be applied to the state (the journal does not fit
+/// its snapshot, or was written by something else).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{record} of message {id}: {problem}")]
+pub struct FoldError {
+    /// The message the record names.
+    pub id: u64,
+    /// The kind of record (`push`, `lease`, `ack`, …).
+    pub record: &'static str,
+    /// What does not fit.
+    pub problem: &'static str,
+}
+
+/// The snapshot of a queue: its live messages and recent dedup keys.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSnapshot {
+    /// The next id to allocate.
+    pub next_id: u64,
+    /// Every live message (ready, delayed, leased, dead), by id.
+    pub messages: Vec<Message>,
+    /// Deduplication keys seen: key → (message id, push time in ms).
+    pub dedup: BTreeMap<String, (u64, u64)>,
+}
+
+/// The state of a queue: the fold of its records, with the index of
+/// deliverable messages.
+#[derive(Debug, Default)]
+pub struct QueueState {
+    next_id: u64,
+    messages: BTreeMap<u64, Message>,
+    dedup: BTreeMap<String, (u64, u64)>,
+    /// (visible_at, id) of every message that is not a dead letter: a pop
+    /// takes the first one whose time has come (FIFO among equal times).
+    visible: BTreeSet<(u64, u64)>,
+    bytes: u64,
+}
+
+impl QueueState {
+    /// The state a snapshot holds.
+    pub fn from_snapshot(snapshot: QueueSnapshot) -> QueueState {
+        let mut state = QueueState {
+            next_id: snapshot.next_id,
+            dedup: snapshot.dedup,
+            ..QueueState::default()
+        };
+        for message in snapshot.messages {
+            state.next_id = state.next_id.max(message.id + 1);
+            state.put(message);
+        }
+        state
+    }
+
+    /// The snapshot of this state (dedup keys older than `dedup_since` ms
+    /// are dropped).
+    pub fn to_snapshot(&self, dedup_since: u64) -> QueueSnapshot {
+        QueueSnapshot {
+            next_id: self.next_id,
+            messages: self.messages.values().cloned().collect(),
+            dedup: self
+                .dedup
+                .iter()
+                .filter(|(_, (id, at))| *at >= dedup_since || self.messages.contains_key(id))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
+
+    /// Applies one record.
+    pub fn apply(&mut self, record: QueueRecord) -> Result<(), FoldError> {
+        let id = record.id();
+        match record {
+            QueueRecord::Push {
+                id,
+                at,
+                avail,
+                dedup,
+                payload,
+            } => {
+                if self.messages.contains_key(&id) {
+                    return Err(FoldError {
+                        id,
+                        record: "push",
+                        problem: "the message exists already",
+                    });
+                }
+                self.next_id = self.next_id.max(id + 1);
+                if let Some(key) = &dedup {
+                    self.dedup.insert(key.clone(), (id, at));
+                }
+                self.put(Message {
+                    id,
+                    payload,
+                    at,
+                    attempts: 0,
+                    place: Place::Ready { avail },
+                    dedup,
+                });
+            }
+            QueueRecord::Lease {
+                attempt,
+                token,
+                deadline,
+                ..
+            } => {
+                self.not_dead(id, "lease")?;
+                if let Some(mut message) = self.take(id) {
+                    message.attempts = attempt;
+                    message.place = Place::Leased { token, deadline };
+                    self.put(message);
+                }
+            }
+            QueueRecord::Ack { .. } => {
+                self.leased(id, "ack")?;
+                self.take(id);
+            }
+            QueueRecord::Nack { avail, .. } => {
+                self.leased(id, "nack")?;
+                self.move_to(id, Place::Ready { avail });
+            }
+            QueueRecord::Extend { deadline, .. } => {
+                self.leased(id, "extend")?;
+                if let Some(mut message) = self.take(id) {
+                    if let Place::Leased { deadline: d, .. } = &mut message.place {
+                        *d = deadline;
+                    }
+                    self.put(message);
+                }
+            }
+            QueueRecord::Dead { .. } => {
+                self.not_dead(id, "dead")?;
+                self.move_to(id, Place::Dead);
+            }
+            QueueRecord::Requeue { avail, .. } => {
+                self.dead(id, "requeue")?;
+                if let Some(mut message) = self.take(id) {
+                    message.attempts = 0;
+                    message.place = Place::Ready { avail };
+                    self.put(message);
+                }
+            }
+            QueueRecord::Purge { .. } => {
+                self.dead(id, "purge")?;
+                self.take(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn move_to(&mut self, id: u64, place: Place) {
+        if let Some(mut message) = self.take(id) {
+            message.place = place;
+            self.put(message);
+        }
+    }
+
+    /// Message `id`, or the error of a `record` naming an unknown message.
+    fn live(&self, id: u64, record: &'static str) -> Result<&Message, FoldError> {
+        self.messages.get(&id).ok_or(FoldError {
+            id,
+            record,
+            problem: "no such message",
+        })
+    }
+
+    fn leased(&self, id: u64, record: &'static str) -> Result<(), FoldError> {
+        match self.live(id, record)?.place {
+            Place::Leased { .. } => Ok(()),
+            _ => Err(FoldError {
+                id,
+                record,
+                problem: "the message is not leased",
+            }),
+        }
+    }
+
+    fn not_dead(&self, id: u64, record: &'static str) -> Result<(), FoldError> {
+        match self.live(id, record)?.place {
+            Place::Dead => Err(FoldError {
+                id,
+                record,
+                problem: "the message is a dead letter",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn dead(&self, id: u64, record: &'static str) -> Result<(), FoldError> {
+        match self.live(id, record)?.place {
+            Place::Dead => Ok(()),
+            _ => Err(FoldError {
+                id,
+                record,
+                problem: "the message is not a dead letter",
+            }),
+        }
+    }
+
+    /// Removes message `id` (and its index entry), returning it.
+    pub fn take(&mut self, id: u64) -> Option<Message> {
+        let message = self.messages.remove(&id)?;
+        if let Some(at) = message.visible_at() {
+            self.visible.remove(&(at, id));
+        }
+        self.bytes -= message.payload.get().len() as u64;
+        Some(message)
+    }
+
+    /// Puts `message` in (replacing one with its id), indexed.
+    pub fn put(&mut self, message: Message) {
+        self.take(message.id);
+        if let Some(at) = message.visible_at() {
+            self.visible.insert((at, message.id));
+        }
+        self.bytes += message.payload.get().len() as u64;
+        self.messages.insert(message.id, message);
+    }
+
+    /// Message `id`, if it is live.
+    pub fn get(&self, id: u64) -> Option<&Message> {
+        self.messages.get(&id)
+    }
+
+    /// Every live message, by id.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.messages.values()
+    }
+
+    /// Messages that are not dead letters, in delivery order:
+    /// (visible_at, id).
+    pub fn by_visibility(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.visible.iter().copied()
+    }
+
+    /// The id the next push gets; advances the counter.
+    pub fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id.max(1);
+        self.next_id = id + 1;
+        id
+    }
+
+    /// The message a dedup key names, if it was pushed at or after `since`
+    /// (ms) or is still live.
+    pub fn dedup(&self, key: &str, since: u64) -> Option<u64> {
+        self.dedup
+            .get(key)
+            .filter(|(id, at)| *at >= since || self.messages.contains_key(id))
+            .map(|(id, _)| *id)
+    }
+
+    /// Records `key` for message `id` pushed at `at` (before the push is
+    /// durable, so concurrent pushes with the same key agree).
+    pub fn reserve_dedup(&mut self, key: String, id: u64, at: u64) {
+        self.dedup.insert(key, (id, at));
+    }
+
+    /// Forgets a dedup key reserved for a push that failed.
+    pub fn release_dedup(&mut self, key: &str, id: u64) {
+        if self.dedup.get(key).is_some_and(|(i, _)| *i == id) {
+            self.dedup.remove(key);
+        }
+    }
+
+    /// Bytes of the live payloads.
+    pub fn payload_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// How many messages are live.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// True when no message is live.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
