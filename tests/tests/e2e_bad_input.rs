@@ -234,3 +234,72 @@ fn bad_state_and_snapshot_input_gets_the_right_errors_and_changes_nothing() {
     );
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "the host panicked");
 }
+
+#[test]
+fn bad_queue_input_gets_the_right_errors_and_changes_nothing() {
+    count_panics();
+    let probe = guest_component("queue-probe");
+    let data = tempfile::tempdir().expect("tempdir");
+
+    let (code, out, err) = run_component(&probe, data.path(), "probe", &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let cases = cases(&out);
+    let expected = [
+        ("open", "ok 0"),
+        ("push-1", "ok 1"),
+        ("push-2", "ok 2"),
+        ("push-dedup", "ok 3"),
+        ("push-dedup-again", "ok 3"),
+        ("invalid-json", "err invalid-record"),
+        ("two-values", "err invalid-record"),
+        ("empty", "err invalid-record"),
+        ("too-large", "err record-too-large"),
+        ("batch-with-bad", "err invalid-record"),
+        ("empty-batch", "err invalid-record"),
+        ("pop-zero-lease", "err out-of-range"),
+        ("pop", "ok 1"),
+        ("ack-unknown", "err not-found"),
+        ("ack-bad-token", "err stale-token"),
+        ("nack-bad-token", "err stale-token"),
+        ("extend-bad-token", "err stale-token"),
+        ("extend-zero-lease", "err out-of-range"),
+        ("ack-not-leased", "err stale-token"),
+        ("ack", "ok 1"),
+        ("requeue-not-dead", "err not-found"),
+        ("purge-unknown", "err not-found"),
+        ("name-empty", "err invalid-name"),
+        ("name-dotdot", "err invalid-name"),
+        ("name-slash", "err invalid-name"),
+    ];
+    for (case, outcome) in expected {
+        assert_eq!(
+            cases.get(case).map(String::as_str),
+            Some(outcome),
+            "case {case}; stdout:\n{out}\nstderr:\n{err}"
+        );
+    }
+    assert_eq!(cases.len(), expected.len(), "unexpected cases:\n{out}");
+    assert!(
+        out.contains("stats: ready 2 leased 0 delayed 0 dead 0"),
+        "{out}"
+    );
+    assert!(
+        !err.contains(&data.path().display().to_string()),
+        "host paths leaked to the guest: {err}"
+    );
+
+    // On disk: exactly the accepted messages that were not acked.
+    let (state, skipped) =
+        mini_engine::queue::inspect(&data.path().join("probe/queue/probe")).expect("inspect");
+    assert!(skipped.is_empty());
+    let live: Vec<(u64, String)> = state
+        .peek(10)
+        .into_iter()
+        .map(|m| (m.id, m.payload))
+        .collect();
+    assert_eq!(
+        live,
+        [(2, r#"{"n":2}"#.to_string()), (3, r#"{"n":3}"#.to_string())]
+    );
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "the host panicked");
+}
