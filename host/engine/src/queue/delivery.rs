@@ -94,7 +94,8 @@ impl Queue {
         timeout: Duration,
     ) -> Result<Option<Delivery>, QueueError> {
         check_lease(lease_ms)?;
-        let end = Instant::now() + timeout;
+        // `None`: a timeout too long to add to now, so no end.
+        let end = Instant::now().checked_add(timeout);
         let mut inner = self.lock();
         loop {
             let now = self.now();
@@ -107,7 +108,9 @@ impl Queue {
                 inner = self.lock();
                 continue;
             }
-            let left = end.saturating_duration_since(Instant::now());
+            let left = end.map_or(Duration::MAX, |end| {
+                end.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Ok(None);
             }

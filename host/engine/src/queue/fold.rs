@@ -401,6 +401,14 @@ impl QueueState {
         self.dedup.insert(key, (id, at));
     }
 
+    /// Forgets the dedup keys pushed before `since` (ms) whose message is
+    /// gone.
+    pub fn prune_dedup(&mut self, since: u64) {
+        let messages = &self.messages;
+        self.dedup
+            .retain(|_, (id, at)| *at >= since || messages.contains_key(id));
+    }
+
     /// Forgets a dedup key reserved for a push that failed.
     pub fn release_dedup(&mut self, key: &str, id: u64) {
         if self.dedup.get(key).is_some_and(|(i, _)| *i == id) {

@@ -103,7 +103,8 @@ impl Queue {
         options.max_deliveries = options.max_deliveries.max(1);
         let state_options = StateOptions {
             segment_size: options.segment_size,
-            max_record_size: options.max_payload_size + MAX_DEDUP_KEY + PUSH_OVERHEAD,
+            // A dedup key is JSON-escaped in the record: up to 6 bytes a byte.
+            max_record_size: options.max_payload_size + 6 * MAX_DEDUP_KEY + PUSH_OVERHEAD,
             max_state_size: DEFAULT_MAX_STATE_SIZE.max(options.max_payload_size * 64),
             keep_snapshots: DEFAULT_KEEP,
             checkpoint: CheckpointPolicy::default(),
@@ -364,6 +365,9 @@ impl Queue {
             inner = self.wait(inner);
         }
         let since = self.now().saturating_sub(self.options.dedup_window_ms);
+        // Keys of messages long gone are forgotten here, so memory follows
+        // the live messages, not the history.
+        inner.state.prune_dedup(since);
         let result = serde_json::to_string(&inner.state.to_snapshot(since))
             .map_err(|e| QueueError::Storage(StateError::Serialize(e)))
             .and_then(|json| Ok(self.log.checkpoint(self.log.last_seq(), &json)?));

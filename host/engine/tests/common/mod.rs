@@ -305,3 +305,89 @@ impl Rng {
         lo + self.next_u64() % (hi - lo + 1)
     }
 }
+
+/// The real file system without its flushes: `sync_data` and `sync_dir` do
+/// nothing. For tests that check what a component does with its files (how
+/// many, how big, what the state is after reopening in the same process),
+/// not what survives a power loss, and that would otherwise spend minutes in
+/// fdatasync.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSyncFs;
+
+#[derive(Debug)]
+struct NoSyncFile(mini_engine::fs::FileRef);
+
+impl mini_engine::fs::FsFile for NoSyncFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+}
+
+impl FileSystem for NoSyncFs {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        mini_engine::fs::StdFs.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        mini_engine::fs::StdFs.list_dir(path)
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<mini_engine::fs::FileRef> {
+        Ok(Arc::new(NoSyncFile(
+            mini_engine::fs::StdFs.open_read(path)?,
+        )))
+    }
+    fn open_write(&self, path: &Path) -> std::io::Result<mini_engine::fs::FileRef> {
+        Ok(Arc::new(NoSyncFile(
+            mini_engine::fs::StdFs.open_write(path)?,
+        )))
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<mini_engine::fs::FileRef> {
+        Ok(Arc::new(NoSyncFile(
+            mini_engine::fs::StdFs.create_new(path)?,
+        )))
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        mini_engine::fs::StdFs.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        mini_engine::fs::StdFs.rename(from, to)
+    }
+    fn sync_dir(&self, _path: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `(path, size)` of every regular file under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                todo.push(entry.path());
+            } else if kind.is_file() {
+                out.push((entry.path(), entry.metadata().unwrap().len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The total size of the regular files under `dir`, recursively.
+pub fn bytes_under(dir: &Path) -> u64 {
+    files_under(dir).iter().map(|(_, n)| n).sum()
+}
