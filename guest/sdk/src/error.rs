@@ -48,8 +48,9 @@ pub enum Error {
     /// A limit of this instance is exhausted (disk quota, open handles).
     #[error("quota exceeded: {0}")]
     Quota(String),
-    /// Another process holds the journal's lock.
-    #[error("journal locked: {0}")]
+    /// Another process (or handle) holds the lock of the journal, state,
+    /// snapshot store or queue.
+    #[error("locked: {0}")]
     Locked(String),
     /// A sequence number outside the journal (for example before its first
     /// record after compaction).

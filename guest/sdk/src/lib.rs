@@ -1,11 +1,12 @@
 //! Guest SDK for **mini**: durable storage for WebAssembly components.
 //!
 //! A component built for `wasm32-wasip2` that depends on this crate imports
-//! the WIT interfaces of `mini:storage@0.1.0` (`store`, `snapshot`, `state`;
-//! only those it uses end up in the component); a host running the component
-//! (the `mini` CLI, or any wasmtime embedder that adds mini's interfaces to
-//! its `Linker`) gives it durable, append-only journals of JSON records,
-//! durable snapshots, and states that are the fold of durable mutations.
+//! the WIT interfaces of `mini:storage@0.1.0` (`store`, `snapshot`, `state`,
+//! `queue`; only those it uses end up in the component); a host running the
+//! component (the `mini` CLI, or any wasmtime embedder that adds mini's
+//! interfaces to its `Linker`) gives it durable, append-only journals of
+//! JSON records, durable snapshots, states that are the fold of durable
+//! mutations, and durable message queues.
 //!
 //! Journals have the shape of the original `ministore` crate:
 //!
@@ -29,6 +30,19 @@
 //!   journal.
 //! - [`Snapshots<S>`]: typed, atomic, durable snapshots with fallback, for
 //!   states kept some other way.
+//!
+//! Queues have the shape of SQS and NATS JetStream work queues
+//! (at-least-once delivery):
+//!
+//! - [`Queue<T>`]: a durable queue of messages of type `T` (JSON).
+//!   [`Queue::push`] is durable when it returns; [`Queue::pop`] and
+//!   [`Queue::pop_wait`] (which waits without spinning) lease a message and
+//!   give a [`Delivery<T>`], a guard that is [acked](Delivery::ack) or
+//!   [nacked](Delivery::nack) explicitly; dropped, it sends nothing and the
+//!   message is delivered again when its lease runs out. Delays,
+//!   deduplication keys ([`PushOptions`]), atomic batches, dead letters
+//!   ([`DeadLetter`]) and [`QueueStats`].
+//! - [`RawQueue`] / [`RawDelivery`]: the same, with JSON text payloads.
 //!
 //! And for all of them:
 //!
@@ -136,10 +150,14 @@ pub mod bindings {
 use bindings::mini::storage::store as wit;
 
 mod error;
+mod queue;
 mod snapshots;
 mod state;
 
 pub use error::Error;
+pub use queue::{
+    DeadLetter, Delivery, MAX_WAIT_PER_CALL, PushOptions, Queue, QueueStats, RawDelivery, RawQueue,
+};
 pub use snapshots::{Restored, SnapshotInfo, Snapshots};
 pub use state::{Checkpoint, CheckpointPolicy, Mutator, Recovery, StateManager, StateStats};
 

@@ -79,7 +79,10 @@ fn main() -> ExitCode {
     );
     report("empty-batch", queue.push_batch(&[]).map(|ids| ids.len()));
 
-    report("pop-zero-lease", queue.pop(0).map(|m| m.map_or(0, |m| m.id)));
+    report(
+        "pop-zero-lease",
+        queue.pop(0).map(|m| m.map_or(0, |m| m.id)),
+    );
     match queue.pop(60_000) {
         Ok(Some(message)) => {
             healthy &= report::<u64>("pop", Ok(message.id));
@@ -99,7 +102,11 @@ fn main() -> ExitCode {
     }
     report("requeue-not-dead", queue.requeue(Some(&[2])));
     report("purge-unknown", queue.purge(Some(&[999])));
-    for (case, name) in [("name-empty", ""), ("name-dotdot", ".."), ("name-slash", "a/b")] {
+    for (case, name) in [
+        ("name-empty", ""),
+        ("name-dotdot", ".."),
+        ("name-slash", "a/b"),
+    ] {
         report(case, Queue::open(name).map(|_| 0));
     }
     match queue.stats() {
