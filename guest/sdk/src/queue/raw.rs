@@ -1,0 +1,526 @@
+//! [`RawQueue`] and [`RawDelivery`]: a queue of JSON text.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{DeadLetter, MAX_WAIT_PER_CALL, PushOptions, QueueStats, millis, time};
+use crate::Error;
+use crate::bindings::mini::storage::queue as wit;
+
+/// A queue whose payloads are JSON text, passed to the host unchanged.
+///
+/// The host checks every payload: exactly one JSON value, no larger than its
+/// record size limit. Use this to move JSON you already have as text; use
+/// [`Queue<T>`](super::Queue) for typed messages.
+///
+/// The queue is opened by name, in this instance's namespace, or, when the
+/// host granted the name (`mini run --grant-queue NAME=OWNER`), shared with
+/// the other components of the host process. One process at a time holds a
+/// queue: another process gets [`Error::Locked`].
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let queue = mini_guest::RawQueue::open("events")?;
+/// queue.push(r#"{"user":"ada","action":"login"}"#)?;
+/// if let Some(delivery) = queue.pop(Duration::from_secs(30))? {
+///     println!("{}: {}", delivery.id(), delivery.payload());
+///     delivery.ack()?;
+/// }
+/// # Ok::<(), mini_guest::Error>(())
+/// ```
+pub struct RawQueue {
+    /// Shared with the deliveries, which ack through it.
+    handle: Arc<wit::Queue>,
+}
+
+impl RawQueue {
+    /// Opens the queue `name`, creating it if it does not exist.
+    ///
+    /// Fails with [`Error::InvalidName`] for a bad name, [`Error::Locked`]
+    /// when another process holds it, [`Error::Corrupt`] when its files are
+    /// damaged, [`Error::Quota`] when the instance holds too many handles.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self, Error> {
+        Ok(Self::from_bindings(wit::Queue::open(name)?))
+    }
+
+    /// Pushes one message (the text of one JSON value) durably and returns
+    /// its id. Same as [`RawQueue::push_with`] with default options.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let id = queue.push(r#"{"job":1}"#)?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn push(&self, payload: &str) -> Result<u64, Error> {
+        self.push_with(payload, &PushOptions::default())
+    }
+
+    /// Pushes one message durably with a delay and/or a deduplication key;
+    /// returns its id (for a duplicate: the id of the message it
+    /// duplicates).
+    ///
+    /// Fails with [`Error::InvalidRecord`] when the payload is not one JSON
+    /// value and [`Error::RecordTooLarge`] when it is over the host's limit;
+    /// nothing is pushed then.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let id = queue.push_with(r#"{"job":1}"#, &mini_guest::PushOptions::delayed(Duration::from_secs(10)))?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn push_with(&self, payload: &str, options: &PushOptions) -> Result<u64, Error> {
+        Ok(self.handle.push(payload, options.to_wit())?)
+    }
+
+    /// Pushes messages as one atomic unit (after a crash all of them are
+    /// there or none) and returns their ids in order. If any payload is
+    /// rejected, nothing is pushed; an empty slice is
+    /// [`Error::InvalidRecord`].
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let ids = queue.push_batch(&[r#"{"job":1}"#, r#"{"job":2}"#])?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn push_batch<S: AsRef<str>>(&self, payloads: &[S]) -> Result<Vec<u64>, Error> {
+        let options = PushOptions::default();
+        let messages: Vec<(&str, wit::PushOptions<'_>)> = payloads
+            .iter()
+            .map(|p| (p.as_ref(), options.to_wit()))
+            .collect();
+        Ok(self.handle.push_batch(&messages)?)
+    }
+
+    /// Like [`RawQueue::push_batch`], with options for each message.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// use mini_guest::PushOptions;
+    ///
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let ids = queue.push_batch_with(&[
+    ///     (r#"{"job":1}"#, PushOptions::default()),
+    ///     (r#"{"job":2}"#, PushOptions::delayed(Duration::from_secs(5))),
+    /// ])?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn push_batch_with<S: AsRef<str>>(
+        &self,
+        messages: &[(S, PushOptions)],
+    ) -> Result<Vec<u64>, Error> {
+        let messages: Vec<(&str, wit::PushOptions<'_>)> = messages
+            .iter()
+            .map(|(p, o)| (p.as_ref(), o.to_wit()))
+            .collect();
+        Ok(self.handle.push_batch(&messages)?)
+    }
+
+    /// The next available message, leased for `lease` (millisecond
+    /// resolution, rounded up; a zero lease is [`Error::OutOfRange`]);
+    /// `None` if no message is available now. Does not wait: see
+    /// [`RawQueue::pop_wait`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// if let Some(delivery) = queue.pop(Duration::from_secs(30))? {
+    ///     delivery.ack()?;
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn pop(&self, lease: Duration) -> Result<Option<RawDelivery>, Error> {
+        Ok(self.handle.pop(millis(lease))?.map(|m| self.delivery(m)))
+    }
+
+    /// Up to `max` available messages, each leased for `lease`, in delivery
+    /// order; empty if none is available now. (The host may return fewer
+    /// than `max`: the `mini` host at most 1024 per call.)
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// for delivery in queue.pop_batch(16, Duration::from_secs(30))? {
+    ///     delivery.ack()?;
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn pop_batch(&self, max: u32, lease: Duration) -> Result<Vec<RawDelivery>, Error> {
+        Ok(self
+            .handle
+            .pop_batch(max, millis(lease))?
+            .into_iter()
+            .map(|m| self.delivery(m))
+            .collect())
+    }
+
+    /// Like [`RawQueue::pop`], but waits up to `timeout` for a message to
+    /// become available; `None` if none did. The host waits without
+    /// spinning (woken by pushes, nacks, requeues, and when a delay or a
+    /// lease runs out). A `timeout` longer than [`MAX_WAIT_PER_CALL`] is
+    /// waited out over several host calls.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// match queue.pop_wait(Duration::from_secs(30), Duration::from_secs(300))? {
+    ///     Some(delivery) => delivery.ack()?,
+    ///     None => eprintln!("no job for five minutes"),
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn pop_wait(
+        &self,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Option<RawDelivery>, Error> {
+        let lease_ms = millis(lease);
+        let start = Instant::now();
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            let wait = left.min(MAX_WAIT_PER_CALL);
+            // Truncated, not rounded up: never wait past the caller's timeout.
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            if let Some(message) = self.handle.pop_wait(lease_ms, wait_ms)? {
+                return Ok(Some(self.delivery(message)));
+            }
+            if left <= MAX_WAIT_PER_CALL || start.elapsed() >= timeout {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// How many messages are where, now.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let stats = queue.stats()?;
+    /// println!("{} ready, {} delayed", stats.ready, stats.delayed);
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn stats(&self) -> Result<QueueStats, Error> {
+        let s = self.handle.stats()?;
+        Ok(QueueStats {
+            ready: s.ready,
+            leased: s.leased,
+            delayed: s.delayed,
+            dead: s.dead,
+            bytes: s.bytes,
+        })
+    }
+
+    /// Up to `max` dead letters, by id. (The host may return fewer: the
+    /// `mini` host at most 1024 per call.)
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// for dead in queue.dead_letters(100)? {
+    ///     eprintln!("dead: {} {}", dead.id, dead.payload);
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn dead_letters(&self, max: u32) -> Result<Vec<DeadLetter>, Error> {
+        Ok(self
+            .handle
+            .dead_letters(max)?
+            .into_iter()
+            .map(|info| DeadLetter {
+                id: info.id,
+                payload: info.payload,
+                attempts: info.attempts,
+                enqueued_at: time(info.enqueued_at),
+            })
+            .collect())
+    }
+
+    /// Puts the dead letters `ids` back in the queue (available now,
+    /// attempts reset); returns how many. If one of them is not a dead
+    /// letter, nothing changes and the call fails with
+    /// [`Error::NotFound`]. An empty slice requeues nothing.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let ids: Vec<u64> = queue.dead_letters(10)?.iter().map(|d| d.id).collect();
+    /// let requeued = queue.requeue(&ids)?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn requeue(&self, ids: &[u64]) -> Result<u32, Error> {
+        Ok(self.handle.requeue(Some(ids))?)
+    }
+
+    /// Puts every dead letter back in the queue; returns how many.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let requeued = queue.requeue_all()?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn requeue_all(&self) -> Result<u32, Error> {
+        Ok(self.handle.requeue(None)?)
+    }
+
+    /// Deletes the dead letters `ids` for good; returns how many. If one of
+    /// them is not a dead letter, nothing changes and the call fails with
+    /// [`Error::NotFound`]. An empty slice deletes nothing.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let purged = queue.purge(&[17, 42])?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn purge(&self, ids: &[u64]) -> Result<u32, Error> {
+        Ok(self.handle.purge(Some(ids))?)
+    }
+
+    /// Deletes every dead letter for good; returns how many.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let purged = queue.purge_all()?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn purge_all(&self) -> Result<u32, Error> {
+        Ok(self.handle.purge(None)?)
+    }
+
+    /// The underlying WIT resource handle (for example to ack with a token
+    /// kept elsewhere).
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let handle: &mini_guest::bindings::mini::storage::queue::Queue = queue.as_bindings();
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn as_bindings(&self) -> &wit::Queue {
+        &self.handle
+    }
+
+    /// Wraps a WIT resource handle obtained from the raw
+    /// [`bindings`](crate::bindings).
+    ///
+    /// ```no_run
+    /// use mini_guest::bindings::mini::storage::queue::Queue;
+    ///
+    /// let queue = mini_guest::RawQueue::from_bindings(Queue::open("jobs")?);
+    /// # Ok::<(), mini_guest::bindings::mini::storage::store::Error>(())
+    /// ```
+    pub fn from_bindings(handle: wit::Queue) -> Self {
+        Self {
+            handle: Arc::new(handle),
+        }
+    }
+
+    fn delivery(&self, message: wit::Message) -> RawDelivery {
+        RawDelivery {
+            queue: self.handle.clone(),
+            message,
+        }
+    }
+}
+
+impl fmt::Debug for RawQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawQueue")
+            .field("handle", &self.handle.handle())
+            .finish()
+    }
+}
+
+/// One delivery of a message from a [`RawQueue`]: the payload as JSON text
+/// and the lease on it.
+///
+/// End it with [`RawDelivery::ack`] (done: deleted) or
+/// [`RawDelivery::nack`] (given back). Dropping it sends nothing: the lease
+/// runs out and the message is delivered again (see
+/// [`Queue`](crate::Queue#what-a-delivery-guarantees-and-what-dropping-one-does)).
+/// A delivery keeps the queue's handle alive; it can outlive the
+/// [`RawQueue`] it came from.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let queue = mini_guest::RawQueue::open("jobs")?;
+/// if let Some(delivery) = queue.pop(Duration::from_secs(30))? {
+///     if delivery.payload().contains("\"urgent\"") {
+///         delivery.ack()?;
+///     } else {
+///         delivery.nack(Duration::from_secs(60))?; // later
+///     }
+/// }
+/// # Ok::<(), mini_guest::Error>(())
+/// ```
+pub struct RawDelivery {
+    queue: Arc<wit::Queue>,
+    pub(super) message: wit::Message,
+}
+
+impl RawDelivery {
+    /// The message id.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// println!("message {}", delivery.id());
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.message.id
+    }
+
+    /// The payload (JSON text), exactly as pushed.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// let value: serde_json::Value = serde_json::from_str(delivery.payload()).unwrap();
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn payload(&self) -> &str {
+        &self.message.payload
+    }
+
+    /// Which delivery of the message this is, from 1: more than 1 means an
+    /// earlier lease ran out or was nacked (the work may have been done,
+    /// partly or fully, before).
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// if delivery.attempt() > 1 {
+    ///     eprintln!("retrying message {}", delivery.id());
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.message.attempt
+    }
+
+    /// The lease token (the host's `ack`, `nack` and `extend` need it;
+    /// [`RawDelivery::ack`] and the others pass it).
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// let token = delivery.token().to_owned();
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn token(&self) -> &str {
+        &self.message.token
+    }
+
+    /// When the message was pushed.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// let age = delivery.enqueued_at().elapsed().unwrap_or_default();
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn enqueued_at(&self) -> SystemTime {
+        time(self.message.enqueued_at)
+    }
+
+    /// When the lease ends (wall-clock time on the host): after it, the
+    /// message is delivered again and this delivery can no longer be acked.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// let left = delivery.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn deadline(&self) -> SystemTime {
+        time(self.message.deadline)
+    }
+
+    /// Acknowledges the delivery: the work is done, the message is deleted,
+    /// durably.
+    ///
+    /// Fails with [`Error::StaleToken`] when the lease ran out and the
+    /// message was delivered again since (the other delivery stands), and
+    /// with [`Error::NotFound`] when the message is gone.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// delivery.ack()?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn ack(self) -> Result<(), Error> {
+        Ok(self.queue.ack(self.message.id, &self.message.token)?)
+    }
+
+    /// Gives the delivery back: the message is available again after
+    /// `delay` (zero: at once). The delivery still counts towards the dead
+    /// letters.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// delivery.nack(std::time::Duration::from_secs(10))?; // retry in 10 s
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn nack(self, delay: Duration) -> Result<(), Error> {
+        Ok(self
+            .queue
+            .nack(self.message.id, &self.message.token, millis(delay))?)
+    }
+
+    /// Extends the lease to `lease` from now (for long work); returns the
+    /// new deadline, also what [`RawDelivery::deadline`] returns from then
+    /// on. Fails with [`Error::StaleToken`] when the lease already ran out
+    /// and the message was delivered again.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let mut delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// let deadline = delivery.extend(std::time::Duration::from_secs(300))?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn extend(&mut self, lease: Duration) -> Result<SystemTime, Error> {
+        let deadline = self
+            .queue
+            .extend(self.message.id, &self.message.token, millis(lease))?;
+        self.message.deadline = deadline;
+        Ok(time(deadline))
+    }
+
+    /// The message as the host returned it.
+    ///
+    /// ```no_run
+    /// # let queue = mini_guest::RawQueue::open("jobs")?;
+    /// # let delivery = queue.pop(std::time::Duration::from_secs(30))?.unwrap();
+    /// let deadline_ms = delivery.as_bindings().deadline;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn as_bindings(&self) -> &wit::Message {
+        &self.message
+    }
+}
+
+impl fmt::Debug for RawDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawDelivery")
+            .field("id", &self.message.id)
+            .field("attempt", &self.message.attempt)
+            .field("deadline_ms", &self.message.deadline)
+            .field("payload", &self.message.payload)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Typed queue
+// ---------------------------------------------------------------------------
