@@ -19,7 +19,7 @@ pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
 /// The longest deduplication key accepted, in bytes.
 pub const MAX_DEDUP_KEY: usize = 512;
 
-/// How a [`Queue`] is opened.
+/// How a [`Queue`](super::Queue) is opened.
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     /// Deliveries after which a message goes to the dead letters instead of
