@@ -7,6 +7,8 @@
 //! mini state app cart | jq -s          # newest valid snapshot + journal tail
 //! mini cat mini-data/app/state/cart --after-snapshot
 //! mini cat mini-data/app/state/cart/snapshots
+//! mini queue stats app jobs            # ready, leased, delayed, dead, bytes
+//! mini queue dead app jobs | jq .payload
 //! mini verify mini-data               # journals, states, snapshots: every crc and seq
 //! mini repair mini-data/counter/journal/counter --yes
 //! mini import-ministore old/app.journal mini-data/app/journal/events
@@ -21,6 +23,7 @@ mod cat;
 mod check;
 mod import;
 mod layout;
+mod queue;
 mod run;
 mod state;
 
@@ -37,6 +40,7 @@ enum Command {
     Run(run::RunArgs),
     Cat(cat::CatArgs),
     State(state::StateArgs),
+    Queue(queue::QueueArgs),
     Verify(check::VerifyArgs),
     Repair(check::RepairArgs),
     ImportMinistore(import::ImportArgs),
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Cat(args) => cat::cat(args),
         Command::State(args) => state::state(args),
+        Command::Queue(args) => queue::queue(args),
         Command::Verify(args) => check::verify(args),
         Command::Repair(args) => check::repair(args),
         Command::ImportMinistore(args) => import::import(args),

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -72,6 +73,13 @@ pub(super) struct CommitQueue {
     synced_seq: u64,
     /// A buffer to reuse for the next group.
     spare: Vec<u8>,
+    /// The thread that led the last group.
+    last_leader: Option<ThreadId>,
+    /// Whether the last time a leader lingered for another thread's append,
+    /// one came.
+    linger_pays: bool,
+    /// Groups led without lingering since it last did not pay.
+    linger_skipped: u32,
 }
 
 impl CommitQueue {
@@ -86,6 +94,9 @@ impl CommitQueue {
             last_commit: Duration::ZERO,
             synced_seq: next_seq - 1,
             spare: Vec::new(),
+            last_leader: None,
+            linger_pays: true,
+            linger_skipped: 0,
         }
     }
 }
@@ -314,6 +325,8 @@ fn enqueue(
 
 /// The longest a leader waits for more appenders to join its group.
 const MAX_GATHER: Duration = Duration::from_micros(500);
+/// Groups led without lingering before a leader tries lingering again.
+const LINGER_RETRY: u32 = 16;
 
 type LeadResult<'a> =
     Result<MutexGuard<'a, CommitQueue>, (MutexGuard<'a, CommitQueue>, JournalError)>;
@@ -326,10 +339,26 @@ type LeadResult<'a> =
 /// up, and coming back with their next append) join, for at most the time of
 /// the last commit: otherwise groups alternate and each fsync carries only
 /// half of the appenders. A lone appender never waits.
+///
+/// It also lingers for one more append when another thread led the last
+/// group: two threads that take turns (a queue's producer and its consumer,
+/// each doing work between its appends) are never inside `append_batch`
+/// together, yet each comes back within the time of a sync. Lingering stops
+/// when it does not pay (the other thread did not come) and is tried again
+/// every [`LINGER_RETRY`] groups, so writers that append rarely pay for it
+/// at most once in that many commits.
 fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> LeadResult<'a> {
     queue.leading = true;
+    let me = std::thread::current().id();
+    let taking_turns = queue.last_leader.is_some_and(|leader| leader != me);
+    let linger = taking_turns && (queue.linger_pays || queue.linger_skipped >= LINGER_RETRY);
+    let target = if linger {
+        queue.appenders.max(2)
+    } else {
+        queue.appenders
+    };
     let deadline = Instant::now() + queue.last_commit.min(MAX_GATHER);
-    while queue.units.len() < queue.appenders {
+    while queue.units.len() < target {
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -342,6 +371,13 @@ fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> L
             .0;
     }
     queue.gathering = false;
+    if linger {
+        queue.linger_pays = queue.units.len() >= target;
+        queue.linger_skipped = 0;
+    } else if taking_turns {
+        queue.linger_skipped += 1;
+    }
+    queue.last_leader = Some(me);
     let spare = std::mem::take(&mut queue.spare);
     let buf = std::mem::replace(&mut queue.buf, spare);
     let units = std::mem::take(&mut queue.units);

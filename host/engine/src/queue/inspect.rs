@@ -43,7 +43,13 @@ fn read(dir: &Path) -> Result<(QueueState, Vec<SkippedSnapshot>), QueueError> {
         max_state_size: usize::MAX / 2,
         ..SnapshotOptions::default()
     };
-    let (mut state, seq, skipped) = match restore_unlocked(&dir.join(SNAPSHOT_DIR), &options) {
+    let snapshots = dir.join(SNAPSHOT_DIR);
+    let restored = if snapshots.is_dir() {
+        restore_unlocked(&snapshots, &options)
+    } else {
+        Ok(None)
+    };
+    let (mut state, seq, skipped) = match restored {
         Ok(Some(restored)) => {
             let snapshot: QueueSnapshot =
                 serde_json::from_str(&restored.state).map_err(|source| {
