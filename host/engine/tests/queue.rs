@@ -198,6 +198,7 @@ plain_and_restarted!(
     dead_letter_after_default_max_deliveries_by_expiry,
     dead_letter_after_default_max_deliveries_by_nack,
     dedup_key_returns_the_same_id_until_the_window_passes,
+    ack_next_acks_and_delivers_the_next_message_in_one_write,
 );
 
 plain_and_restarted_with!(
@@ -208,6 +209,60 @@ plain_and_restarted_with!(
     bad_input_is_a_clear_error_and_changes_nothing,
     stats_count_where_messages_are,
 );
+
+fn ack_next_acks_and_delivers_the_next_message_in_one_write(fx: &mut Fx) {
+    for n in 1..=3 {
+        fx.q().push(&n.to_string(), &now()).unwrap();
+    }
+    let first = fx.q().pop(1_000).unwrap().expect("message 1");
+    // A stale or wrong token: an error, and nothing acked or leased.
+    let err = unchanged(fx.q(), |q| q.ack_next(first.id, "nope", 1_000));
+    assert!(matches!(err, QueueError::StaleToken { .. }), "{err:?}");
+    let err = unchanged(fx.q(), |q| q.ack_next(first.id, &first.token, 0));
+    assert!(matches!(err, QueueError::InvalidArgument(_)), "{err:?}");
+
+    let synced = fx.q().log().last_seq();
+    let second = fx
+        .q()
+        .ack_next(first.id, &first.token, 1_000)
+        .unwrap()
+        .expect("message 2");
+    assert_eq!(
+        (second.id, second.payload.as_str(), second.attempt),
+        (2, "2", 1)
+    );
+    assert_eq!(
+        fx.q().log().last_seq(),
+        synced + 2,
+        "the ack and the lease are one write of two records"
+    );
+    fx.restart();
+    assert_eq!(
+        counts(fx.q()),
+        (1, 1, 0, 0, 2),
+        "1 acked, 2 leased, 3 ready"
+    );
+    fx.advance(5_000);
+    let third = fx
+        .q()
+        .ack_next(second.id, &second.token, 1_000)
+        .unwrap()
+        .expect("message 3");
+    assert_eq!(third.id, 3);
+    fx.restart();
+    // The last one, its lease run out so that it is deliverable itself:
+    // acked, and nothing to deliver.
+    fx.advance(5_000);
+    assert!(
+        fx.q()
+            .ack_next(third.id, &third.token, 1_000)
+            .unwrap()
+            .is_none()
+    );
+    fx.restart();
+    assert_eq!(counts(fx.q()), (0, 0, 0, 0, 0));
+    assert!(fx.q().pop(1_000).unwrap().is_none());
+}
 
 fn push_pop_ack_round_trip(fx: &mut Fx) {
     let id = fx.q().push(r#"{"job":1}"#, &now()).unwrap();

@@ -248,6 +248,20 @@ impl queue::HostQueue for MiniCtxView<'_> {
         Ok(self.with_queue(&handle, move |q| q.ack(id, &token)).await)
     }
 
+    async fn ack_next(
+        &mut self,
+        handle: Resource<QueueHandle>,
+        id: u64,
+        token: String,
+        lease_ms: u64,
+    ) -> wasmtime::Result<Result<Option<Message>, Error>> {
+        Ok(self
+            .with_queue(&handle, move |q| {
+                Ok(q.ack_next(id, &token, lease_ms)?.map(message))
+            })
+            .await)
+    }
+
     async fn nack(
         &mut self,
         handle: Resource<QueueHandle>,

@@ -8,8 +8,9 @@
 //! Opens the queue `NAME` (default `jobs`), says so on stderr
 //! (`worker: waiting on queue NAME`), then waits for jobs
 //! `{"job":<n>,…}` (`pop_wait`, leased for `--lease-ms`, default 30000)
-//! until it has done `count` of them. Each job done is acked, then printed
-//! as `done <id> <n> attempt <a>`. With `--fail-every K`, every K-th
+//! until it has done `count` of them. Each job done is acked (with
+//! `ack_next`, which takes the next job in the same durable write, while more
+//! are to come), then printed as `done <id> <n> attempt <a>`. With `--fail-every K`, every K-th
 //! first delivery (attempt 1) is nacked instead (available again at once,
 //! printed as `nacked <id> <n> attempt 1`), so redeliveries show: each
 //! nacked job comes back with attempt 2 and is done then (redeliveries are
@@ -112,11 +113,16 @@ fn run(args: &Args) -> Result<()> {
     let mut processed = 0u64;
     let mut nacked = 0u64;
     let mut first_deliveries = 0u64;
+    // The next job, already leased by the ack of the previous one.
+    let mut next = None;
     while processed < args.count {
-        let Some(delivery) = queue
-            .pop_wait(args.lease, args.idle)
-            .context("pop-wait failed")?
-        else {
+        let waited = match next.take() {
+            Some(delivery) => Some(delivery),
+            None => queue
+                .pop_wait(args.lease, args.idle)
+                .context("pop-wait failed")?,
+        };
+        let Some(delivery) = waited else {
             bail!(
                 "no message for {} ms (processed {processed} of {}, nacked {nacked})",
                 args.idle.as_millis(),
@@ -146,6 +152,13 @@ fn run(args: &Args) -> Result<()> {
                 .with_context(|| format!("nack of message {id} failed"))?;
             nacked += 1;
             writeln!(out, "nacked {id} {n} attempt {attempt}")?;
+        } else if processed + 1 < args.count {
+            // Ack and take the next job in one durable write.
+            next = delivery
+                .ack_next(args.lease)
+                .with_context(|| format!("ack of message {id} failed"))?;
+            processed += 1;
+            writeln!(out, "done {id} {n} attempt {attempt}")?;
         } else {
             delivery
                 .ack()

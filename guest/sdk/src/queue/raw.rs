@@ -462,6 +462,31 @@ impl RawDelivery {
         Ok(self.queue.ack(self.message.id, &self.message.token)?)
     }
 
+    /// Acknowledges the delivery and takes the next available message,
+    /// leased for `lease`, in one durable write (JetStream's AckNext): a
+    /// worker loop pays one sync per message instead of two. The ack stands
+    /// even when no message is available (`None`).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let mut next = queue.pop(Duration::from_secs(30))?;
+    /// while let Some(delivery) = next {
+    ///     println!("{}", delivery.payload()); // the work
+    ///     next = delivery.ack_next(Duration::from_secs(30))?;
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn ack_next(self, lease: Duration) -> Result<Option<RawDelivery>, Error> {
+        let next = self
+            .queue
+            .ack_next(self.message.id, &self.message.token, millis(lease))?;
+        Ok(next.map(|message| RawDelivery {
+            queue: self.queue.clone(),
+            message,
+        }))
+    }
+
     /// Gives the delivery back: the message is available again after
     /// `delay` (zero: at once). The delivery still counts towards the dead
     /// letters.

@@ -534,6 +534,26 @@ impl<T> Delivery<T> {
         self.raw.ack()
     }
 
+    /// Acknowledges the delivery and takes the next available message in one
+    /// durable write (see [`RawDelivery::ack_next`]).
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// let queue = mini_guest::Queue::<u64>::open("numbers")?;
+    /// let mut next = queue.pop(Duration::from_secs(30))?;
+    /// while let Some(delivery) = next {
+    ///     println!("{}", delivery.payload()?);
+    ///     next = delivery.ack_next(Duration::from_secs(30))?;
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn ack_next(self, lease: Duration) -> Result<Option<Delivery<T>>, Error>
+    where
+        T: DeserializeOwned,
+    {
+        Ok(self.raw.ack_next(lease)?.map(Delivery::new))
+    }
+
     /// Gives the delivery back: the message is available again after
     /// `delay`; the delivery still counts towards the dead letters (see
     /// [`RawDelivery::nack`]).
