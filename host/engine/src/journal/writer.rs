@@ -75,10 +75,9 @@ pub(super) struct CommitQueue {
     spare: Vec<u8>,
     /// The thread that led the last group.
     last_leader: Option<ThreadId>,
-    /// Whether the last time a leader lingered for another thread's append,
-    /// one came.
-    linger_pays: bool,
-    /// Groups led without lingering since it last did not pay.
+    /// Lingers in a row in which the other thread's append did not come.
+    linger_misses: u32,
+    /// Groups led without lingering since lingering stopped paying.
     linger_skipped: u32,
 }
 
@@ -95,7 +94,7 @@ impl CommitQueue {
             synced_seq: next_seq - 1,
             spare: Vec::new(),
             last_leader: None,
-            linger_pays: true,
+            linger_misses: 0,
             linger_skipped: 0,
         }
     }
@@ -325,6 +324,8 @@ fn enqueue(
 
 /// The longest a leader waits for more appenders to join its group.
 const MAX_GATHER: Duration = Duration::from_micros(500);
+/// Lingers in a row that found no other append before lingering stops.
+const LINGER_MAX_MISSES: u32 = 4;
 /// Groups led without lingering before a leader tries lingering again.
 const LINGER_RETRY: u32 = 16;
 
@@ -344,14 +345,15 @@ type LeadResult<'a> =
 /// group: two threads that take turns (a queue's producer and its consumer,
 /// each doing work between its appends) are never inside `append_batch`
 /// together, yet each comes back within the time of a sync. Lingering stops
-/// when it does not pay (the other thread did not come) and is tried again
-/// every [`LINGER_RETRY`] groups, so writers that append rarely pay for it
-/// at most once in that many commits.
+/// after [`LINGER_MAX_MISSES`] lingers in a row in which the other thread
+/// did not come, and is tried again every [`LINGER_RETRY`] groups, so writers
+/// that append rarely pay for it at most once in that many commits.
 fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> LeadResult<'a> {
     queue.leading = true;
     let me = std::thread::current().id();
     let taking_turns = queue.last_leader.is_some_and(|leader| leader != me);
-    let linger = taking_turns && (queue.linger_pays || queue.linger_skipped >= LINGER_RETRY);
+    let linger = taking_turns
+        && (queue.linger_misses < LINGER_MAX_MISSES || queue.linger_skipped >= LINGER_RETRY);
     let target = if linger {
         queue.appenders.max(2)
     } else {
@@ -372,7 +374,11 @@ fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> L
     }
     queue.gathering = false;
     if linger {
-        queue.linger_pays = queue.units.len() >= target;
+        if queue.units.len() >= target {
+            queue.linger_misses = 0;
+        } else {
+            queue.linger_misses += 1;
+        }
         queue.linger_skipped = 0;
     } else if taking_turns {
         queue.linger_skipped += 1;
