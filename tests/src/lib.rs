@@ -7,6 +7,8 @@
 //! binary as a subprocess. Run them with `cargo test -p mini-tests`.
 #![warn(missing_docs)]
 
+pub mod crash;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;

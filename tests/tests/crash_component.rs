@@ -3,78 +3,44 @@
 //! and atomic batches). After every kill the journal opens, holds every
 //! acknowledged record, is contiguous, and holds batches whole.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use mini_engine::Journal;
+use mini_tests::crash::{self, Rng};
 use mini_tests::{assert_contiguous, guest_component, journal_dir, mini_binary, read_journal};
 
 const ROUNDS: u64 = 20;
 const BATCH: u64 = 5;
 
-/// A small xorshift generator: the test needs varied kill moments, not
-/// cryptographic randomness; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 /// Runs the appender until it has acknowledged `kill_after` appends, kills it
 /// with SIGKILL, and returns every seq it acknowledged (lines already in the
 /// pipe after the kill were acknowledged too).
 fn run_and_kill(data: &Path, batch: u64, kill_after: u64) -> Vec<u64> {
-    let mut child = Command::new(mini_binary())
-        .arg("run")
+    let mut cmd = Command::new(mini_binary());
+    cmd.arg("run")
         .arg(guest_component("appender"))
         .arg("--data")
         .arg(data)
         .args(["--namespace", "crash", "--"])
-        .args(["log", "1000000", &batch.to_string(), "--print-each"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mini run starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut acked = Vec::new();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("stdout is text");
-        if let Some(seq) = line.strip_prefix("ack ") {
-            acked.push(seq.parse().expect("a seq"));
-            if acked.len() as u64 >= kill_after {
-                break;
-            }
-        }
-    }
-    let pid = i32::try_from(child.id()).expect("a pid");
-    // SAFETY: kill(2) on our own child's pid has no memory effects.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "SIGKILL sent");
-    for line in lines {
-        let Ok(line) = line else { break };
-        if let Some(seq) = line.strip_prefix("ack ") {
-            acked.push(seq.parse().expect("a seq"));
-        }
-    }
-    let status = child.wait().expect("child reaped");
-    assert!(!status.success(), "the child was killed, not finished");
-    acked
+        .args(["log", "1000000", &batch.to_string(), "--print-each"]);
+    let killed = crash::run_and_kill(&mut cmd, "ack ", kill_after as usize);
+    assert!(killed.kill_sent, "SIGKILL sent");
+    assert!(
+        !killed.status.success(),
+        "the child was killed, not finished"
+    );
+    killed
+        .lines
+        .iter()
+        .map(|seq| seq.parse().expect("a seq"))
+        .collect()
 }
 
 #[test]
 fn sigkilled_component_keeps_every_acknowledged_record() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-        | 1;
-    eprintln!("crash_component seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("crash_component");
+    let seed = rng.seed;
     let data = tempfile::tempdir().expect("temp dir");
     let dir = journal_dir(data.path(), "crash", "log");
     let mut all_acked = Vec::new();

@@ -5,29 +5,17 @@
 //! at the end every message not acked is delivered again.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use mini_tests::crash::{self, Rng};
 use mini_tests::{guest_component, mini_binary};
 
 const ROUNDS: u64 = 20;
 const GRANT: &str = "jobs=broker";
 
-/// A small xorshift generator; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 /// Runs `component` with `args` until it printed `kill_after` lines starting
-/// with `prefix` (or ended), SIGKILLs it, and returns those lines' words
+/// with `prefix` (or ended), SIGKILLs it, and returns those lines' numbers
 /// after the prefix (lines already in the pipe count).
 fn run_and_kill(
     data: &Path,
@@ -36,54 +24,24 @@ fn run_and_kill(
     prefix: &str,
     kill_after: usize,
 ) -> Vec<Vec<u64>> {
-    let mut child = Command::new(mini_binary())
-        .arg("run")
+    let mut cmd = Command::new(mini_binary());
+    cmd.arg("run")
         .arg(guest_component(component))
         .arg("--data")
         .arg(data)
         .args(["--grant-queue", GRANT, "--"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mini run starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let parse = |line: &str| -> Option<Vec<u64>> {
-        let rest = line.strip_prefix(prefix)?;
-        Some(rest.split(' ').filter_map(|w| w.parse().ok()).collect())
-    };
-    let mut seen = Vec::new();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("stdout is text");
-        if let Some(words) = parse(&line) {
-            seen.push(words);
-            if seen.len() >= kill_after {
-                break;
-            }
-        }
-    }
-    let pid = i32::try_from(child.id()).expect("a pid");
-    // SAFETY: kill(2) on our own child's pid has no memory effects.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    for line in lines {
-        let Ok(line) = line else { break };
-        if let Some(words) = parse(&line) {
-            seen.push(words);
-        }
-    }
-    child.wait().expect("child reaped");
-    seen
+        .args(args);
+    crash::run_and_kill(&mut cmd, prefix, kill_after)
+        .lines
+        .iter()
+        .map(|rest| rest.split(' ').filter_map(|w| w.parse().ok()).collect())
+        .collect()
 }
 
 #[test]
 fn sigkilled_producers_and_workers_lose_no_push_and_redeliver_no_ack() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-        | 1;
-    eprintln!("crash_queue seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("crash_queue");
+    let seed = rng.seed;
     let data = tempfile::tempdir().expect("temp dir");
     let queue_dir = data.path().join("broker/queue/jobs");
     let mut pushed = BTreeSet::new();

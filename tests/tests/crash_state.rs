@@ -6,70 +6,38 @@
 //! mutations 1..=seq, and seq covers every acknowledged mutation.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use mini_tests::crash::{self, Rng};
 use mini_tests::{guest_component, mini_binary, run_component};
 
 const ROUNDS: u64 = 50;
 /// The kv component's key count: mutation i sets `k<i mod KEYS>` to i.
 const KEYS: u64 = 16;
 
-/// A small xorshift generator; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 /// Runs `kv apply` until it acknowledged `kill_after` calls, SIGKILLs it and
 /// returns the highest acknowledged seq (lines already in the pipe count).
 fn apply_and_kill(data: &Path, batch: u64, checkpoint_every: u64, kill_after: u64) -> u64 {
-    let mut child = Command::new(mini_binary())
-        .arg("run")
+    let mut cmd = Command::new(mini_binary());
+    cmd.arg("run")
         .arg(guest_component("kv"))
         .arg("--data")
         .arg(data)
         .args(["--namespace", "crash", "--segment-kb", "1", "--"])
         .args(["apply", "1000000", "--print-each"])
         .args(["--batch", &batch.to_string()])
-        .args(["--checkpoint-every", &checkpoint_every.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mini run starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut acked = 0;
-    let mut count = 0;
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("stdout is text");
-        if let Some(seq) = line.strip_prefix("ack ") {
-            acked = seq.parse().expect("a seq");
-            count += 1;
-            if count >= kill_after {
-                break;
-            }
-        }
-    }
-    let pid = i32::try_from(child.id()).expect("a pid");
-    // SAFETY: kill(2) on our own child's pid has no memory effects.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "SIGKILL sent");
-    for line in lines {
-        let Ok(line) = line else { break };
-        if let Some(seq) = line.strip_prefix("ack ") {
-            acked = seq.parse().expect("a seq");
-        }
-    }
-    let status = child.wait().expect("child reaped");
-    assert!(!status.success(), "the child was killed, not finished");
-    acked
+        .args(["--checkpoint-every", &checkpoint_every.to_string()]);
+    let killed = crash::run_and_kill(&mut cmd, "ack ", kill_after as usize);
+    assert!(killed.kill_sent, "SIGKILL sent");
+    assert!(
+        !killed.status.success(),
+        "the child was killed, not finished"
+    );
+    killed
+        .lines
+        .last()
+        .map_or(0, |seq| seq.parse().expect("a seq"))
 }
 
 /// The state the kv component must recover to at `seq`, as its JSON value.
@@ -83,12 +51,8 @@ fn fold(seq: u64) -> serde_json::Value {
 
 #[test]
 fn sigkilled_state_component_recovers_to_the_fold_of_every_acknowledged_mutation() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-        | 1;
-    eprintln!("crash_state seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("crash_state");
+    let seed = rng.seed;
     let data = tempfile::tempdir().expect("temp dir");
     let kv = guest_component("kv");
     let mut max_acked = 0;
