@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mini_engine::snapshot::{Restored, SkippedSnapshot, SnapshotOptions, restore_unlocked};
-use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
+use mini_engine::snapshot::{Restored, SkippedSnapshot};
+use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR, recovery_point_unlocked};
 use mini_engine::{Entry, JournalError, Reader};
 
 use crate::layout::{self, NS_STATES};
@@ -81,35 +81,18 @@ pub struct Start {
 impl Start {
     /// Finds the newest valid snapshot of the state in `dir` (no lock).
     pub fn find(dir: &Path) -> Result<Start> {
-        let snapshots = dir.join(SNAPSHOT_DIR);
-        let (snapshot, skipped) = if snapshots.is_dir() {
-            // The writer's state size limit is not known here, and a large
-            // state is not damage: only the crc and the seq decide (as in
-            // `mini verify`).
-            let options = SnapshotOptions {
-                max_state_size: usize::MAX / 2,
-                ..SnapshotOptions::default()
-            };
-            match restore_unlocked(&snapshots, &options) {
-                Ok(Some(restored)) => {
-                    let skipped = restored.skipped.clone();
-                    (Some(restored), skipped)
-                }
-                Ok(None) => (None, Vec::new()),
-                Err(mini_engine::SnapshotError::AllDamaged { skipped }) => (None, skipped),
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot read the snapshots in {}", snapshots.display())
-                    });
-                }
-            }
-        } else {
-            (None, Vec::new())
-        };
+        // The writer's state size limit is not known here, and a large state
+        // is not damage: only the crc and the seq decide (as in `mini verify`).
+        let point = recovery_point_unlocked(dir).with_context(|| {
+            format!(
+                "cannot read the snapshots in {}",
+                dir.join(SNAPSHOT_DIR).display()
+            )
+        })?;
         Ok(Start {
             dir: dir.to_path_buf(),
-            snapshot,
-            skipped,
+            snapshot: point.snapshot,
+            skipped: point.skipped,
         })
     }
 

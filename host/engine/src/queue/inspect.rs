@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use super::fold::{QueueRecord, QueueSnapshot, QueueState};
-use super::{BadRecordKind, QueueError};
+use super::fold::QueueState;
+use super::{QueueError, recover};
 use crate::JournalError;
-use crate::snapshot::{SkippedSnapshot, SnapshotError, SnapshotOptions, restore_unlocked};
-use crate::state::{JOURNAL_DIR, SNAPSHOT_DIR, StateError};
+use crate::snapshot::SkippedSnapshot;
+use crate::state::{JOURNAL_DIR, StateError, recovery_point_unlocked};
 
 /// How often the read starts again when a checkpoint of the running queue
 /// compacted the journal between reading the snapshot and the journal.
@@ -39,49 +39,12 @@ pub fn inspect(dir: &Path) -> Result<(QueueState, Vec<SkippedSnapshot>), QueueEr
 }
 
 fn read(dir: &Path) -> Result<(QueueState, Vec<SkippedSnapshot>), QueueError> {
-    let options = SnapshotOptions {
-        max_state_size: usize::MAX / 2,
-        ..SnapshotOptions::default()
-    };
-    let snapshots = dir.join(SNAPSHOT_DIR);
-    let restored = if snapshots.is_dir() {
-        restore_unlocked(&snapshots, &options)
-    } else {
-        Ok(None)
-    };
-    let (mut state, seq, skipped) = match restored {
-        Ok(Some(restored)) => {
-            let snapshot: QueueSnapshot =
-                serde_json::from_str(&restored.state).map_err(|source| {
-                    StateError::BadSnapshotState {
-                        seq: restored.seq,
-                        path: restored.path.clone(),
-                        source,
-                    }
-                })?;
-            (
-                QueueState::from_snapshot(snapshot),
-                restored.seq,
-                restored.skipped,
-            )
-        }
-        Ok(None) => (QueueState::default(), 0, Vec::new()),
-        Err(SnapshotError::AllDamaged { skipped }) => (QueueState::default(), 0, skipped),
-        Err(e) => return Err(StateError::from(e).into()),
-    };
+    let point = recovery_point_unlocked(dir).map_err(StateError::from)?;
     let journal = dir.join(JOURNAL_DIR);
-    if !journal.is_dir() {
-        return Ok((state, skipped));
-    }
-    let reader = crate::read_unlocked(&journal, seq + 1)?;
-    for entry in reader {
-        let entry = entry?;
-        let bad = |source: BadRecordKind| QueueError::BadRecord {
-            seq: entry.seq,
-            source,
-        };
-        let record: QueueRecord = serde_json::from_str(&entry.data).map_err(|e| bad(e.into()))?;
-        state.apply(record).map_err(|e| bad(e.into()))?;
-    }
-    Ok((state, skipped))
+    let (state, _) = if journal.is_dir() {
+        recover(&point, crate::read_unlocked(&journal, point.seq() + 1)?)?
+    } else {
+        recover(&point, std::iter::empty())?
+    };
+    Ok((state, point.skipped))
 }

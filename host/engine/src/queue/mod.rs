@@ -56,8 +56,42 @@ pub use types::{
 
 use crate::record::check_record;
 use crate::snapshot::{DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE};
-use crate::state::{StateError, StateLog, StateOptions};
+use crate::state::{RecoveryPoint, StateError, StateLog, StateOptions};
 use crate::{CheckpointPolicy, JournalError};
+
+/// The state at `point` (its snapshot), then every record `mutations`
+/// yields applied; returns it and how many records were applied.
+fn recover(
+    point: &RecoveryPoint,
+    mutations: impl Iterator<Item = Result<crate::Entry, JournalError>>,
+) -> Result<(QueueState, u64), QueueError> {
+    let mut state = match &point.snapshot {
+        Some(restored) => {
+            let snapshot: QueueSnapshot =
+                serde_json::from_str(&restored.state).map_err(|source| {
+                    StateError::BadSnapshotState {
+                        seq: restored.seq,
+                        path: restored.path.clone(),
+                        source,
+                    }
+                })?;
+            QueueState::from_snapshot(snapshot)
+        }
+        None => QueueState::default(),
+    };
+    let mut replayed = 0;
+    for entry in mutations {
+        let entry = entry?;
+        let bad = |source: BadRecordKind| QueueError::BadRecord {
+            seq: entry.seq,
+            source,
+        };
+        let record: QueueRecord = serde_json::from_str(&entry.data).map_err(|e| bad(e.into()))?;
+        state.apply(record).map_err(|e| bad(e.into()))?;
+        replayed += 1;
+    }
+    Ok((state, replayed))
+}
 
 /// Bytes a push record adds to its payload (id, times, framing), besides
 /// its dedup key.
@@ -111,32 +145,8 @@ impl Queue {
             fs: options.fs.clone(),
         };
         let (log, point) = StateLog::open_with(dir, &state_options)?;
-        let mut state = match &point.snapshot {
-            Some(restored) => {
-                let snapshot: QueueSnapshot =
-                    serde_json::from_str(&restored.state).map_err(|source| {
-                        StateError::BadSnapshotState {
-                            seq: restored.seq,
-                            path: restored.path.clone(),
-                            source,
-                        }
-                    })?;
-                QueueState::from_snapshot(snapshot)
-            }
-            None => QueueState::default(),
-        };
-        let mut replayed = 0;
-        for entry in log.mutations_after(&point).map_err(QueueError::Storage)? {
-            let entry = entry?;
-            let bad = |source: BadRecordKind| QueueError::BadRecord {
-                seq: entry.seq,
-                source,
-            };
-            let record: QueueRecord =
-                serde_json::from_str(&entry.data).map_err(|e| bad(e.into()))?;
-            state.apply(record).map_err(|e| bad(e.into()))?;
-            replayed += 1;
-        }
+        let reader = log.mutations_after(&point)?;
+        let (state, replayed) = recover(&point, reader)?;
         Ok(Queue {
             log,
             options,

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::journal::{Journal, JournalOptions, Reader, RecoveryReport};
-use crate::snapshot::{Restored, SkippedSnapshot, SnapshotError, SnapshotOptions, SnapshotStore};
+use crate::snapshot::{
+    Restored, SkippedSnapshot, SnapshotError, SnapshotOptions, SnapshotStore, restore_unlocked,
+};
 
 use super::{Checkpoint, JOURNAL_DIR, SNAPSHOT_DIR, StateError, StateOptions};
 
@@ -28,6 +30,52 @@ impl RecoveryPoint {
     pub fn seq(&self) -> u64 {
         self.snapshot.as_ref().map_or(0, |s| s.seq)
     }
+
+    /// The recovery point that a snapshot restore found: its snapshot and
+    /// skipped ones; when every snapshot is damaged, none (start from the
+    /// empty state) and all of them skipped.
+    pub fn from_restore(
+        restored: Result<Option<Restored>, SnapshotError>,
+    ) -> Result<RecoveryPoint, SnapshotError> {
+        match restored {
+            Ok(Some(mut restored)) => Ok(RecoveryPoint {
+                skipped: std::mem::take(&mut restored.skipped),
+                snapshot: Some(restored),
+            }),
+            Ok(None) => Ok(RecoveryPoint::default()),
+            Err(SnapshotError::AllDamaged { skipped }) => Ok(RecoveryPoint {
+                snapshot: None,
+                skipped,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The recovery point of the state (or queue) in `dir`, read without its
+/// lock, for operators' tools: the snapshots only (the journal is not
+/// checked against it). A missing snapshot directory is no snapshot; the
+/// writer's state size limit is not known here, so size is no damage.
+///
+/// ```
+/// use mini_engine::state::{recovery_point_unlocked, StateLog, StateOptions};
+/// let dir = tempfile::tempdir()?;
+/// let (log, _) = StateLog::open_with(dir.path(), &StateOptions::default())?;
+/// log.commit("1")?;
+/// log.checkpoint(1, "1")?;
+/// assert_eq!(recovery_point_unlocked(dir.path())?.seq(), 1); // while `log` holds the lock
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn recovery_point_unlocked(dir: &Path) -> Result<RecoveryPoint, SnapshotError> {
+    let snapshots = dir.join(SNAPSHOT_DIR);
+    if !snapshots.is_dir() {
+        return Ok(RecoveryPoint::default());
+    }
+    let options = SnapshotOptions {
+        max_state_size: usize::MAX / 2,
+        ..SnapshotOptions::default()
+    };
+    RecoveryPoint::from_restore(restore_unlocked(&snapshots, &options))
 }
 
 /// Counters of a [`StateLog`], for deciding when to checkpoint.
@@ -115,18 +163,7 @@ impl StateLog {
     /// [`StateError::JournalCompacted`] if the journal no longer reaches back
     /// to it: never with a silently wrong state.
     pub fn recover(&self) -> Result<RecoveryPoint, StateError> {
-        let point = match self.snapshots.restore() {
-            Ok(Some(mut restored)) => RecoveryPoint {
-                skipped: std::mem::take(&mut restored.skipped),
-                snapshot: Some(restored),
-            },
-            Ok(None) => RecoveryPoint::default(),
-            Err(SnapshotError::AllDamaged { skipped }) => RecoveryPoint {
-                snapshot: None,
-                skipped,
-            },
-            Err(e) => return Err(e.into()),
-        };
+        let point = RecoveryPoint::from_restore(self.snapshots.restore())?;
         let seq = point.seq();
         if seq > self.journal.last_seq() {
             return Err(StateError::SnapshotBeyondJournal {

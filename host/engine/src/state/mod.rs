@@ -53,7 +53,7 @@ mod error;
 mod log;
 
 pub use error::StateError;
-pub use log::{LogStats, RecoveryPoint, StateLog};
+pub use log::{LogStats, RecoveryPoint, StateLog, recovery_point_unlocked};
 
 use crate::fs::{FileSystem, StdFs};
 use crate::journal::{Journal, RecoveryReport};
