@@ -87,16 +87,10 @@ impl MiniHost {
             return Ok(journal);
         }
         journals.retain(|_, weak| weak.upgrade().is_some());
-        let mut attempt = 0;
-        let journal = loop {
-            match Journal::open_with(&key, options.clone()) {
-                Err(JournalError::Locked { .. }) if attempt < LOCK_RETRIES => {
-                    attempt += 1;
-                    std::thread::sleep(LOCK_RETRY_PAUSE);
-                }
-                other => break other?,
-            }
-        };
+        let journal = retry_locked(
+            || Journal::open_with(&key, options.clone()),
+            |e| matches!(e, JournalError::Locked { .. }),
+        )?;
         journals.insert(key, journal.downgrade());
         Ok(journal)
     }
@@ -132,18 +126,15 @@ impl MiniHost {
             return Ok(queue);
         }
         queues.retain(|_, weak| weak.strong_count() > 0);
-        let mut attempt = 0;
-        let queue = loop {
-            match Queue::open_with(&key, options.clone()) {
-                Err(QueueError::Storage(StateError::Journal(JournalError::Locked { .. })))
-                    if attempt < LOCK_RETRIES =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(LOCK_RETRY_PAUSE);
-                }
-                other => break Arc::new(other?),
-            }
-        };
+        let queue = Arc::new(retry_locked(
+            || Queue::open_with(&key, options.clone()),
+            |e| {
+                matches!(
+                    e,
+                    QueueError::Storage(StateError::Journal(JournalError::Locked { .. }))
+                )
+            },
+        )?);
         queues.insert(key, Arc::downgrade(&queue));
         Ok(queue)
     }
@@ -162,5 +153,23 @@ impl MiniHost {
             .values()
             .filter(|weak| weak.upgrade().is_some())
             .count()
+    }
+}
+
+/// `open()`, tried again a few times while it fails with an error that
+/// `is_locked`: the last handle may be being dropped by another thread.
+fn retry_locked<T, E>(
+    mut open: impl FnMut() -> Result<T, E>,
+    is_locked: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let mut attempt = 0;
+    loop {
+        match open() {
+            Err(e) if is_locked(&e) && attempt < LOCK_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            other => return other,
+        }
     }
 }
