@@ -17,7 +17,6 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -73,8 +72,9 @@ pub(super) struct CommitQueue {
     synced_seq: u64,
     /// A buffer to reuse for the next group.
     spare: Vec<u8>,
-    /// The thread that led the last group.
-    last_leader: Option<ThreadId>,
+    /// An append came while another group was being committed (appenders
+    /// that overlap: worth lingering for).
+    overlapped: bool,
     /// Lingers in a row in which the other thread's append did not come.
     linger_misses: u32,
     /// Groups led without lingering since lingering stopped paying.
@@ -93,7 +93,7 @@ impl CommitQueue {
             last_commit: Duration::ZERO,
             synced_seq: next_seq - 1,
             spare: Vec::new(),
-            last_leader: None,
+            overlapped: false,
             linger_misses: 0,
             linger_skipped: 0,
         }
@@ -311,6 +311,9 @@ fn enqueue(
     queue.next_seq += records.len() as u64;
     let last = queue.next_seq - 1;
     let end = queue.buf.len();
+    if queue.leading {
+        queue.overlapped = true;
+    }
     queue.units.push(Unit {
         end,
         first_seq: first,
@@ -341,17 +344,18 @@ type LeadResult<'a> =
 /// the last commit: otherwise groups alternate and each fsync carries only
 /// half of the appenders. A lone appender never waits.
 ///
-/// It also lingers for one more append when another thread led the last
-/// group: two threads that take turns (a queue's producer and its consumer,
-/// each doing work between its appends) are never inside `append_batch`
-/// together, yet each comes back within the time of a sync. Lingering stops
+/// It also lingers for one more append when an append came while the last
+/// group was being committed: two threads that take turns (a queue's
+/// producer and its consumer, each doing work between its appends) are
+/// rarely inside `append_batch` together, yet each comes back within the
+/// time of a sync. One writer, even one moving between the threads of a
+/// pool, never overlaps itself and never lingers. Lingering stops
 /// after [`LINGER_MAX_MISSES`] lingers in a row in which the other thread
 /// did not come, and is tried again every [`LINGER_RETRY`] groups, so writers
 /// that append rarely pay for it at most once in that many commits.
 fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> LeadResult<'a> {
     queue.leading = true;
-    let me = std::thread::current().id();
-    let taking_turns = queue.last_leader.is_some_and(|leader| leader != me);
+    let taking_turns = std::mem::take(&mut queue.overlapped);
     let linger = taking_turns
         && (queue.linger_misses < LINGER_MAX_MISSES || queue.linger_skipped >= LINGER_RETRY);
     let target = if linger {
@@ -383,7 +387,6 @@ fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> L
     } else if taking_turns {
         queue.linger_skipped += 1;
     }
-    queue.last_leader = Some(me);
     let spare = std::mem::take(&mut queue.spare);
     let buf = std::mem::replace(&mut queue.buf, spare);
     let units = std::mem::take(&mut queue.units);
