@@ -141,8 +141,19 @@ pub fn fresh(root: &Path, name: &str) -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// The physical limit: write one journal-sized line, fdatasync, repeat.
+/// The physical limit of appending: write one journal-sized line at the end
+/// of a growing file, fdatasync, repeat.
 pub fn raw_fdatasync_loop(root: &Path, n: u64) -> (u64, Duration) {
+    raw_loop(root, n, false)
+}
+
+/// The physical limit of a preallocated file: the same lines written over
+/// zeros already written and synced, so each fdatasync writes data only.
+pub fn raw_overwrite_loop(root: &Path, n: u64) -> (u64, Duration) {
+    raw_loop(root, n, true)
+}
+
+fn raw_loop(root: &Path, n: u64, preallocated: bool) -> (u64, Duration) {
     let dir = fresh(root, "raw");
     let file = OpenOptions::new()
         .create(true)
@@ -158,6 +169,11 @@ pub fn raw_fdatasync_loop(root: &Path, n: u64) -> (u64, Duration) {
             )
         })
         .collect();
+    if preallocated {
+        let total: usize = lines.iter().map(String::len).sum();
+        file.write_all_at(&vec![0; total], 0).expect("zeros");
+        file.sync_all().expect("fsync");
+    }
     timed(|| {
         let mut offset = 0;
         for line in &lines {

@@ -250,6 +250,13 @@ pub fn journal_dir(data_dir: &Path, namespace: &str, name: &str) -> PathBuf {
     data_dir.join(namespace).join("journal").join(name)
 }
 
+/// A segment file's text without the preallocated zeros after its last
+/// line (FORMAT.md, "Preallocated space").
+pub fn segment_text(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("the segment file is UTF-8");
+    text.trim_end_matches('\0').to_owned()
+}
+
 /// Every record stored in the journal in `dir`, read without its lock.
 pub fn read_journal(dir: &Path) -> Vec<Entry> {
     let mut reader = mini_engine::read_unlocked(dir, 0).expect("the journal is readable");

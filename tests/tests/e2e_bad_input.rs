@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use mini_engine::Journal;
 use mini_tests::{
     assert_contiguous, cases, guest_component, journal_dir, read_journal, run_component,
+    segment_text,
 };
 
 /// Panics anywhere in this process (host threads included) since the hook was set.
@@ -144,13 +145,7 @@ fn a_damaged_journal_gives_the_guest_a_corrupt_error_without_host_paths() {
         "{err}"
     );
     // Nothing was appended to the damaged journal.
-    assert_eq!(
-        std::fs::read_to_string(&segment)
-            .expect("segment")
-            .lines()
-            .count(),
-        3
-    );
+    assert_eq!(segment_text(&segment).lines().count(), 3);
 }
 
 #[test]

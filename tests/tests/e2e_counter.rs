@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use mini_tests::{guest_component, journal_dir, mini, os_args, read_journal, run_component};
+use mini_tests::{
+    guest_component, journal_dir, mini, os_args, read_journal, run_component, segment_text,
+};
 use serde_json::{Value, json};
 
 /// The segment file the counter's first records go to.
@@ -14,7 +16,7 @@ fn first_segment(data: &Path) -> std::path::PathBuf {
 
 /// Checks the segment file line by line: header, then one line per record.
 fn assert_segment_holds(data: &Path, records: &[Value]) {
-    let text = std::fs::read_to_string(first_segment(data)).expect("the segment file exists");
+    let text = segment_text(&first_segment(data));
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("every line is JSON"))

@@ -65,13 +65,9 @@ fn two_instances_append_to_one_journal_concurrently() {
     let lasts: Vec<u64> = outputs
         .iter()
         .map(|o| {
-            o.stdout
-                .trim()
-                .rsplit(' ')
-                .next()
-                .expect("last")
-                .parse()
-                .expect("seq")
+            let words: Vec<&str> = o.stdout.split_whitespace().collect();
+            // appended <count> last <seq> in <us> us
+            words[3].parse().expect("seq")
         })
         .collect();
     assert_eq!(lasts.iter().max().copied(), Some(2 * EACH));

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use mini_host::{MiniCtx, MiniHost};
-use mini_tests::{block_on, default_runner, guest_component, mini, os_args, run_with};
+use mini_tests::{
+    block_on, default_runner, guest_component, mini, os_args, run_with, segment_text,
+};
 
 /// The namespace every test runs the registry in.
 const NS: &str = "reg";
@@ -146,7 +148,7 @@ fn segments(data: &Path) -> Vec<(u64, u64)> {
         if let Some(stem) = name.strip_suffix(".jsonl") {
             assert_eq!(stem.len(), 20, "segment name {name}");
             let first = stem.parse().expect("a segment name is a seq");
-            found.push((first, entry.metadata().expect("metadata").len()));
+            found.push((first, segment_text(&entry.path()).len() as u64));
         }
     }
     found.sort_unstable();

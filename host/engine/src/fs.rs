@@ -134,6 +134,11 @@ impl FileReader {
     pub fn new(file: FileRef, offset: u64) -> Self {
         FileReader { file, offset }
     }
+
+    /// The file read.
+    pub fn file(&self) -> &FileRef {
+        &self.file
+    }
 }
 
 impl Read for FileReader {

@@ -202,15 +202,40 @@ impl LineScanner {
     }
 
     /// The next line, or `None` at the end of the file.
+    ///
+    /// A line with a NUL byte in it is read a second time, straight from the
+    /// file, when it may be stale: bytes buffered by an earlier call may be
+    /// preallocated zeros that a writer has overwritten since, and a line
+    /// read while a writer overwrites zeros can show the zeros before the
+    /// newline that follows them (a record line never holds a NUL).
     pub fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
-        self.buf.clear();
         let start = self.offset;
-        let mut complete = false;
+        let fresh = self.reader.buffer().is_empty();
+        let mut complete = self.read_line()?;
+        if (complete || !fresh) && self.buf.contains(&0) {
+            let file = self.reader.get_ref().file().clone();
+            *self = LineScanner::new(file, start);
+            complete = self.read_line()?;
+        }
+        if self.offset == start {
+            return Ok(None);
+        }
+        Ok(Some(RawLine {
+            offset: start,
+            bytes: &self.buf,
+            end: self.offset,
+            complete,
+        }))
+    }
+
+    /// Reads the next line into `buf`; true if it ended with a newline.
+    fn read_line(&mut self) -> io::Result<bool> {
+        self.buf.clear();
         let mut overlong = false;
         loop {
             let available = self.reader.fill_buf()?;
             if available.is_empty() {
-                break;
+                return Ok(false);
             }
             let (taken, found) = match memchr_newline(available) {
                 Some(i) => (i + 1, true),
@@ -223,20 +248,19 @@ impl LineScanner {
             self.reader.consume(taken);
             self.offset += taken as u64;
             if found {
-                complete = !overlong;
-                break;
+                return Ok(!overlong);
             }
         }
-        if self.offset == start {
-            return Ok(None);
-        }
-        Ok(Some(RawLine {
-            offset: start,
-            bytes: &self.buf,
-            end: self.offset,
-            complete,
-        }))
     }
+}
+
+/// True for the zeros that end a segment grown ahead of its records
+/// (preallocated space): an incomplete last line of NUL bytes only. A record
+/// line never starts with a NUL byte, so this is never a record cut short.
+pub fn is_preallocated(line: &RawLine<'_>) -> bool {
+    !line.complete
+        && line.bytes.len() as u64 == line.end - line.offset
+        && line.bytes.iter().all(|&b| b == 0)
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {

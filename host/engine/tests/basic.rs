@@ -71,7 +71,7 @@ fn on_disk_lines_follow_the_format() {
     let segs = segments(dir.path());
     assert_eq!(segs.len(), 1);
     assert_eq!(segs[0].1.file_name().unwrap(), "00000000000000000001.jsonl");
-    let text = std::fs::read_to_string(&segs[0].1).unwrap();
+    let text = String::from_utf8(contents(&segs[0].1)).unwrap();
     let expected = header(1)
         + &encode_unit(1, &[r#"{"Inc":{"by":5}}"#])
         + &encode_unit(2, &[r#"{"Set":{"value":10}}"#, "[1,2]", r#""é""#]);
@@ -229,7 +229,7 @@ fn multi_line_json_is_stored_on_one_line() {
     ]);
     assert_eq!(read_all(&journal), want);
     drop(journal);
-    let text = std::fs::read_to_string(last_segment(dir.path())).unwrap();
+    let text = String::from_utf8(contents(&last_segment(dir.path()))).unwrap();
     assert_eq!(
         text.lines().count(),
         3,

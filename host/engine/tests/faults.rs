@@ -205,14 +205,14 @@ fn a_half_write_poisons_and_reopen_cuts_the_torn_half() {
         let err = attempt(&mut run, &unit).unwrap_err();
         check_poisoned(&run, &err);
         let seg = last_segment(run.dir.path());
-        let len = file_len(&seg);
+        let end = records_end(&seg);
         let bytes = encode_unit(4, &unit.iter().map(String::as_str).collect::<Vec<_>>());
         let dir = run.dir.path().to_path_buf();
         let (_dir, journal) = reopen(run, &[]);
         assert_eq!(journal.recovery().dropped_bytes, bytes.len() as u64 / 2);
         assert_eq!(
-            file_len(&seg),
-            len - bytes.len() as u64 / 2 + encode_unit(4, &["1"]).len() as u64
+            records_end(&seg),
+            end - bytes.len() as u64 / 2 + encode_unit(4, &["1"]).len() as u64
         );
         assert_eq!(read_all(&journal).len(), 4, "{}", dir.display());
     }

@@ -339,7 +339,7 @@ fn readers_never_see_a_record_before_it_is_durable() {
     };
     gate.wait_parked();
     // Record 2 is written (it is in the file) but not yet synced.
-    let on_disk = std::fs::read_to_string(last_segment(dir.path())).unwrap();
+    let on_disk = String::from_utf8(contents(&last_segment(dir.path()))).unwrap();
     assert!(on_disk.ends_with(&encode_unit(2, &["2"])), "{on_disk}");
     assert_eq!(journal.last_seq(), 1);
     assert!(

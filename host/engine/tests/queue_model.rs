@@ -497,6 +497,7 @@ impl Harness {
             max_payload_size: 200,
             clock: clock.clone(),
             fs: Arc::new(NoSyncFs),
+            ..QueueOptions::default()
         };
         let queue = Queue::open_with(&dir, options.clone()).unwrap();
         Harness {

@@ -40,6 +40,10 @@ pub struct Limits {
     pub max_open_handles: usize,
     /// Bytes the namespace directory may occupy on disk. Checked before every
     /// append: an append that would go past it is refused with `quota`.
+    /// Journals grow their files ahead of their records by up to 1/256 of
+    /// it (at most 1 MiB, see
+    /// [`JournalOptions::preallocate`](mini_engine::JournalOptions::preallocate));
+    /// those bytes count, and an append needs room for them too.
     /// `u64::MAX` turns the check off. Default [`DEFAULT_DISK_QUOTA`].
     pub disk_quota: u64,
     /// Segment size of journals this instance opens first (a journal

@@ -37,8 +37,10 @@ impl Usage {
             return Ok(());
         }
         // The state is a pair of counters: still usable after a panic.
+        // Room for the zeros the journal may grow ahead of this append.
+        let needed = bytes.saturating_add(preallocation(quota));
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let over = state.bytes.saturating_add(bytes) > quota;
+        let over = state.bytes.saturating_add(needed) > quota;
         if !state.measured || over || state.appends_since_walk >= APPENDS_BETWEEN_WALKS {
             state.bytes = dir_usage(ns_dir)
                 .map_err(|e| Error::Io(format!("cannot measure the namespace's disk use: {e}")))?;
@@ -46,7 +48,7 @@ impl Usage {
             state.appends_since_walk = 0;
         }
         let used = state.bytes;
-        if used.saturating_add(bytes) > quota {
+        if used.saturating_add(needed) > quota {
             return Err(Error::Quota(format!(
                 "disk quota exceeded: the namespace uses {used} bytes, the append needs about {bytes} more, the quota is {quota} bytes"
             )));
@@ -55,6 +57,15 @@ impl Usage {
         state.appends_since_walk += 1;
         Ok(())
     }
+}
+
+/// How far a journal in a namespace with `quota` grows ahead of its records
+/// (see [`JournalOptions::preallocate`]): at most 1/256 of the quota, so that
+/// preallocated zeros, which count toward the quota, cannot eat it.
+///
+/// [`JournalOptions::preallocate`]: mini_engine::JournalOptions::preallocate
+pub(crate) fn preallocation(quota: u64) -> u64 {
+    (quota / 256).min(mini_engine::journal::DEFAULT_PREALLOCATE)
 }
 
 /// Bytes of all files under `dir` (symbolic links are not followed); 0 if

@@ -21,6 +21,7 @@ use crate::bindings::queue::{self, Message, Stats};
 use crate::bindings::store::Error;
 use crate::ctx::MiniCtxView;
 use crate::disk::Usage;
+use crate::disk::preallocation;
 use crate::error::{bad_handle, queue_error};
 use crate::view::{blocking, check_name};
 
@@ -125,6 +126,7 @@ impl MiniCtxView<'_> {
             // Small segments let compaction keep the files bounded by the
             // live messages, not by the history.
             segment_size: self.ctx.limits.segment_size.min(DEFAULT_STATE_SEGMENT_SIZE),
+            preallocate: preallocation(self.ctx.limits.disk_quota),
             ..QueueOptions::default()
         };
         let hide = ns_dir.clone();

@@ -18,6 +18,7 @@ use wasmtime::component::Resource;
 use crate::bindings::state::{self, CheckpointInfo, Recovery, SnapshotPoint, Stats};
 use crate::bindings::store::Error;
 use crate::ctx::MiniCtxView;
+use crate::disk::preallocation;
 use crate::error::{bad_handle, skipped_warning, state_error};
 use crate::store::CursorHandle;
 use crate::view::{LINE_OVERHEAD, blocking, check_name};
@@ -79,6 +80,7 @@ impl MiniCtxView<'_> {
             // time) bounded by the tail, not by the history.
             segment_size: limits.segment_size.min(DEFAULT_STATE_SEGMENT_SIZE),
             max_record_size: limits.max_record_size,
+            preallocate: preallocation(limits.disk_quota),
             max_state_size: limits.max_state_size,
             keep_snapshots: DEFAULT_KEEP,
             checkpoint: CheckpointPolicy::default(),

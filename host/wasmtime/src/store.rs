@@ -10,6 +10,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::store::{self, Error};
 use crate::ctx::MiniCtxView;
+use crate::disk::preallocation;
 use crate::error::{bad_handle, journal_error};
 use crate::view::{blocking, check_name};
 
@@ -186,6 +187,7 @@ impl MiniCtxView<'_> {
         let options = JournalOptions {
             segment_size: self.ctx.limits.segment_size,
             max_record_size: self.ctx.limits.max_record_size,
+            preallocate: preallocation(self.ctx.limits.disk_quota),
             ..JournalOptions::default()
         };
         let journal = blocking(move || {

@@ -9,7 +9,9 @@
 //! otherwise `append-batch` calls of `batch-size` records (the last one may
 //! be shorter). With `--print-each` it prints `ack <seq>` after every
 //! acknowledged call (for a batch: the seq of its last record) and flushes
-//! stdout. At the end it prints `appended <count> last <seq>`.
+//! stdout. At the end it prints `appended <count> last <seq> in <us> us`:
+//! the time of the appends alone (for benchmarks that leave out
+//! instantiation and the journal's open, as native ones do).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -94,6 +96,7 @@ fn run(args: &Args) -> Result<()> {
 
     let mut done = 0u64; // records appended so far; the next one is `done + 1`
     let mut batch = Vec::new();
+    let started = std::time::Instant::now();
     while done < args.count {
         let n = (args.count - done).min(args.batch);
         last = if args.batch == 1 {
@@ -113,7 +116,8 @@ fn run(args: &Args) -> Result<()> {
             out.flush()?;
         }
     }
-    writeln!(out, "appended {} last {last}", args.count)?;
+    let micros = started.elapsed().as_micros();
+    writeln!(out, "appended {} last {last} in {micros} us", args.count)?;
     out.flush()?;
     Ok(())
 }

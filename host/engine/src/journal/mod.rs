@@ -14,13 +14,16 @@ use crate::lock::DirLock;
 use crate::record::DEFAULT_MAX_RECORD_SIZE;
 use crate::segment;
 
+mod files;
 mod reader;
 pub(crate) mod scan;
 mod writer;
 
+pub use files::DEFAULT_PREALLOCATE;
+use files::{SegmentFiles, SegmentIndex};
 pub use reader::{Reader, read_unlocked};
 use scan::{SegmentInfo, TornTail};
-use writer::{CommitQueue, SegmentFiles, SegmentIndex};
+use writer::CommitQueue;
 
 /// The default segment size: a new segment starts once a segment holds 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
@@ -33,6 +36,12 @@ pub struct JournalOptions {
     pub segment_size: u64,
     /// Records larger than this many bytes are refused.
     pub max_record_size: usize,
+    /// The most bytes of zeros the active segment is grown by ahead of its
+    /// records, so that syncs write data only (see FORMAT.md, "Preallocated
+    /// space"); 0 turns preallocation off. A segment grows by as many bytes
+    /// as it holds, up to this, so a small journal stays small. Preallocated
+    /// bytes take disk space: they count in the file's length.
+    pub preallocate: u64,
     /// The file system (the real one, or a fault-injecting one in tests).
     pub fs: Arc<dyn FileSystem>,
 }
@@ -42,6 +51,7 @@ impl Default for JournalOptions {
         JournalOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            preallocate: DEFAULT_PREALLOCATE,
             fs: Arc::new(StdFs),
         }
     }
@@ -101,7 +111,7 @@ struct Inner {
     files: Mutex<SegmentFiles>,
     /// The segments as readers see them.
     index: Mutex<SegmentIndex>,
-    /// Bytes of all segment files.
+    /// Bytes of records and headers in all segment files.
     size_bytes: AtomicU64,
     /// Appends waiting to be written; group commit's state.
     queue: Mutex<CommitQueue>,
@@ -158,7 +168,7 @@ impl Journal {
         }
         if scan.segments.is_empty() {
             let first_seq = scan.next_seq;
-            let path = writer::create_segment(fs.as_ref(), &dir, first_seq)?;
+            let path = files::create_segment(fs.as_ref(), &dir, first_seq)?;
             let valid_len = segment::header_line(first_seq).len() as u64;
             scan.segments.push(SegmentInfo {
                 first_seq,
@@ -166,7 +176,7 @@ impl Journal {
                 valid_len,
             });
         }
-        let files = SegmentFiles::open(fs.as_ref(), scan.segments)?;
+        let files = SegmentFiles::open(fs.as_ref(), scan.segments, options.preallocate)?;
         let last = scan.next_seq - 1;
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -217,7 +227,8 @@ impl Journal {
         lock(&self.inner.queue).next_seq
     }
 
-    /// Total bytes of the journal's segment files.
+    /// Bytes of the journal's records and segment headers (preallocated
+    /// zeros at the end of the active segment are not counted).
     pub fn size_bytes(&self) -> u64 {
         self.inner.size_bytes.load(Ordering::Acquire)
     }

@@ -213,6 +213,8 @@ fn scan_segment(
     let mut valid_len = header_end;
     let mut batch: Option<OpenBatch> = None;
     let mut lines_seen = 0u64;
+    // Where the bytes written end: preallocated zeros after it are not data.
+    let mut content_end = file_len;
     let damage_at = loop {
         let Some(line) = scanner.next_line().map_err(JournalError::io(path))? else {
             break None;
@@ -222,7 +224,13 @@ fn scan_segment(
             progress(line.end);
         }
         if !line.complete {
-            // The file ends inside this line: a write cut short.
+            if segment::is_preallocated(&line) {
+                content_end = line.offset;
+                break None;
+            }
+            // The file ends inside this line: a write cut short (followed by
+            // the preallocated zeros it did not reach, if any).
+            content_end = line.end - trailing_zeros(line.bytes);
             break Some((line.offset, None));
         }
         let kind = match segment::check_line(line.bytes, expected) {
@@ -260,10 +268,14 @@ fn scan_segment(
             }
         },
         Some((offset, kind)) => {
-            let last_line = scanner
-                .next_line()
-                .map_err(JournalError::io(path))?
-                .is_none();
+            let last_line = match scanner.next_line().map_err(JournalError::io(path))? {
+                None => true,
+                Some(next) if segment::is_preallocated(&next) => {
+                    content_end = next.offset;
+                    true
+                }
+                Some(_) => false,
+            };
             match kind {
                 Some(kind) if !(is_last && last_line) => {
                     return Err(corrupt(offset, expected, kind));
@@ -287,7 +299,7 @@ fn scan_segment(
             let tail = TornTail::Cut {
                 path: path.to_path_buf(),
                 offset,
-                dropped_bytes: file_len - offset,
+                dropped_bytes: content_end - offset,
                 dropped_records,
             };
             (next_seq, Some(tail))
@@ -299,4 +311,9 @@ fn scan_segment(
         valid_len,
         tail,
     })
+}
+
+/// How many NUL bytes `bytes` ends with.
+fn trailing_zeros(bytes: &[u8]) -> u64 {
+    bytes.iter().rev().take_while(|&&b| b == 0).count() as u64
 }

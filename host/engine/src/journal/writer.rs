@@ -14,44 +14,24 @@
 //! lost them).
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::scan::SegmentInfo;
 use super::{Inner, Journal, lock};
 use crate::error::JournalError;
-use crate::fs::{FileRef, FileSystem};
 use crate::record::check_record;
 use crate::segment;
 
-/// The segment files: written only by the leader of a group.
-#[derive(Debug)]
-pub(super) struct SegmentFiles {
-    pub segments: Vec<SegmentInfo>,
-    file: FileRef,
-    /// Where the next line goes in the active (last) segment.
-    offset: u64,
-    /// The active segment has bytes written since its last sync.
-    unsynced: bool,
-    /// Bytes of all segments but the active one.
-    closed_bytes: u64,
-}
-
-/// The segments as readers see them, (first seq, path) oldest first: kept
-/// apart from the files so that a reader never waits for a leader's fsync.
-pub(super) type SegmentIndex = Vec<(u64, PathBuf)>;
-
 /// One append (a single record or a batch) waiting in the queue.
 #[derive(Debug, Clone, Copy)]
-struct Unit {
+pub(super) struct Unit {
     /// Where its lines end in the queue buffer.
-    end: usize,
-    first_seq: u64,
-    last_seq: u64,
+    pub end: usize,
+    pub first_seq: u64,
+    pub last_seq: u64,
 }
 
 /// Appends waiting to be written, and the progress of group commit.
@@ -98,142 +78,6 @@ impl CommitQueue {
             linger_skipped: 0,
         }
     }
-}
-
-impl SegmentFiles {
-    pub fn open(fs: &dyn FileSystem, segments: Vec<SegmentInfo>) -> Result<Self, JournalError> {
-        let (active, closed) = segments
-            .split_last()
-            .expect("recovery leaves at least one segment");
-        let file = fs
-            .open_write(&active.path)
-            .map_err(JournalError::io(&active.path))?;
-        let closed_bytes = closed.iter().map(|s| s.valid_len).sum();
-        let offset = active.valid_len;
-        Ok(SegmentFiles {
-            segments,
-            file,
-            offset,
-            unsynced: false,
-            closed_bytes,
-        })
-    }
-
-    /// The index readers use.
-    pub fn index(&self) -> SegmentIndex {
-        self.segments
-            .iter()
-            .map(|s| (s.first_seq, s.path.clone()))
-            .collect()
-    }
-
-    pub fn size_bytes(&self) -> u64 {
-        self.closed_bytes + self.offset
-    }
-
-    pub fn remove_oldest_segment(&mut self) {
-        let oldest = self.segments.remove(0);
-        self.closed_bytes -= oldest.valid_len;
-    }
-
-    fn active(&self) -> &SegmentInfo {
-        &self.segments[self.segments.len() - 1]
-    }
-
-    fn active_holds_records(&self) -> bool {
-        self.offset > segment::header_line(self.active().first_seq).len() as u64
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), JournalError> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let path = &self.segments[self.segments.len() - 1].path;
-        self.file
-            .write_all_at(bytes, self.offset)
-            .map_err(JournalError::io(path))?;
-        self.offset += bytes.len() as u64;
-        self.unsynced = true;
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), JournalError> {
-        if self.unsynced {
-            let path = &self.segments[self.segments.len() - 1].path;
-            self.file.sync_data().map_err(JournalError::io(path))?;
-            self.unsynced = false;
-        }
-        Ok(())
-    }
-
-    /// Starts a new active segment at `first_seq`; the active one is synced
-    /// first, so only the active segment ever holds unsynced records.
-    fn rotate(
-        &mut self,
-        fs: &dyn FileSystem,
-        dir: &Path,
-        first_seq: u64,
-    ) -> Result<(), JournalError> {
-        self.sync()?;
-        let path = create_segment(fs, dir, first_seq)?;
-        let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
-        let offset = self.offset;
-        if let Some(active) = self.segments.last_mut() {
-            active.valid_len = offset;
-        }
-        self.closed_bytes += offset;
-        self.offset = segment::header_line(first_seq).len() as u64;
-        self.segments.push(SegmentInfo {
-            first_seq,
-            path,
-            valid_len: self.offset,
-        });
-        self.file = file;
-        Ok(())
-    }
-
-    /// Writes a group of units and makes it durable. A unit that would take
-    /// a segment holding records past `segment_size` starts a new segment;
-    /// a unit never spans two segments.
-    fn commit(
-        &mut self,
-        fs: &dyn FileSystem,
-        dir: &Path,
-        segment_size: u64,
-        buf: &[u8],
-        units: &[Unit],
-    ) -> Result<(), JournalError> {
-        let mut written = 0; // bytes of `buf` already written
-        let mut start = 0; // where the current unit starts in `buf`
-        for unit in units {
-            let in_segment = self.offset + (start - written) as u64;
-            let holds_records = self.active_holds_records() || start > written;
-            if holds_records && in_segment + (unit.end - start) as u64 > segment_size {
-                self.write(&buf[written..start])?;
-                written = start;
-                self.rotate(fs, dir, unit.first_seq)?;
-            }
-            start = unit.end;
-        }
-        self.write(&buf[written..])?;
-        self.sync()
-    }
-}
-
-/// Creates segment `first_seq` in `dir`: header written and synced, then the
-/// directory synced, so the segment exists durably before any record does.
-pub(super) fn create_segment(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    first_seq: u64,
-) -> Result<PathBuf, JournalError> {
-    let path = segment::segment_path(dir, first_seq);
-    let file = fs.create_new(&path).map_err(JournalError::io(&path))?;
-    file.write_all_at(segment::header_line(first_seq).as_bytes(), 0)
-        .map_err(JournalError::io(&path))?;
-    file.sync_data().map_err(JournalError::io(&path))?;
-    fs.sync_dir(dir).map_err(JournalError::io(dir))?;
-    Ok(path)
 }
 
 impl Journal {

@@ -137,6 +137,7 @@ impl Queue {
         options.max_deliveries = options.max_deliveries.max(1);
         let state_options = StateOptions {
             segment_size: options.segment_size,
+            preallocate: options.preallocate,
             // A dedup key is JSON-escaped in the record: up to 6 bytes a byte.
             max_record_size: options.max_payload_size + 6 * MAX_DEDUP_KEY + PUSH_OVERHEAD,
             max_state_size: DEFAULT_MAX_STATE_SIZE.max(options.max_payload_size * 64),

@@ -35,6 +35,9 @@ pub struct QueueOptions {
     pub checkpoint_every: u64,
     /// The journal's segment size.
     pub segment_size: u64,
+    /// The journal's preallocation (see
+    /// [`JournalOptions::preallocate`](crate::JournalOptions::preallocate)).
+    pub preallocate: u64,
     /// Where the time comes from.
     pub clock: Arc<dyn Clock>,
     /// The file system (the real one, or a fault-injecting one in tests).
@@ -49,6 +52,7 @@ impl Default for QueueOptions {
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             segment_size: DEFAULT_STATE_SEGMENT_SIZE,
+            preallocate: crate::journal::DEFAULT_PREALLOCATE,
             clock: Arc::new(SystemClock),
             fs: Arc::new(StdFs),
         }

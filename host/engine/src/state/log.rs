@@ -134,6 +134,7 @@ impl StateLog {
             JournalOptions {
                 segment_size: options.segment_size,
                 max_record_size: options.max_record_size,
+                preallocate: options.preallocate,
                 fs: options.fs.clone(),
             },
         )?;

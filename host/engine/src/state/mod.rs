@@ -100,6 +100,9 @@ pub struct StateOptions {
     pub segment_size: u64,
     /// Mutations larger than this many bytes (as JSON) are refused.
     pub max_record_size: usize,
+    /// The journal's preallocation (see
+    /// [`JournalOptions::preallocate`](crate::JournalOptions::preallocate)).
+    pub preallocate: u64,
     /// States larger than this many bytes (as JSON) cannot be checkpointed.
     pub max_state_size: usize,
     /// How many valid snapshots are kept (at least 1; 2 lets a damaged newest
@@ -116,6 +119,7 @@ impl Default for StateOptions {
         StateOptions {
             segment_size: DEFAULT_STATE_SEGMENT_SIZE,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            preallocate: crate::journal::DEFAULT_PREALLOCATE,
             max_state_size: DEFAULT_MAX_STATE_SIZE,
             keep_snapshots: DEFAULT_KEEP,
             checkpoint: CheckpointPolicy::default(),

@@ -203,11 +203,24 @@ pub fn set_len(path: &Path, len: u64) {
     file.set_len(len).unwrap();
 }
 
-/// Appends `bytes` to `path`.
+/// Writes `bytes` where a writer's next line would go: after the last
+/// line, over preallocated zeros if the segment has them.
 pub fn append_bytes(path: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    file.write_all(bytes).unwrap();
+    patch(path, records_end(path), bytes);
+}
+
+/// Where the bytes written to a segment end: its length less the
+/// preallocated zeros at its end.
+pub fn records_end(path: &Path) -> u64 {
+    contents(path).len() as u64
+}
+
+/// A segment's bytes without the preallocated zeros at its end.
+pub fn contents(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    bytes.truncate(end);
+    bytes
 }
 
 /// The size of a file.

@@ -1,0 +1,233 @@
+//! The segment files as the writer sees them: where the next line goes,
+//! rotation, and preallocation.
+//!
+//! Preallocation: appending to the end of a file makes every `fdatasync`
+//! write the inode too (the file size changed), which on ext4 and XFS means a
+//! journal commit per sync. So the active segment is grown ahead of its
+//! records by writing zeros, and records then overwrite zeros that are
+//! already on disk: their sync writes data only. The zeros after the last
+//! line are not a record (a line never starts with a NUL byte); recovery
+//! recognises them as preallocated space, not as damage (FORMAT.md,
+//! "Preallocated space"). A segment is trimmed to its records before the
+//! next one starts, so only the active segment carries zeros.
+
+use std::path::{Path, PathBuf};
+
+use super::scan::SegmentInfo;
+use super::writer::Unit;
+use crate::error::JournalError;
+use crate::fs::{FileRef, FileSystem};
+use crate::segment;
+
+/// The default for [`JournalOptions::preallocate`](super::JournalOptions::preallocate).
+pub const DEFAULT_PREALLOCATE: u64 = 1024 * 1024;
+
+/// A segment grows to a multiple of this (one page).
+const PAGE: u64 = 4096;
+
+/// The segment files: written only by the leader of a group.
+#[derive(Debug)]
+pub(super) struct SegmentFiles {
+    pub segments: Vec<SegmentInfo>,
+    file: FileRef,
+    /// Where the next line goes in the active (last) segment.
+    offset: u64,
+    /// The active segment's length: from `offset` to here it holds zeros.
+    allocated: u64,
+    /// The most the active segment is grown by ahead of its records.
+    preallocate: u64,
+    /// The active segment has bytes written since its last sync.
+    unsynced: bool,
+    /// Bytes of all segments but the active one.
+    closed_bytes: u64,
+}
+
+/// The segments as readers see them, (first seq, path) oldest first: kept
+/// apart from the files so that a reader never waits for a leader's fsync.
+pub(super) type SegmentIndex = Vec<(u64, PathBuf)>;
+
+impl SegmentFiles {
+    pub fn open(
+        fs: &dyn FileSystem,
+        segments: Vec<SegmentInfo>,
+        preallocate: u64,
+    ) -> Result<Self, JournalError> {
+        let (active, closed) = segments
+            .split_last()
+            .expect("recovery leaves at least one segment");
+        let file = fs
+            .open_write(&active.path)
+            .map_err(JournalError::io(&active.path))?;
+        let allocated = file.len().map_err(JournalError::io(&active.path))?;
+        let closed_bytes = closed.iter().map(|s| s.valid_len).sum();
+        let offset = active.valid_len;
+        Ok(SegmentFiles {
+            segments,
+            file,
+            offset,
+            allocated: allocated.max(offset),
+            preallocate,
+            unsynced: false,
+            closed_bytes,
+        })
+    }
+
+    /// The index readers use.
+    pub fn index(&self) -> SegmentIndex {
+        self.segments
+            .iter()
+            .map(|s| (s.first_seq, s.path.clone()))
+            .collect()
+    }
+
+    /// Bytes of records (and headers) in all segments; preallocated zeros
+    /// are not counted.
+    pub fn size_bytes(&self) -> u64 {
+        self.closed_bytes + self.offset
+    }
+
+    pub fn remove_oldest_segment(&mut self) {
+        let oldest = self.segments.remove(0);
+        self.closed_bytes -= oldest.valid_len;
+    }
+
+    fn active_path(&self) -> &Path {
+        &self.segments[self.segments.len() - 1].path
+    }
+
+    fn active_holds_records(&self) -> bool {
+        let first_seq = self.segments[self.segments.len() - 1].first_seq;
+        self.offset > segment::header_line(first_seq).len() as u64
+    }
+
+    /// How long the active segment should be to take `len` more bytes: as
+    /// long as needed plus room for as many bytes again as it holds (so a
+    /// small journal stays small), rounded up to whole pages, at most
+    /// `preallocate` more and not past the segment size.
+    fn target_len(&self, len: u64, segment_size: u64) -> u64 {
+        let needed = self.offset + len;
+        if needed <= self.allocated || self.preallocate == 0 {
+            return needed;
+        }
+        let growth = needed.min(self.preallocate);
+        (needed + growth)
+            .next_multiple_of(PAGE)
+            .min(needed + self.preallocate)
+            .min(segment_size)
+            .max(needed)
+    }
+
+    fn write(&mut self, bytes: &[u8], segment_size: u64) -> Result<(), JournalError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let len = bytes.len() as u64;
+        let target = self.target_len(len, segment_size);
+        let path = self.active_path().to_path_buf();
+        self.file
+            .write_all_at(bytes, self.offset)
+            .map_err(JournalError::io(&path))?;
+        self.unsynced = true;
+        let end = self.offset + len;
+        if target > end.max(self.allocated) {
+            // Zeros up to the new length go out before this group's sync, so
+            // they are on disk before any record lands on them.
+            let from = end.max(self.allocated);
+            let zeros = vec![0u8; (target - from) as usize];
+            self.file
+                .write_all_at(&zeros, from)
+                .map_err(JournalError::io(&path))?;
+        }
+        self.offset = end;
+        self.allocated = self.allocated.max(target);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), JournalError> {
+        if self.unsynced {
+            self.file
+                .sync_data()
+                .map_err(JournalError::io(self.active_path()))?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at `first_seq`. The active one is synced
+    /// first, so only the active segment ever holds unsynced records, and
+    /// trimmed to its records. The trim is not synced: zeros that a crash
+    /// leaves at the end of a closed segment are read as what they are.
+    fn rotate(
+        &mut self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        first_seq: u64,
+    ) -> Result<(), JournalError> {
+        self.sync()?;
+        if self.allocated > self.offset {
+            self.file
+                .set_len(self.offset)
+                .map_err(JournalError::io(self.active_path()))?;
+            self.allocated = self.offset;
+        }
+        let path = create_segment(fs, dir, first_seq)?;
+        let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
+        let offset = self.offset;
+        if let Some(active) = self.segments.last_mut() {
+            active.valid_len = offset;
+        }
+        self.closed_bytes += offset;
+        self.offset = segment::header_line(first_seq).len() as u64;
+        self.allocated = self.offset;
+        self.segments.push(SegmentInfo {
+            first_seq,
+            path,
+            valid_len: self.offset,
+        });
+        self.file = file;
+        Ok(())
+    }
+
+    /// Writes a group of units and makes it durable. A unit that would take
+    /// a segment holding records past `segment_size` starts a new segment;
+    /// a unit never spans two segments.
+    pub fn commit(
+        &mut self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+        segment_size: u64,
+        buf: &[u8],
+        units: &[Unit],
+    ) -> Result<(), JournalError> {
+        let mut written = 0; // bytes of `buf` already written
+        let mut start = 0; // where the current unit starts in `buf`
+        for unit in units {
+            let in_segment = self.offset + (start - written) as u64;
+            let holds_records = self.active_holds_records() || start > written;
+            if holds_records && in_segment + (unit.end - start) as u64 > segment_size {
+                self.write(&buf[written..start], segment_size)?;
+                written = start;
+                self.rotate(fs, dir, unit.first_seq)?;
+            }
+            start = unit.end;
+        }
+        self.write(&buf[written..], segment_size)?;
+        self.sync()
+    }
+}
+
+/// Creates segment `first_seq` in `dir`: header written and synced, then the
+/// directory synced, so the segment exists durably before any record does.
+pub(super) fn create_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    first_seq: u64,
+) -> Result<PathBuf, JournalError> {
+    let path = segment::segment_path(dir, first_seq);
+    let file = fs.create_new(&path).map_err(JournalError::io(&path))?;
+    file.write_all_at(segment::header_line(first_seq).as_bytes(), 0)
+        .map_err(JournalError::io(&path))?;
+    file.sync_data().map_err(JournalError::io(&path))?;
+    fs.sync_dir(dir).map_err(JournalError::io(dir))?;
+    Ok(path)
+}
