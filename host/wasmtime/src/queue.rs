@@ -25,8 +25,8 @@ use crate::disk::preallocation;
 use crate::error::{bad_handle, queue_error};
 use crate::view::{blocking, check_name};
 
-/// The longest `pop-wait` a guest can ask for: a waiting call holds a thread
-/// of the blocking pool.
+/// The longest `pop-wait` a guest can ask for: a waiting call holds a
+/// thread.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The most messages one `pop-batch` or `dead-letters` returns.
 pub const MAX_BATCH: usize = 1024;
@@ -54,7 +54,7 @@ impl QueueHandle {
     }
 }
 
-/// What a queue call needs on the blocking pool.
+/// What a queue call needs off the executor.
 struct Held {
     queue: Arc<Queue>,
     ns_dir: PathBuf,
@@ -73,7 +73,7 @@ impl MiniCtxView<'_> {
             .map_err(|e| bad_handle("queue", e))
     }
 
-    /// Runs `work` on the queue of `handle` on the blocking pool.
+    /// Runs `work` on the queue of `handle` off the executor.
     async fn with_queue<R: Send + 'static>(
         &mut self,
         handle: &Resource<QueueHandle>,

@@ -14,7 +14,7 @@ use crate::bindings::snapshot::{self, Restored, SnapshotInfo};
 use crate::bindings::store::Error;
 use crate::ctx::MiniCtxView;
 use crate::error::{bad_handle, skipped_warning, snapshot_error};
-use crate::view::{LINE_OVERHEAD, blocking, check_name};
+use crate::view::{blocking, check_name};
 
 /// A snapshot store held by a guest: the `snapshots` resource of the WIT.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ impl MiniCtxView<'_> {
             .map_err(|e| bad_handle("snapshots", e))
     }
 
-    /// Runs `work` on the store of `handle` on the blocking pool.
+    /// Runs `work` on the store of `handle` off the executor.
     async fn with_snapshots<R: Send + 'static>(
         &mut self,
         handle: &Resource<SnapshotsHandle>,
@@ -83,14 +83,8 @@ impl MiniCtxView<'_> {
         seq: u64,
     ) -> Result<(), Error> {
         let store = self.snapshots_of(handle)?;
-        let limit = self.ctx.limits.max_state_size;
-        if state.len() > limit {
-            return Err(Error::RecordTooLarge(
-                u64::try_from(limit).unwrap_or(u64::MAX),
-            ));
-        }
+        let bytes = self.check_state_size(&state)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        let bytes = state.len() as u64 + LINE_OVERHEAD;
         self.write_within_quota(bytes, move || {
             store
                 .create(seq, &state)

@@ -21,7 +21,7 @@ use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, skipped_warning, state_error};
 use crate::store::CursorHandle;
-use crate::view::{LINE_OVERHEAD, blocking, check_name};
+use crate::view::{blocking, check_name};
 
 /// A state held by a guest: the `state` resource of the WIT.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl MiniCtxView<'_> {
             .map_err(|e| bad_handle("state", e))
     }
 
-    /// Runs `work` on the state of `handle` on the blocking pool, within the
+    /// Runs `work` on the state of `handle` off the executor, within the
     /// disk quota for `bytes`.
     async fn write_state<R: Send + 'static>(
         &mut self,
@@ -184,17 +184,14 @@ impl state::HostState for MiniCtxView<'_> {
         state: String,
         seq: u64,
     ) -> wasmtime::Result<Result<CheckpointInfo, Error>> {
-        let limit = self.ctx.limits.max_state_size;
-        if state.len() > limit {
-            return Ok(Err(Error::RecordTooLarge(
-                u64::try_from(limit).unwrap_or(u64::MAX),
-            )));
-        }
+        let bytes = match self.check_state_size(&state) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
         // The recovery point found at open is stale once a checkpoint moves it.
         if let Ok(held) = self.table.get_mut(&handle) {
             held.opened_at = None;
         }
-        let bytes = state.len() as u64 + LINE_OVERHEAD;
         Ok(self
             .write_state(&handle, bytes, move |log| {
                 let done = log.checkpoint(seq, &state)?;

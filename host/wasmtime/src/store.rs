@@ -1,7 +1,7 @@
 //! The host side of the `mini:storage/store` interface: durable journals.
 //!
-//! Every engine call blocks (it writes and fdatasyncs), so it runs on tokio's
-//! blocking pool; the async executor never waits on a disk. Nothing a guest
+//! Every engine call blocks (it writes and fdatasyncs), so it runs off the
+//! executor (see `view::blocking`); other tasks never wait on a disk. Nothing a guest
 //! passes in can make the host panic or trap: bad records, bad names and
 //! stale handles all come back as the WIT `error` variant.
 
