@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command};
 use std::sync::Arc;
 
+pub mod lossy;
+
 use mini_engine::fs::FileSystem;
 use mini_engine::{Entry, Journal, JournalOptions};
 
