@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::io;
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
 use mini_engine::fs::faulty::{FaultyFs, FsEvent};
-use mini_engine::fs::{FileRef, FileSystem, FsFile};
 use mini_engine::{Entry, Journal};
 
 /// Controls fdatasync from the test. Armed, the first fdatasync waits until
@@ -105,71 +102,13 @@ impl Gate {
     }
 }
 
-#[derive(Debug)]
-struct GateFs {
-    inner: FaultyFs,
-    gate: Arc<Gate>,
-}
-
-#[derive(Debug)]
-struct GateFile {
-    inner: FileRef,
-    gate: Arc<Gate>,
-}
-
-impl FsFile for GateFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.gate.before_sync();
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-}
-
-impl GateFs {
-    fn wrap(&self, file: FileRef) -> FileRef {
-        Arc::new(GateFile {
-            inner: file,
-            gate: self.gate.clone(),
-        })
-    }
-}
-
-impl FileSystem for GateFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.inner.list_dir(path)
-    }
-    fn open_read(&self, path: &Path) -> io::Result<FileRef> {
-        Ok(self.wrap(self.inner.open_read(path)?))
-    }
-    fn open_write(&self, path: &Path) -> io::Result<FileRef> {
-        Ok(self.wrap(self.inner.open_write(path)?))
-    }
-    fn create_new(&self, path: &Path) -> io::Result<FileRef> {
-        Ok(self.wrap(self.inner.create_new(path)?))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
+/// The fault-injecting file system with `gate` before every file sync.
+fn gated(inner: FaultyFs, gate: &Arc<Gate>) -> SyncHookFs {
+    let gate = gate.clone();
+    SyncHookFs::new(inner, move |sync| {
+        gate.before_sync();
+        sync()
+    })
 }
 
 const THREADS: u64 = 16;
@@ -184,10 +123,7 @@ fn concurrent_appenders_share_fsyncs() {
     let dir = tmp();
     let faulty = FaultyFs::new();
     let gate = Arc::new(Gate::default());
-    let fs = GateFs {
-        inner: faulty.clone(),
-        gate: gate.clone(),
-    };
+    let fs = gated(faulty.clone(), &gate);
     let journal = Journal::open_with(dir.path(), with_fs(1 << 30, Arc::new(fs))).unwrap();
     faulty.clear_events();
     gate.arm(&journal);
@@ -322,10 +258,7 @@ fn concurrent_batches_stay_whole_and_in_order() {
 fn readers_never_see_a_record_before_it_is_durable() {
     let dir = tmp();
     let gate = Arc::new(Gate::default());
-    let fs = GateFs {
-        inner: FaultyFs::new(),
-        gate: gate.clone(),
-    };
+    let fs = gated(FaultyFs::new(), &gate);
     let journal = Journal::open_with(dir.path(), with_fs(1 << 20, Arc::new(fs))).unwrap();
     journal.append("1").unwrap();
     let mut reader = journal.read_from(0).unwrap();

@@ -1090,7 +1090,7 @@ fn compaction_keeps_files_bounded_by_live_messages() {
     let clock = Arc::new(ManualClock::new(T0));
     let options = QueueOptions {
         clock: clock.clone(),
-        fs: Arc::new(NoSyncFs),
+        fs: Arc::new(no_sync_fs()),
         ..QueueOptions::default()
     };
     let q = Queue::open_with(dir.path(), options.clone()).unwrap();

@@ -6,7 +6,7 @@
 //! and deadline, error variants, stats, peek and the dead letters — must be
 //! the model's.
 //!
-//! The queue runs on [`NoSyncFs`] (the real files without fdatasync): the
+//! The queue runs on `no_sync_fs` (the real files without fdatasync): the
 //! model checks what the queue decides and what it reads back after a
 //! restart in the same process; durability against crashes is the business
 //! of `queue_crash.rs`.
@@ -496,7 +496,7 @@ impl Harness {
             segment_size: 2048,
             max_payload_size: 200,
             clock: clock.clone(),
-            fs: Arc::new(NoSyncFs),
+            fs: Arc::new(no_sync_fs()),
             ..QueueOptions::default()
         };
         let queue = Queue::open_with(&dir, options.clone()).unwrap();

@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::*;
-use mini_engine::fs::{FileRef, FileSystem, FsFile, StdFs};
+use mini_engine::fs::StdFs;
 use mini_engine::snapshot::SnapshotStore;
 use mini_engine::state::{
     CheckpointPolicy, JOURNAL_DIR, Mutator, SNAPSHOT_DIR, StateError, StateManager, StateOptions,
@@ -457,82 +456,6 @@ fn a_failed_append_applies_nothing() {
     assert_eq!(mgr.sequence(), seq);
 }
 
-/// A file system whose file syncs wait until the test lets them go.
-#[derive(Debug)]
-struct GatedFs {
-    armed: Arc<AtomicBool>,
-    entered: Mutex<mpsc::Sender<()>>,
-    release: Arc<Mutex<mpsc::Receiver<()>>>,
-}
-
-#[derive(Debug)]
-struct GatedFile {
-    inner: FileRef,
-    armed: Arc<AtomicBool>,
-    entered: mpsc::Sender<()>,
-    release: Arc<Mutex<mpsc::Receiver<()>>>,
-}
-
-impl FsFile for GatedFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            let _ = self.entered.send(());
-            let _ = self.release.lock().unwrap().recv();
-        }
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-}
-
-impl GatedFs {
-    fn wrap(&self, inner: FileRef) -> FileRef {
-        Arc::new(GatedFile {
-            inner,
-            armed: self.armed.clone(),
-            entered: self.entered.lock().unwrap().clone(),
-            release: self.release.clone(),
-        })
-    }
-}
-
-impl FileSystem for GatedFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        StdFs.list_dir(path)
-    }
-    fn open_read(&self, path: &Path) -> io::Result<FileRef> {
-        StdFs.open_read(path)
-    }
-    fn open_write(&self, path: &Path) -> io::Result<FileRef> {
-        Ok(self.wrap(StdFs.open_write(path)?))
-    }
-    fn create_new(&self, path: &Path) -> io::Result<FileRef> {
-        Ok(self.wrap(StdFs.create_new(path)?))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.sync_dir(path)
-    }
-}
-
 #[test]
 fn readers_are_not_blocked_while_a_mutation_is_being_synced() {
     let dir = tmp();
@@ -544,10 +467,18 @@ fn readers_are_not_blocked_while_a_mutation_is_being_synced() {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let armed = Arc::new(AtomicBool::new(false));
-    let fs = GatedFs {
-        armed: armed.clone(),
-        entered: Mutex::new(entered_tx),
-        release: Arc::new(Mutex::new(release_rx)),
+    // Once armed, the next file sync waits until the test lets it go.
+    let fs = {
+        let armed = armed.clone();
+        let entered = Mutex::new(entered_tx);
+        let release = Mutex::new(release_rx);
+        SyncHookFs::new(StdFs, move |sync| {
+            if armed.swap(false, Ordering::SeqCst) {
+                let _ = entered.lock().unwrap().send(());
+                let _ = release.lock().unwrap().recv();
+            }
+            sync()
+        })
     };
     let options = StateOptions {
         fs: Arc::new(fs),

@@ -10,6 +10,10 @@ use std::process::{Child, ChildStdout, Command};
 use std::sync::Arc;
 
 pub mod lossy;
+pub mod sync_hook;
+
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use sync_hook::{SyncHookFs, no_sync_fs};
 
 use mini_engine::fs::FileSystem;
 use mini_engine::{Entry, Journal, JournalOptions};
@@ -318,68 +322,6 @@ impl Rng {
     /// A number in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo + 1)
-    }
-}
-
-/// The real file system without its flushes: `sync_data` and `sync_dir` do
-/// nothing. For tests that check what a component does with its files (how
-/// many, how big, what the state is after reopening in the same process),
-/// not what survives a power loss, and that would otherwise spend minutes in
-/// fdatasync.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoSyncFs;
-
-#[derive(Debug)]
-struct NoSyncFile(mini_engine::fs::FileRef);
-
-impl mini_engine::fs::FsFile for NoSyncFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.0.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.0.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.0.set_len(len)
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        self.0.len()
-    }
-}
-
-impl FileSystem for NoSyncFs {
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        mini_engine::fs::StdFs.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
-        mini_engine::fs::StdFs.list_dir(path)
-    }
-    fn open_read(&self, path: &Path) -> std::io::Result<mini_engine::fs::FileRef> {
-        Ok(Arc::new(NoSyncFile(
-            mini_engine::fs::StdFs.open_read(path)?,
-        )))
-    }
-    fn open_write(&self, path: &Path) -> std::io::Result<mini_engine::fs::FileRef> {
-        Ok(Arc::new(NoSyncFile(
-            mini_engine::fs::StdFs.open_write(path)?,
-        )))
-    }
-    fn create_new(&self, path: &Path) -> std::io::Result<mini_engine::fs::FileRef> {
-        Ok(Arc::new(NoSyncFile(
-            mini_engine::fs::StdFs.create_new(path)?,
-        )))
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        mini_engine::fs::StdFs.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        mini_engine::fs::StdFs.rename(from, to)
-    }
-    fn sync_dir(&self, _path: &Path) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
