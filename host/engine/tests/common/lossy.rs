@@ -4,8 +4,9 @@
 //! a power loss may leave them. Every page written since the last sync
 //! reaches the disk or not, independently (so a write can land torn, with
 //! a later page on disk and an earlier one not); a file's length is the
-//! synced one or the newest one; a file created or removed since its
-//! directory's last fsync may be there or not.
+//! synced one or the newest one; a file created, removed or renamed since
+//! its directory's last fsync may be there or not, or under its old name.
+//! Directories themselves always survive.
 //!
 //! Nothing is really synced (the test needs no disk flushes), so rounds are
 //! fast. At the `n`th `fdatasync` the power goes: that sync and every file
@@ -53,9 +54,20 @@ struct State {
     /// Files removed since their directory's last fsync, with their synced
     /// contents (they may come back).
     removed: BTreeMap<PathBuf, Vec<u8>>,
+    /// Renames since their directory's last fsync, oldest first (they may
+    /// be undone).
+    renamed: Vec<Renamed>,
     /// Syncs left before the power goes (`None`: it never does).
     syncs_left: Option<u64>,
     down: bool,
+}
+
+#[derive(Debug)]
+struct Renamed {
+    from: PathBuf,
+    to: PathBuf,
+    /// The synced contents of the file the rename replaced, if any.
+    replaced: Option<Vec<u8>>,
 }
 
 /// See the module documentation.
@@ -102,8 +114,10 @@ impl LossyFs {
     /// file system did not write are on disk already) or at its last sync.
     fn remember(&self, path: &Path) {
         let mut state = self.lock();
-        if !state.synced.contains_key(path) && !state.created.contains(path) {
-            let bytes = std::fs::read(path).unwrap_or_default();
+        if !state.synced.contains_key(path)
+            && !state.created.contains(path)
+            && let Ok(bytes) = std::fs::read(path)
+        {
             state.synced.insert(path.to_path_buf(), bytes);
         }
     }
@@ -114,6 +128,22 @@ impl LossyFs {
     pub fn power_loss(&self, rng: &mut Rng) {
         let mut state = self.lock();
         state.down = true;
+        for renamed in std::mem::take(&mut state.renamed).into_iter().rev() {
+            if rng.coin() {
+                continue;
+            }
+            std::fs::rename(&renamed.to, &renamed.from).expect("undo a rename");
+            if let Some(bytes) = state.synced.remove(&renamed.to) {
+                state.synced.insert(renamed.from.clone(), bytes);
+            }
+            if state.created.remove(&renamed.to) {
+                state.created.insert(renamed.from.clone());
+            }
+            if let Some(bytes) = renamed.replaced {
+                std::fs::write(&renamed.to, &bytes).expect("bring a replaced file back");
+                state.synced.insert(renamed.to, bytes);
+            }
+        }
         for path in std::mem::take(&mut state.created) {
             if rng.coin() {
                 let _ = std::fs::remove_file(&path);
@@ -251,8 +281,25 @@ impl FileSystem for LossyFs {
         }
         Ok(())
     }
-    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
-        Err(io::Error::other("LossyFs does not model renames"))
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check_up()?;
+        self.remember(from);
+        self.remember(to);
+        StdFs.rename(from, to)?;
+        let mut state = self.lock();
+        let replaced = state.synced.remove(to);
+        if let Some(bytes) = state.synced.remove(from) {
+            state.synced.insert(to.to_path_buf(), bytes);
+        }
+        if state.created.remove(from) {
+            state.created.insert(to.to_path_buf());
+        }
+        state.renamed.push(Renamed {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            replaced,
+        });
+        Ok(())
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.check_up()?;
@@ -269,6 +316,7 @@ impl FileSystem for LossyFs {
             state.synced.entry(file).or_default();
         }
         state.removed.retain(|p, _| p.parent() != Some(path));
+        state.renamed.retain(|r| r.to.parent() != Some(path));
         Ok(())
     }
 }
