@@ -9,6 +9,7 @@
 //! project's disk). `MINI_BENCH_OPS` sets appends per repetition (default 500).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mini_benches::{
@@ -110,6 +111,36 @@ fn guest_single_whole_run(root: &Path, runner: &Runner, n: u64) -> (u64, Duratio
     })
 }
 
+/// `instances` appender components running at once on one tokio runtime,
+/// each appending `n` records to the same journal (shared through one
+/// `MiniHost`, so they share syncs): wall time, instantiation included.
+fn guest_concurrent(root: &Path, runner: &Arc<Runner>, instances: u64, n: u64) -> (u64, Duration) {
+    let dir = fresh(root, "guests");
+    let host = MiniHost::new();
+    let appender = guest_component("appender");
+    load(runner, &appender);
+    let count = n.to_string();
+    timed(|| {
+        block_on(async {
+            let runs: Vec<_> = (0..instances)
+                .map(|_| {
+                    let mini = mini_ctx(&host, dir.path(), "bench");
+                    let (runner, appender, count) =
+                        (runner.clone(), appender.clone(), count.clone());
+                    tokio::spawn(async move {
+                        run_with(&runner, &appender, mini, &["shared", &count]).await
+                    })
+                })
+                .collect();
+            for run in runs {
+                let out = run.await.expect("task");
+                assert_eq!(out.exit_code(), 0, "appender failed: {}", out.stderr);
+            }
+        });
+        instances * n
+    })
+}
+
 fn engine_read(root: &Path) -> (u64, Duration) {
     const RECORDS: u64 = 200_000;
     let dir = fresh(root, "read");
@@ -139,7 +170,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let runner = Runner::new(RunnerConfig::default()).expect("runner");
+    let runner = Arc::new(Runner::new(RunnerConfig::default()).expect("runner"));
     eprintln!(
         "benchmark data in {}, {n} appends per rep, {REPS} reps",
         root.display()
@@ -182,6 +213,13 @@ fn main() {
         &mut || engine_concurrent(&root, 16, n / 4),
         REPS,
     );
+    let c_guests = compare(
+        "mini append, 8 concurrent writers",
+        &mut || engine_concurrent(&root, 8, n / 2),
+        "8 guest components appending at once (one journal)",
+        &mut || guest_concurrent(&root, &runner, 8, n / 2),
+        REPS,
+    );
     let c_raw = compare(
         raw,
         &mut || raw_fdatasync_loop(&root, n),
@@ -219,6 +257,7 @@ fn main() {
     row("(b')", &b_whole, "");
     row("(c)", &c, "≥ 8");
     row("(c')", &c_raw, "");
+    row("(c'')", &c_guests, "");
     row("(d)", &d, "≥ 30");
     row("(e)", &e, "");
     row("(f)", &f, "");
