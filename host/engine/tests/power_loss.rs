@@ -21,7 +21,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::lossy::{LossyFs, Rng};
+use common::lossy::LossyFs;
 use common::*;
 use mini_engine::state::{StateOptions, StateRecovery};
 use mini_engine::verify::repair;
@@ -127,19 +127,12 @@ fn a_power_loss_never_loses_an_acknowledged_record() {
                 fs: Arc::new(fs.clone()),
                 ..JournalOptions::default()
             };
-            let in_flight = match Journal::open_with(&dir, options) {
-                Ok(journal) => {
-                    let unit = write_until_power_loss(&journal, &mut rng, &mut acked);
-                    assert!(fs.is_down(), "{what}: an append failed with the power on");
-                    unit
-                }
-                Err(e) if fs.is_down() => {
-                    let _ = e;
-                    Vec::new()
-                }
-                Err(e) => panic!("{what}: open: {e}"),
-            };
-            fs.power_loss(&mut rng);
+            let in_flight = fs.run_until_power_loss(
+                &mut rng,
+                &what,
+                || Journal::open_with(&dir, options),
+                |journal, rng| write_until_power_loss(journal, rng, &mut acked),
+            );
             if !dir.exists() {
                 continue; // the power went before the directory was made
             }
@@ -256,16 +249,12 @@ fn a_state_with_checkpoints_survives_power_loss() {
                 fs: Arc::new(fs.clone()),
                 ..StateOptions::default()
             };
-            let in_flight = match Manager::open_with(&dir, options) {
-                Ok(mgr) => {
-                    let batch = apply_until_power_loss(&mgr, &mut rng, &mut acked);
-                    assert!(fs.is_down(), "{what}: a call failed with the power on");
-                    batch
-                }
-                Err(_) if fs.is_down() => Vec::new(),
-                Err(e) => panic!("{what}: open: {e}"),
-            };
-            fs.power_loss(&mut rng);
+            let in_flight = fs.run_until_power_loss(
+                &mut rng,
+                &what,
+                || Manager::open_with(&dir, options),
+                |mgr, rng| apply_until_power_loss(mgr, rng, &mut acked),
+            );
             if !dir.exists() {
                 continue;
             }

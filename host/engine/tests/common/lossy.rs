@@ -20,30 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use mini_engine::fs::{FileRef, FileSystem, FsFile, StdFs};
 
+use super::Rng;
+
 /// A page: the unit in which unsynced data reaches the disk or not.
 const PAGE: usize = 4096;
-
-/// A small deterministic generator (xorshift64*).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    pub fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -120,6 +100,30 @@ impl LossyFs {
         {
             state.synced.insert(path.to_path_buf(), bytes);
         }
+    }
+
+    /// One life of a writer on this file system: `open`, then `work` until
+    /// the power goes out, then the power loss (see [`LossyFs::power_loss`]).
+    /// Returns what `work` returned (the call it was in when the power
+    /// went), or the default if the power went while opening.
+    pub fn run_until_power_loss<H, E: fmt::Display, R: Default>(
+        &self,
+        rng: &mut Rng,
+        what: &str,
+        open: impl FnOnce() -> Result<H, E>,
+        work: impl FnOnce(&H, &mut Rng) -> R,
+    ) -> R {
+        let in_flight = match open() {
+            Ok(handle) => {
+                let in_flight = work(&handle, rng);
+                assert!(self.is_down(), "{what}: a call failed with the power on");
+                in_flight
+            }
+            Err(_) if self.is_down() => R::default(),
+            Err(e) => panic!("{what}: open: {e}"),
+        };
+        self.power_loss(rng);
+        in_flight
     }
 
     /// Rewrites the files under the power-loss rules (see the module

@@ -323,6 +323,16 @@ impl Rng {
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo + 1)
     }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Heads or tails.
+    pub fn coin(&mut self) -> bool {
+        self.next_u64() & 1 == 1
+    }
 }
 
 /// `(path, size)` of every regular file under `dir`, recursively, sorted.
