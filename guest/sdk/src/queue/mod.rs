@@ -1,4 +1,5 @@
-//! [`Queue<T>`] and [`RawQueue`]: durable message queues with at-least-once
+//! [`Queue<T>`] and [`RawQueue`] (with their deliveries, [`Delivery<T>`]
+//! and [`RawDelivery`]): durable message queues with at-least-once
 //! delivery, over the WIT resource `mini:storage/queue.queue`.
 //!
 //! The model, the delivery guarantee and what dropping a delivery does are
@@ -11,11 +12,15 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::bindings::mini::storage::queue as wit;
 
+mod delivery;
 mod raw;
+mod raw_delivery;
 mod typed;
 
-pub use raw::{RawDelivery, RawQueue};
-pub use typed::{Delivery, Queue};
+pub use delivery::Delivery;
+pub use raw::RawQueue;
+pub use raw_delivery::RawDelivery;
+pub use typed::Queue;
 
 /// The longest wait one host call of `pop-wait` makes (the WIT bounds it
 /// to 60 s). [`Queue::pop_wait`] and [`RawQueue::pop_wait`] accept longer
