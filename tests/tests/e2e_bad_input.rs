@@ -265,6 +265,15 @@ fn bad_queue_input_gets_the_right_errors_and_changes_nothing() {
         ("name-empty", "err invalid-name"),
         ("name-dotdot", "err invalid-name"),
         ("name-slash", "err invalid-name"),
+        // The pollable of `subscribe`, on the queue `watch`.
+        ("subscribe-empty", "ok not-ready"),
+        ("push-delayed", "ok 1"),
+        ("subscribe-delayed", "ok not-ready"),
+        ("block-until-delay", "ok ready"),
+        ("pop-after-block", "ok 1"),
+        ("subscribe-leased", "ok not-ready"),
+        ("push-now", "ok 2"),
+        ("subscribe-after-push", "ok ready"),
     ];
     for (case, outcome) in expected {
         assert_eq!(

@@ -259,6 +259,18 @@ fn producer_and_worker_share_a_granted_queue_in_one_process() {
 
 #[test]
 fn nacked_jobs_come_back_with_attempt_2_and_are_done() {
+    nacked_jobs_come_back("");
+}
+
+/// The same with a worker that waits on the queue's `wasi:io` pollable
+/// (`queue.subscribe`) instead of `pop-wait`: it starts waiting before the
+/// producer's first push, and is woken by the pushes and by its own nacks.
+#[test]
+fn a_worker_waiting_on_the_queue_pollable_gets_every_job() {
+    nacked_jobs_come_back("--poll");
+}
+
+fn nacked_jobs_come_back(worker_flags: &str) {
     const JOBS: u64 = 30;
     const FAIL_EVERY: u64 = 4;
     let data = tempfile::tempdir().expect("tempdir");
@@ -266,7 +278,7 @@ fn nacked_jobs_come_back_with_attempt_2_and_are_done() {
     args.extend(common(data.path()));
     args.extend(with(
         &worker(),
-        &format!("{JOBS} --fail-every {FAIL_EVERY} --idle-ms {IDLE_MS}"),
+        format!("{JOBS} --fail-every {FAIL_EVERY} --idle-ms {IDLE_MS} {worker_flags}").trim_end(),
     ));
     // Pushed in atomic batches of 4 this time.
     args.extend([os("--"), os(JOBS.to_string()), os("--batch"), os("4")]);

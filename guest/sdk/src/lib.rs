@@ -140,6 +140,9 @@ pub mod bindings {
         path: "../../wit",
         world: "guest",
         ownership: Borrowing { duplicate_if_necessary: false },
+        // `queue.subscribe` returns a `wasi:io/poll` pollable: bindings for
+        // that interface are generated here too (`bindings::wasi::io::poll`).
+        with: { "wasi:io/poll@0.2.12": generate },
     });
 }
 
@@ -149,6 +152,7 @@ mod queue;
 mod snapshots;
 mod state;
 
+pub use bindings::wasi::io::poll::{Pollable, poll};
 pub use error::Error;
 pub use journal::{DEFAULT_CHUNK, Journal, RawJournal, RawRecords, Records};
 pub use queue::{

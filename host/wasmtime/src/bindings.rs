@@ -26,6 +26,9 @@ wasmtime::component::bindgen!({
         "mini:storage/snapshot.snapshots": crate::snapshot::SnapshotsHandle,
         "mini:storage/state.state": crate::state::StateHandle,
         "mini:storage/queue.queue": crate::queue::QueueHandle,
+        // The pollable of `queue.subscribe` is wasmtime-wasi's, so that the
+        // guest's `wasi:io/poll` (added by wasmtime-wasi) can wait on it.
+        "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll,
     },
     require_store_data_send: true,
 });

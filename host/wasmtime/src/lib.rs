@@ -112,7 +112,9 @@ pub use wasmtime::component::ResourceTable;
 /// The host functions are async: instantiate with
 /// `instantiate_async` and call exports with `call_async` (or the async
 /// bindings of `wasmtime_wasi::p2::bindings::Command`), inside a tokio
-/// runtime.
+/// runtime. `queue.subscribe` hands out `wasi:io/poll` pollables: guests
+/// wait on them through the `wasi:io` that
+/// `wasmtime_wasi::p2::add_to_linker_async` adds.
 pub fn add_to_linker_async<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::store::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use mini_engine::queue::{Delivery, MessageInfo, PushOptions, Queue, QueueError, QueueOptions};
 use mini_engine::state::DEFAULT_STATE_SEGMENT_SIZE;
+use tokio::sync::Notify;
 use wasmtime::component::Resource;
+use wasmtime_wasi::p2::{DynPollable, Pollable};
 
 use crate::bindings::queue::{self, Message, Stats};
 use crate::bindings::store::Error;
@@ -26,7 +28,7 @@ use crate::error::{bad_handle, queue_error};
 use crate::view::{blocking, check_name};
 
 /// The longest `pop-wait` a guest can ask for: a waiting call holds a
-/// thread.
+/// thread (a guest that waits on `subscribe`'s pollable holds none).
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The most messages one `pop-batch` or `dead-letters` returns.
 pub const MAX_BATCH: usize = 1024;
@@ -51,6 +53,43 @@ impl QueueHandle {
     /// The engine's queue behind the handle.
     pub fn queue(&self) -> &Queue {
         &self.queue
+    }
+}
+
+/// The readiness behind a `queue.subscribe` pollable: ready when a pop can
+/// find a message. It waits on the queue's change listener and on a timer
+/// for the next delay or lease to end, so a waiting guest holds no thread.
+struct QueueReady {
+    queue: Arc<Queue>,
+    /// Woken by the queue's listener after every change.
+    wake: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl Pollable for QueueReady {
+    async fn ready(&mut self) {
+        loop {
+            // Registered before looking, so a change in between is not lost.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let queue = self.queue.clone();
+            // The queue's lock can wait for a checkpoint's fsync: off the
+            // executor. If that fails, say ready: the guest's pop reports it.
+            let Ok(next) = blocking(move || queue.next_available_in()).await else {
+                return;
+            };
+            match next {
+                Some(wait) if wait.is_zero() => return,
+                Some(wait) => {
+                    tokio::select! {
+                        () = &mut woken => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => woken.await,
+            }
+        }
     }
 }
 
@@ -239,6 +278,24 @@ impl queue::HostQueue for MiniCtxView<'_> {
                 Ok(q.pop_wait(lease_ms, timeout)?.map(message))
             })
             .await)
+    }
+
+    async fn subscribe(
+        &mut self,
+        handle: Resource<QueueHandle>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let queue = self.table.get(&handle)?.queue.clone();
+        let wake = Arc::new(Notify::new());
+        let listening = Arc::downgrade(&wake);
+        // Stops listening once the pollable is gone.
+        queue.add_listener(move || {
+            listening
+                .upgrade()
+                .map(|wake| wake.notify_waiters())
+                .is_some()
+        });
+        let ready = self.table.push(QueueReady { queue, wake })?;
+        wasmtime_wasi::p2::subscribe(self.table, ready)
     }
 
     async fn ack(

@@ -14,15 +14,22 @@
 //!    `ack` (ok);
 //! 4. `requeue-not-dead` (message 2), `purge-unknown` (999), bad names
 //!    `name-empty`, `name-dotdot`, `name-slash`;
-//! 5. `stats: ready <r> leased <l> delayed <d> dead <x>`.
+//! 5. `stats: ready <r> leased <l> delayed <d> dead <x>`;
+//! 6. the pollable of `subscribe`, on the queue `watch` (each prints `ok
+//!    ready` or `ok not-ready`, or the id of a push or pop):
+//!    `subscribe-empty`, `push-delayed` (2 s), `subscribe-delayed`,
+//!    `block-until-delay` (the pollable's block returns when the delay
+//!    ends), `pop-after-block`, `subscribe-leased` (the only message is
+//!    leased), `push-now`, `subscribe-after-push` (the pollable taken while
+//!    the queue was empty is ready now).
 //!
 //! The exit status is 0 when the steps that must succeed did.
 
 use std::process::ExitCode;
 
-use mini_guest::Error;
 use mini_guest::bindings::mini::storage::queue::{PushOptions, Queue};
 use mini_guest::bindings::mini::storage::store;
+use mini_guest::{Error, Pollable};
 
 /// Prints the outcome of one case and returns whether it succeeded.
 fn report<T: std::fmt::Display>(name: &str, result: Result<T, store::Error>) -> bool {
@@ -119,9 +126,46 @@ fn main() -> ExitCode {
             healthy = false;
         }
     }
+    healthy &= watch_cases();
     if healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn readiness(pollable: &Pollable) -> &'static str {
+    if pollable.ready() {
+        "ready"
+    } else {
+        "not-ready"
+    }
+}
+
+/// Step 6: what the pollable of `subscribe` says, and when its block ends.
+fn watch_cases() -> bool {
+    let queue = match Queue::open("watch") {
+        Ok(queue) => queue,
+        Err(e) => return report::<u64>("open-watch", Err(e)),
+    };
+    let taken_empty = queue.subscribe();
+    println!("case subscribe-empty: ok {}", readiness(&taken_empty));
+    let delayed = PushOptions {
+        delay_ms: 2_000,
+        dedup_key: None,
+    };
+    let mut healthy = report("push-delayed", queue.push(r#"{"w":1}"#, delayed));
+    let waiting = queue.subscribe();
+    println!("case subscribe-delayed: ok {}", readiness(&waiting));
+    waiting.block();
+    println!("case block-until-delay: ok {}", readiness(&waiting));
+    let popped = queue.pop(60_000).map(|m| m.map_or(0, |m| m.id));
+    healthy &= report("pop-after-block", popped);
+    println!(
+        "case subscribe-leased: ok {}",
+        readiness(&queue.subscribe())
+    );
+    healthy &= report("push-now", queue.push(r#"{"w":2}"#, plain()));
+    println!("case subscribe-after-push: ok {}", readiness(&taken_empty));
+    healthy
 }

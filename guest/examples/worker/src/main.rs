@@ -2,7 +2,7 @@
 //! queue, does them and acks them.
 //!
 //! ```text
-//! worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS]
+//! worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS] [--poll]
 //! ```
 //!
 //! Opens the queue `NAME` (default `jobs`), says so on stderr
@@ -20,6 +20,11 @@
 //!
 //! When no message comes for `--idle-ms` (default 30000) it gives up:
 //! `worker: no message for … ms` on stderr, exit status 1.
+//!
+//! With `--poll` it waits on the queue's `wasi:io` pollable instead of
+//! `pop_wait` (`queue.subscribe().block()` whenever a pop finds nothing:
+//! no host thread is held while it waits), and waits as long as it takes
+//! (`--idle-ms` does not apply).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -30,7 +35,7 @@ use mini_guest::Queue;
 use serde::Deserialize;
 
 const USAGE: &str =
-    "usage: worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS]";
+    "usage: worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS] [--poll]";
 
 /// One job (other fields are ignored).
 #[derive(Deserialize)]
@@ -44,6 +49,7 @@ struct Args {
     fail_every: Option<u64>,
     lease: Duration,
     idle: Duration,
+    poll: bool,
 }
 
 fn main() -> ExitCode {
@@ -78,12 +84,14 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
     let mut fail_every = None;
     let mut lease = Duration::from_secs(30);
     let mut idle = Duration::from_secs(30);
+    let mut poll = false;
     while let Some(arg) = argv.next() {
         match arg.as_str() {
             "--queue" => queue = argv.next().context("--queue needs a name")?,
             "--fail-every" => fail_every = Some(positive("--fail-every", argv.next())?),
             "--lease-ms" => lease = Duration::from_millis(positive("--lease-ms", argv.next())?),
             "--idle-ms" => idle = Duration::from_millis(positive("--idle-ms", argv.next())?),
+            "--poll" => poll = true,
             "-h" | "--help" => bail!("help requested"),
             s if s.starts_with("--") => bail!("unknown flag {s:?}"),
             _ if count.is_none() => {
@@ -101,7 +109,20 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
         fail_every,
         lease,
         idle,
+        poll,
     })
+}
+
+/// Pops, waiting on the queue's pollable whenever nothing is there.
+fn pop_polling(queue: &Queue<Job>, lease: Duration) -> Result<mini_guest::Delivery<Job>> {
+    loop {
+        // Subscribed before the pop, so a push between the two still wakes it.
+        let ready = queue.subscribe();
+        if let Some(delivery) = queue.pop(lease).context("pop failed")? {
+            return Ok(delivery);
+        }
+        ready.block();
+    }
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -118,6 +139,7 @@ fn run(args: &Args) -> Result<()> {
     while processed < args.count {
         let waited = match next.take() {
             Some(delivery) => Some(delivery),
+            None if args.poll => Some(pop_polling(&queue, args.lease)?),
             None => queue
                 .pop_wait(args.lease, args.idle)
                 .context("pop-wait failed")?,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{DeadLetter, MAX_WAIT_PER_CALL, PushOptions, QueueStats, RawDelivery, millis, time};
-use crate::Error;
 use crate::bindings::mini::storage::queue as wit;
+use crate::{Error, Pollable};
 
 /// A queue whose payloads are JSON text, passed to the host unchanged.
 ///
@@ -200,6 +200,33 @@ impl RawQueue {
                 return Ok(None);
             }
         }
+    }
+
+    /// A `wasi:io` pollable that is ready when a pop can find a message
+    /// (one is available, or a delay or lease has run out). Wait on it
+    /// together with other pollables (another queue, a timer) through
+    /// [`poll`](crate::poll); waiting holds no host thread. Readiness is a
+    /// hint: another consumer may take the message first, so pop, and
+    /// subscribe again when the pop finds nothing.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let urgent = mini_guest::RawQueue::open("urgent")?;
+    /// let normal = mini_guest::RawQueue::open("normal")?;
+    /// loop {
+    ///     let (a, b) = (urgent.subscribe(), normal.subscribe());
+    ///     let ready = mini_guest::poll(&[&a, &b]);
+    ///     let queue = if ready.contains(&0) { &urgent } else { &normal };
+    ///     if let Some(delivery) = queue.pop(Duration::from_secs(30))? {
+    ///         println!("{}", delivery.payload());
+    ///         delivery.ack()?;
+    ///     }
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn subscribe(&self) -> Pollable {
+        self.handle.subscribe()
     }
 
     /// How many messages are where, now.

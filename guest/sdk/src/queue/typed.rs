@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 #[cfg(doc)]
 use super::RawDelivery;
 use super::{DeadLetter, Delivery, PushOptions, QueueStats, RawQueue};
-use crate::{Error, to_json};
+use crate::{Error, Pollable, to_json};
 
 /// A durable queue of messages of type `T`, stored as JSON (`serde_json`):
 /// at-least-once delivery with leases, acks, nacks, delays, deduplication
@@ -350,6 +350,25 @@ impl<T: DeserializeOwned> Queue<T> {
         timeout: Duration,
     ) -> Result<Option<Delivery<T>>, Error> {
         Ok(self.raw.pop_wait(lease, timeout)?.map(Delivery::new))
+    }
+
+    /// A pollable that is ready when a pop can find a message (see
+    /// [`RawQueue::subscribe`]).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let queue = mini_guest::Queue::<String>::open("jobs")?;
+    /// loop {
+    ///     match queue.pop(Duration::from_secs(30))? {
+    ///         Some(job) => job.ack()?,
+    ///         None => queue.subscribe().block(), // no thread held meanwhile
+    ///     }
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn subscribe(&self) -> Pollable {
+        self.raw.subscribe()
     }
 }
 

@@ -43,6 +43,7 @@ mod error;
 mod fold;
 mod inspect;
 mod types;
+mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BadRecordKind, QueueError};
@@ -119,6 +120,8 @@ pub struct Queue {
     inner: Mutex<Inner>,
     /// Notified whenever a call finishes its write or the queue changes.
     changed: Condvar,
+    /// Called whenever `changed` is notified (see [`Queue::add_listener`]).
+    listeners: watch::Listeners,
     tokens: AtomicU64,
 }
 
@@ -157,6 +160,7 @@ impl Queue {
                 ..Inner::default()
             }),
             changed: Condvar::new(),
+            listeners: watch::Listeners::default(),
             tokens: AtomicU64::new(0),
         })
     }
@@ -305,6 +309,7 @@ impl Queue {
         result: Result<(T, u64), QueueError>,
     ) -> Result<T, QueueError> {
         self.changed.notify_all();
+        self.listeners.call();
         let (value, written) = result?;
         inner.records_since_checkpoint += written;
         let due = inner.records_since_checkpoint
