@@ -178,6 +178,10 @@ pub struct RawLine<'a> {
     pub complete: bool,
 }
 
+/// The most times [`LineScanner::next_line`] reads a line with a NUL in it
+/// again before taking it as it is.
+pub const MAX_REREADS: usize = 8;
+
 /// Reads a segment file line by line, streamed, tracking byte offsets.
 #[derive(Debug)]
 pub struct LineScanner {
@@ -203,19 +207,31 @@ impl LineScanner {
 
     /// The next line, or `None` at the end of the file.
     ///
-    /// A line with a NUL byte in it is read a second time, straight from the
-    /// file, when it may be stale: bytes buffered by an earlier call may be
-    /// preallocated zeros that a writer has overwritten since, and a line
-    /// read while a writer overwrites zeros can show the zeros before the
-    /// newline that follows them (a record line never holds a NUL).
+    /// A line with a NUL byte in it is read again, straight from the file,
+    /// when it may be stale (a record line never holds a NUL): bytes
+    /// buffered by an earlier call may be preallocated zeros that a writer
+    /// has overwritten since, and a read that a writer overtakes while it
+    /// overwrites zeros shows the zeros before the newline that follows
+    /// them. A complete line is read until it has no NUL or two reads agree
+    /// (a writer writes each byte once, so a read that repeats is what the
+    /// file holds), at most [`MAX_REREADS`] times.
     pub fn next_line(&mut self) -> io::Result<Option<RawLine<'_>>> {
         let start = self.offset;
         let fresh = self.reader.buffer().is_empty();
         let mut complete = self.read_line()?;
         if (complete || !fresh) && self.buf.contains(&0) {
             let file = self.reader.get_ref().file().clone();
-            *self = LineScanner::new(file, start);
-            complete = self.read_line()?;
+            let mut previous: Option<Vec<u8>> = None;
+            for _ in 0..MAX_REREADS {
+                *self = LineScanner::new(file.clone(), start);
+                complete = self.read_line()?;
+                if !complete || !self.buf.contains(&0) || previous.as_deref() == Some(&self.buf[..])
+                {
+                    break;
+                }
+                previous = Some(self.buf.clone());
+                std::thread::yield_now();
+            }
         }
         if self.offset == start {
             return Ok(None);
