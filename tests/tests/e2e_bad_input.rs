@@ -269,10 +269,11 @@ fn bad_queue_input_gets_the_right_errors_and_changes_nothing() {
         ("subscribe-empty", "ok not-ready"),
         ("push-delayed", "ok 1"),
         ("subscribe-delayed", "ok not-ready"),
+        ("push-soon", "ok 2"),
         ("block-until-delay", "ok ready"),
-        ("pop-after-block", "ok 1"),
+        ("pop-after-block", "ok 2"),
         ("subscribe-leased", "ok not-ready"),
-        ("push-now", "ok 2"),
+        ("push-now", "ok 3"),
         ("subscribe-after-push", "ok ready"),
     ];
     for (case, outcome) in expected {

@@ -17,11 +17,12 @@
 //! 5. `stats: ready <r> leased <l> delayed <d> dead <x>`;
 //! 6. the pollable of `subscribe`, on the queue `watch` (each prints `ok
 //!    ready` or `ok not-ready`, or the id of a push or pop):
-//!    `subscribe-empty`, `push-delayed` (2 s), `subscribe-delayed`,
-//!    `block-until-delay` (the pollable's block returns when the delay
-//!    ends), `pop-after-block`, `subscribe-leased` (the only message is
-//!    leased), `push-now`, `subscribe-after-push` (the pollable taken while
-//!    the queue was empty is ready now).
+//!    `subscribe-empty`, `push-delayed` (60 s), `subscribe-delayed`,
+//!    `push-soon` (1 s), `block-until-delay` (the pollable's block returns
+//!    when that delay ends), `pop-after-block`, `subscribe-leased` (one
+//!    message leased, the other delayed), `push-now`,
+//!    `subscribe-after-push` (the pollable taken while the queue was empty
+//!    is ready now).
 //!
 //! The exit status is 0 when the steps that must succeed did.
 
@@ -134,6 +135,13 @@ fn main() -> ExitCode {
     }
 }
 
+fn delayed(delay_ms: u64) -> PushOptions<'static> {
+    PushOptions {
+        delay_ms,
+        dedup_key: None,
+    }
+}
+
 fn readiness(pollable: &Pollable) -> &'static str {
     if pollable.ready() {
         "ready"
@@ -150,13 +158,13 @@ fn watch_cases() -> bool {
     };
     let taken_empty = queue.subscribe();
     println!("case subscribe-empty: ok {}", readiness(&taken_empty));
-    let delayed = PushOptions {
-        delay_ms: 2_000,
-        dedup_key: None,
-    };
-    let mut healthy = report("push-delayed", queue.push(r#"{"w":1}"#, delayed));
+    let mut healthy = report("push-delayed", queue.push(r#"{"w":1}"#, delayed(60_000)));
+    println!(
+        "case subscribe-delayed: ok {}",
+        readiness(&queue.subscribe())
+    );
+    healthy &= report("push-soon", queue.push(r#"{"w":2}"#, delayed(1_000)));
     let waiting = queue.subscribe();
-    println!("case subscribe-delayed: ok {}", readiness(&waiting));
     waiting.block();
     println!("case block-until-delay: ok {}", readiness(&waiting));
     let popped = queue.pop(60_000).map(|m| m.map_or(0, |m| m.id));
@@ -165,7 +173,7 @@ fn watch_cases() -> bool {
         "case subscribe-leased: ok {}",
         readiness(&queue.subscribe())
     );
-    healthy &= report("push-now", queue.push(r#"{"w":2}"#, plain()));
+    healthy &= report("push-now", queue.push(r#"{"w":3}"#, plain()));
     println!("case subscribe-after-push: ok {}", readiness(&taken_empty));
     healthy
 }
