@@ -76,14 +76,7 @@ fn target(args: &CatArgs) -> Result<(PathBuf, Kind)> {
         (_, _, Some(name)) => (NS_SNAPSHOTS, name, Kind::Snapshots),
         _ => bail!("give --journal, --state or --snapshot with --namespace"),
     };
-    for n in [ns, name] {
-        mini_engine::name::validate_name(n).with_context(|| format!("invalid name {n:?}"))?;
-    }
-    let path = args.data.join(ns).join(sub).join(name);
-    if !path.is_dir() {
-        bail!("{} does not exist", path.display());
-    }
-    Ok((path, kind))
+    Ok((layout::named_dir(&args.data, ns, sub, name)?, kind))
 }
 
 /// `mini cat`.

@@ -25,6 +25,26 @@ pub const NS_STATES: &str = "state";
 /// The directory of a namespace that holds its snapshot directories (the
 /// `snapshot` interface).
 pub const NS_SNAPSHOTS: &str = "snapshot";
+/// The directory of a namespace that holds its queues.
+pub const NS_QUEUES: &str = "queue";
+
+/// The directory `<data>/<ns>/<sub>/<name>` (`sub` one of the `NS_*`
+/// directories, which are also what they hold: journal, state, …), with
+/// both names checked; an error unless it exists.
+pub fn named_dir(data: &Path, ns: &str, sub: &str, name: &str) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    for n in [ns, name] {
+        mini_engine::name::validate_name(n).with_context(|| format!("invalid name {n:?}"))?;
+    }
+    let dir = data.join(ns).join(sub).join(name);
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "no {sub} {name:?} in namespace {ns:?}: {} does not exist",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
 
 /// What a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

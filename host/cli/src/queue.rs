@@ -20,8 +20,7 @@ use mini_engine::queue::{
 use mini_engine::snapshot::{SkippedSnapshot, SnapshotError};
 use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR, StateError};
 
-/// The directory of a namespace that holds its queues.
-pub const NS_QUEUES: &str = "queue";
+use crate::layout::{self, NS_QUEUES};
 
 /// Messages `peek` and `dead` print unless told otherwise.
 const DEFAULT_MAX: usize = 100;
@@ -230,16 +229,7 @@ pub fn queue(args: QueueArgs) -> Result<ExitCode> {
 
 /// The queue directory `NAMESPACE/queue/NAME` under `data`, checked.
 fn named_dir(data: &Path, ns: &str, name: &str) -> Result<PathBuf> {
-    for n in [ns, name] {
-        mini_engine::name::validate_name(n).with_context(|| format!("invalid name {n:?}"))?;
-    }
-    let dir = data.join(ns).join(NS_QUEUES).join(name);
-    if !dir.is_dir() {
-        bail!(
-            "no queue {name:?} in namespace {ns:?}: {} does not exist",
-            dir.display()
-        );
-    }
+    let dir = layout::named_dir(data, ns, NS_QUEUES, name)?;
     check_queue_dir(&dir)?;
     Ok(dir)
 }

@@ -246,20 +246,7 @@ impl Tail {
 fn state_dir(args: &StateArgs) -> Result<PathBuf> {
     let dir = match (&args.dir, &args.namespace, &args.name) {
         (Some(dir), _, _) => dir.clone(),
-        (None, Some(ns), Some(name)) => {
-            for n in [ns, name] {
-                mini_engine::name::validate_name(n)
-                    .with_context(|| format!("invalid name {n:?}"))?;
-            }
-            let dir = args.data.join(ns).join(NS_STATES).join(name);
-            if !dir.is_dir() {
-                bail!(
-                    "no state {name:?} in namespace {ns:?}: {} does not exist",
-                    dir.display()
-                );
-            }
-            dir
-        }
+        (None, Some(ns), Some(name)) => layout::named_dir(&args.data, ns, NS_STATES, name)?,
         _ => bail!("give NAMESPACE NAME, or --dir with a state directory"),
     };
     check_state_dir(&dir)?;
