@@ -123,10 +123,9 @@ impl SegmentFiles {
         }
         let len = bytes.len() as u64;
         let target = self.target_len(len, segment_size);
-        let path = self.active_path().to_path_buf();
         self.file
             .write_all_at(bytes, self.offset)
-            .map_err(JournalError::io(&path))?;
+            .map_err(JournalError::io(self.active_path()))?;
         self.unsynced = true;
         let end = self.offset + len;
         if target > end.max(self.allocated) {
@@ -136,7 +135,7 @@ impl SegmentFiles {
             let zeros = vec![0u8; (target - from) as usize];
             self.file
                 .write_all_at(&zeros, from)
-                .map_err(JournalError::io(&path))?;
+                .map_err(JournalError::io(self.active_path()))?;
         }
         self.offset = end;
         self.allocated = self.allocated.max(target);
