@@ -43,6 +43,16 @@ pub struct Killed {
     pub status: ExitStatus,
 }
 
+impl Killed {
+    /// The prefixed lines of a child that must have died of the SIGKILL
+    /// (not finished on its own first).
+    pub fn expect_killed(self) -> Vec<String> {
+        assert!(self.kill_sent, "SIGKILL sent");
+        assert!(!self.status.success(), "the child was killed, not finished");
+        self.lines
+    }
+}
+
 /// Spawns `cmd` (stdout piped, stderr discarded), reads its stdout until
 /// `kill_after` lines starting with `prefix` came (or it ended), sends it
 /// SIGKILL, and reaps it.

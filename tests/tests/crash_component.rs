@@ -24,14 +24,8 @@ fn run_and_kill(data: &Path, batch: u64, kill_after: u64) -> Vec<u64> {
         .arg(data)
         .args(["--namespace", "crash", "--"])
         .args(["log", "1000000", &batch.to_string(), "--print-each"]);
-    let killed = crash::run_and_kill(&mut cmd, "ack ", kill_after as usize);
-    assert!(killed.kill_sent, "SIGKILL sent");
-    assert!(
-        !killed.status.success(),
-        "the child was killed, not finished"
-    );
-    killed
-        .lines
+    crash::run_and_kill(&mut cmd, "ack ", kill_after as usize)
+        .expect_killed()
         .iter()
         .map(|seq| seq.parse().expect("a seq"))
         .collect()

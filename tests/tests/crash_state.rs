@@ -28,14 +28,8 @@ fn apply_and_kill(data: &Path, batch: u64, checkpoint_every: u64, kill_after: u6
         .args(["apply", "1000000", "--print-each"])
         .args(["--batch", &batch.to_string()])
         .args(["--checkpoint-every", &checkpoint_every.to_string()]);
-    let killed = crash::run_and_kill(&mut cmd, "ack ", kill_after as usize);
-    assert!(killed.kill_sent, "SIGKILL sent");
-    assert!(
-        !killed.status.success(),
-        "the child was killed, not finished"
-    );
-    killed
-        .lines
+    crash::run_and_kill(&mut cmd, "ack ", kill_after as usize)
+        .expect_killed()
         .last()
         .map_or(0, |seq| seq.parse().expect("a seq"))
 }

@@ -22,6 +22,20 @@ fn count_panics() {
     }));
 }
 
+/// Checks that the probe printed exactly the `expected` cases, with these
+/// outcomes (`case <name>: <outcome>` lines).
+fn assert_cases(out: &str, err: &str, expected: &[(&str, &str)]) {
+    let cases = cases(out);
+    for (case, outcome) in expected {
+        assert_eq!(
+            cases.get(*case).map(String::as_str),
+            Some(*outcome),
+            "case {case}; stdout:\n{out}\nstderr:\n{err}"
+        );
+    }
+    assert_eq!(cases.len(), expected.len(), "unexpected cases:\n{out}");
+}
+
 #[test]
 fn bad_input_gets_the_right_errors_and_changes_nothing() {
     count_panics();
@@ -43,35 +57,30 @@ fn bad_input_gets_the_right_errors_and_changes_nothing() {
         code, 0,
         "the host kept serving; stdout:\n{out}\nstderr:\n{err}"
     );
-    let cases = cases(&out);
-
-    let expected = [
-        ("open-victim", "ok 3"),
-        ("setup-1", "ok 4"),
-        ("setup-2", "ok 5"),
-        ("invalid-json", "err invalid-record"),
-        ("two-values", "err invalid-record"),
-        ("empty", "err invalid-record"),
-        ("too-large", "err record-too-large"),
-        ("batch-with-bad", "err invalid-record"),
-        ("empty-batch", "err invalid-record"),
-        ("name-empty", "err invalid-name"),
-        ("name-dotdot", "err invalid-name"),
-        ("name-slash", "err invalid-name"),
-        ("name-backslash", "err invalid-name"),
-        ("name-long", "err invalid-name"),
-        ("name-nul", "err invalid-name"),
-        ("name-dot", "err invalid-name"),
-        ("name-control", "err invalid-name"),
-        ("after", "ok 6"),
-    ];
-    for (name, outcome) in expected {
-        assert_eq!(
-            cases.get(name).map(String::as_str),
-            Some(outcome),
-            "case {name}; stdout:\n{out}\nstderr:\n{err}"
-        );
-    }
+    assert_cases(
+        &out,
+        &err,
+        &[
+            ("open-victim", "ok 3"),
+            ("setup-1", "ok 4"),
+            ("setup-2", "ok 5"),
+            ("invalid-json", "err invalid-record"),
+            ("two-values", "err invalid-record"),
+            ("empty", "err invalid-record"),
+            ("too-large", "err record-too-large"),
+            ("batch-with-bad", "err invalid-record"),
+            ("empty-batch", "err invalid-record"),
+            ("name-empty", "err invalid-name"),
+            ("name-dotdot", "err invalid-name"),
+            ("name-slash", "err invalid-name"),
+            ("name-backslash", "err invalid-name"),
+            ("name-long", "err invalid-name"),
+            ("name-nul", "err invalid-name"),
+            ("name-dot", "err invalid-name"),
+            ("name-control", "err invalid-name"),
+            ("after", "ok 6"),
+        ],
+    );
 
     // The records the component read back: nothing of the refused batch.
     let records = out
@@ -156,41 +165,36 @@ fn bad_state_and_snapshot_input_gets_the_right_errors_and_changes_nothing() {
 
     let (code, out, err) = run_component(&probe, data.path(), "probe", &[]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let cases = cases(&out);
-    let expected = [
-        ("open", "ok 0"),
-        ("commit-1", "ok 1"),
-        ("commit-2", "ok 2"),
-        ("invalid-json", "err invalid-record"),
-        ("two-values", "err invalid-record"),
-        ("empty", "err invalid-record"),
-        ("too-large", "err record-too-large"),
-        ("batch-with-bad", "err invalid-record"),
-        ("empty-batch", "err invalid-record"),
-        ("checkpoint-beyond", "err out-of-range"),
-        ("checkpoint-invalid", "err invalid-record"),
-        ("checkpoint", "ok 2"),
-        ("checkpoint-below", "err out-of-range"),
-        ("open-again", "err locked"),
-        ("name-empty", "err invalid-name"),
-        ("name-dotdot", "err invalid-name"),
-        ("name-slash", "err invalid-name"),
-        ("snaps-open", "ok 0"),
-        ("snaps-invalid", "err invalid-record"),
-        ("snaps-create", "ok 5"),
-        ("snaps-restore", "ok 5"),
-        ("snaps-open-again", "err locked"),
-        ("snaps-name-dotdot", "err invalid-name"),
-        ("after", "ok 3"),
-    ];
-    for (case, outcome) in expected {
-        assert_eq!(
-            cases.get(case).map(String::as_str),
-            Some(outcome),
-            "case {case}; stdout:\n{out}\nstderr:\n{err}"
-        );
-    }
-    assert_eq!(cases.len(), expected.len(), "unexpected cases:\n{out}");
+    assert_cases(
+        &out,
+        &err,
+        &[
+            ("open", "ok 0"),
+            ("commit-1", "ok 1"),
+            ("commit-2", "ok 2"),
+            ("invalid-json", "err invalid-record"),
+            ("two-values", "err invalid-record"),
+            ("empty", "err invalid-record"),
+            ("too-large", "err record-too-large"),
+            ("batch-with-bad", "err invalid-record"),
+            ("empty-batch", "err invalid-record"),
+            ("checkpoint-beyond", "err out-of-range"),
+            ("checkpoint-invalid", "err invalid-record"),
+            ("checkpoint", "ok 2"),
+            ("checkpoint-below", "err out-of-range"),
+            ("open-again", "err locked"),
+            ("name-empty", "err invalid-name"),
+            ("name-dotdot", "err invalid-name"),
+            ("name-slash", "err invalid-name"),
+            ("snaps-open", "ok 0"),
+            ("snaps-invalid", "err invalid-record"),
+            ("snaps-create", "ok 5"),
+            ("snaps-restore", "ok 5"),
+            ("snaps-open-again", "err locked"),
+            ("snaps-name-dotdot", "err invalid-name"),
+            ("after", "ok 3"),
+        ],
+    );
     assert!(
         out.contains(r#"recovery: 2 {"sum":3} ["{\"n\":3}"]"#),
         "recovery from the checkpoint: {out}"
@@ -238,52 +242,47 @@ fn bad_queue_input_gets_the_right_errors_and_changes_nothing() {
 
     let (code, out, err) = run_component(&probe, data.path(), "probe", &[]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let cases = cases(&out);
-    let expected = [
-        ("open", "ok 0"),
-        ("push-1", "ok 1"),
-        ("push-2", "ok 2"),
-        ("push-dedup", "ok 3"),
-        ("push-dedup-again", "ok 3"),
-        ("invalid-json", "err invalid-record"),
-        ("two-values", "err invalid-record"),
-        ("empty", "err invalid-record"),
-        ("too-large", "err record-too-large"),
-        ("batch-with-bad", "err invalid-record"),
-        ("empty-batch", "err invalid-record"),
-        ("pop-zero-lease", "err out-of-range"),
-        ("pop", "ok 1"),
-        ("ack-unknown", "err not-found"),
-        ("ack-bad-token", "err stale-token"),
-        ("nack-bad-token", "err stale-token"),
-        ("extend-bad-token", "err stale-token"),
-        ("extend-zero-lease", "err out-of-range"),
-        ("ack-not-leased", "err stale-token"),
-        ("ack", "ok 1"),
-        ("requeue-not-dead", "err not-found"),
-        ("purge-unknown", "err not-found"),
-        ("name-empty", "err invalid-name"),
-        ("name-dotdot", "err invalid-name"),
-        ("name-slash", "err invalid-name"),
-        // The pollable of `subscribe`, on the queue `watch`.
-        ("subscribe-empty", "ok not-ready"),
-        ("push-delayed", "ok 1"),
-        ("subscribe-delayed", "ok not-ready"),
-        ("push-soon", "ok 2"),
-        ("block-until-delay", "ok ready"),
-        ("pop-after-block", "ok 2"),
-        ("subscribe-leased", "ok not-ready"),
-        ("push-now", "ok 3"),
-        ("subscribe-after-push", "ok ready"),
-    ];
-    for (case, outcome) in expected {
-        assert_eq!(
-            cases.get(case).map(String::as_str),
-            Some(outcome),
-            "case {case}; stdout:\n{out}\nstderr:\n{err}"
-        );
-    }
-    assert_eq!(cases.len(), expected.len(), "unexpected cases:\n{out}");
+    assert_cases(
+        &out,
+        &err,
+        &[
+            ("open", "ok 0"),
+            ("push-1", "ok 1"),
+            ("push-2", "ok 2"),
+            ("push-dedup", "ok 3"),
+            ("push-dedup-again", "ok 3"),
+            ("invalid-json", "err invalid-record"),
+            ("two-values", "err invalid-record"),
+            ("empty", "err invalid-record"),
+            ("too-large", "err record-too-large"),
+            ("batch-with-bad", "err invalid-record"),
+            ("empty-batch", "err invalid-record"),
+            ("pop-zero-lease", "err out-of-range"),
+            ("pop", "ok 1"),
+            ("ack-unknown", "err not-found"),
+            ("ack-bad-token", "err stale-token"),
+            ("nack-bad-token", "err stale-token"),
+            ("extend-bad-token", "err stale-token"),
+            ("extend-zero-lease", "err out-of-range"),
+            ("ack-not-leased", "err stale-token"),
+            ("ack", "ok 1"),
+            ("requeue-not-dead", "err not-found"),
+            ("purge-unknown", "err not-found"),
+            ("name-empty", "err invalid-name"),
+            ("name-dotdot", "err invalid-name"),
+            ("name-slash", "err invalid-name"),
+            // The pollable of `subscribe`, on the queue `watch`.
+            ("subscribe-empty", "ok not-ready"),
+            ("push-delayed", "ok 1"),
+            ("subscribe-delayed", "ok not-ready"),
+            ("push-soon", "ok 2"),
+            ("block-until-delay", "ok ready"),
+            ("pop-after-block", "ok 2"),
+            ("subscribe-leased", "ok not-ready"),
+            ("push-now", "ok 3"),
+            ("subscribe-after-push", "ok ready"),
+        ],
+    );
     assert!(
         out.contains("stats: ready 2 leased 0 delayed 0 dead 0"),
         "{out}"
