@@ -19,7 +19,7 @@ pub enum JournalError {
         limit: usize,
     },
     /// Another process (or another handle in this process) holds the lock.
-    #[error("journal {} is locked by another process", path.display())]
+    #[error("journal {} is locked by another handle (of another process, or another handle of this one)", path.display())]
     Locked {
         /// The lock file.
         path: PathBuf,

@@ -46,7 +46,7 @@ fn classify(e: QueueError) -> E {
         QueueError::InvalidPayload(_) => E::InvalidPayload,
         QueueError::PayloadTooLarge { .. } => E::PayloadTooLarge,
         QueueError::UnknownMessage { id } => E::Unknown(id),
-        QueueError::StaleToken { id } => E::Stale(id),
+        QueueError::StaleToken { id, .. } => E::Stale(id),
         QueueError::NotLeased { id } => E::NotLeased(id),
         QueueError::NotDead { id } => E::NotDead(id),
         QueueError::InvalidArgument(_) => E::InvalidArgument,

@@ -10,7 +10,14 @@
 //! recognises them as preallocated space, not as damage (FORMAT.md,
 //! "Preallocated space"). A segment is trimmed to its records before the
 //! next one starts, so only the active segment carries zeros.
+//!
+//! A full disk (or any failed write or sync) has a definite outcome: a
+//! group whose records are not all durable is undone before its error is
+//! returned, so a failed append is not there after a restart and a caller
+//! that retries it gets no duplicate. Preallocation is best effort: zeros
+//! that do not fit never fail records that do.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::scan::SegmentInfo;
@@ -33,13 +40,34 @@ pub(super) struct SegmentFiles {
     /// Where the next line goes in the active (last) segment.
     offset: u64,
     /// The active segment's length: from `offset` to here it holds zeros.
+    /// (Never more than the real length; if it is less, the zeros after it
+    /// are only rewritten or cut, which is harmless.)
     allocated: u64,
+    /// Where the record bytes this group wrote to the active segment end
+    /// (they may have landed even if the write failed): what an undo zeroes.
+    touched: u64,
     /// The most the active segment is grown by ahead of its records.
     preallocate: u64,
     /// The active segment has bytes written since its last sync.
     unsynced: bool,
     /// Bytes of all segments but the active one.
     closed_bytes: u64,
+}
+
+/// Where the active segment stood before a group wrote to it: what an undo
+/// restores.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    offset: u64,
+    len: u64,
+}
+
+/// A group that failed: its error, and how far it was made durable anyway
+/// (the units synced into a segment before a rotation are; 0 if none).
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub durable_seq: u64,
+    pub error: JournalError,
 }
 
 /// The segments as readers see them, (first seq, path) oldest first: kept
@@ -66,6 +94,7 @@ impl SegmentFiles {
             file,
             offset,
             allocated: allocated.max(offset),
+            touched: offset,
             preallocate,
             unsynced: false,
             closed_bytes,
@@ -123,22 +152,27 @@ impl SegmentFiles {
         }
         let len = bytes.len() as u64;
         let target = self.target_len(len, segment_size);
+        let end = self.offset + len;
+        self.touched = self.touched.max(end);
+        self.unsynced = true;
         self.file
             .write_all_at(bytes, self.offset)
             .map_err(JournalError::io(self.active_path()))?;
-        self.unsynced = true;
-        let end = self.offset + len;
-        if target > end.max(self.allocated) {
+        self.offset = end;
+        self.allocated = self.allocated.max(end);
+        if target > self.allocated {
             // Zeros up to the new length go out before this group's sync, so
             // they are on disk before any record lands on them.
-            let from = end.max(self.allocated);
+            let from = self.allocated;
             let zeros = vec![0u8; (target - from) as usize];
-            self.file
-                .write_all_at(&zeros, from)
-                .map_err(JournalError::io(self.active_path()))?;
+            self.allocated = match self.file.write_all_at(&zeros, from) {
+                Ok(()) => target,
+                // Best effort: the records are written and will be synced;
+                // the zeros are an optimisation and must not fail them. As
+                // many as landed are preallocated space like any other.
+                Err(_) => self.file.len().unwrap_or(from).max(from),
+            };
         }
-        self.offset = end;
-        self.allocated = self.allocated.max(target);
         Ok(())
     }
 
@@ -152,25 +186,24 @@ impl SegmentFiles {
         Ok(())
     }
 
-    /// Starts a new active segment at `first_seq`. The active one is synced
-    /// first, so only the active segment ever holds unsynced records, and
-    /// trimmed to its records. The trim is not synced: zeros that a crash
-    /// leaves at the end of a closed segment are read as what they are.
+    /// Starts a new active segment at `first_seq`. The active one has been
+    /// synced (by `commit`), so only the active segment ever holds unsynced
+    /// records; it is trimmed to its records. The trim is not synced: zeros
+    /// that a crash leaves at the end of a closed segment are read as what
+    /// they are.
     fn rotate(
         &mut self,
         fs: &dyn FileSystem,
         dir: &Path,
         first_seq: u64,
     ) -> Result<(), JournalError> {
-        self.sync()?;
         if self.allocated > self.offset {
             self.file
                 .set_len(self.offset)
                 .map_err(JournalError::io(self.active_path()))?;
             self.allocated = self.offset;
         }
-        let path = create_segment(fs, dir, first_seq)?;
-        let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
+        let (path, file) = create_segment(fs, dir, first_seq)?;
         let offset = self.offset;
         if let Some(active) = self.segments.last_mut() {
             active.valid_len = offset;
@@ -178,6 +211,7 @@ impl SegmentFiles {
         self.closed_bytes += offset;
         self.offset = segment::header_line(first_seq).len() as u64;
         self.allocated = self.offset;
+        self.touched = self.offset;
         self.segments.push(SegmentInfo {
             first_seq,
             path,
@@ -190,6 +224,10 @@ impl SegmentFiles {
     /// Writes a group of units and makes it durable. A unit that would take
     /// a segment holding records past `segment_size` starts a new segment;
     /// a unit never spans two segments.
+    ///
+    /// On failure, the units synced before a rotation stay durable (and
+    /// [`Failed::durable_seq`] says up to where); what the group wrote after
+    /// them is undone (see `undo`).
     pub fn commit(
         &mut self,
         fs: &dyn FileSystem,
@@ -197,36 +235,115 @@ impl SegmentFiles {
         segment_size: u64,
         buf: &[u8],
         units: &[Unit],
-    ) -> Result<(), JournalError> {
+    ) -> Result<(), Failed> {
+        let mut durable_seq = 0;
+        let mut mark = self.mark();
         let mut written = 0; // bytes of `buf` already written
         let mut start = 0; // where the current unit starts in `buf`
         for unit in units {
             let in_segment = self.offset + (start - written) as u64;
             let holds_records = self.active_holds_records() || start > written;
             if holds_records && in_segment + (unit.end - start) as u64 > segment_size {
-                self.write(&buf[written..start], segment_size)?;
+                self.write(&buf[written..start], segment_size)
+                    .and_then(|()| self.sync())
+                    .map_err(|error| self.undo(mark, error, durable_seq))?;
                 written = start;
-                self.rotate(fs, dir, unit.first_seq)?;
+                durable_seq = unit.first_seq - 1;
+                self.rotate(fs, dir, unit.first_seq)
+                    .map_err(|error| Failed { durable_seq, error })?;
+                mark = self.mark();
             }
             start = unit.end;
         }
-        self.write(&buf[written..], segment_size)?;
-        self.sync()
+        self.write(&buf[written..], segment_size)
+            .and_then(|()| self.sync())
+            .map_err(|error| self.undo(mark, error, durable_seq))
+    }
+
+    fn mark(&mut self) -> Mark {
+        self.touched = self.offset;
+        Mark {
+            offset: self.offset,
+            len: self.allocated,
+        }
+    }
+
+    /// After `error` (a failed write or sync), puts the active segment back
+    /// as it was at `mark`: the file cut to its old length (first: on a full
+    /// disk that frees space, which a copy-on-write file system needs to
+    /// overwrite), the group's bytes in the old length zeroed again, and
+    /// synced. Every byte the group wrote is thus written again or cut, so
+    /// even after a failed fsync (whose pages the kernel may have marked
+    /// clean) a successful sync here leaves the disk as before the group: a
+    /// definite "not written". If the undo fails too, the outcome is
+    /// unknown until a reopen reads the disk, and the error says so.
+    fn undo(&mut self, mark: Mark, error: JournalError, durable_seq: u64) -> Failed {
+        let zero_to = self.touched.min(mark.len);
+        let undone = (|| {
+            self.file.set_len(mark.len)?;
+            if zero_to > mark.offset {
+                let zeros = vec![0u8; (zero_to - mark.offset) as usize];
+                self.file.write_all_at(&zeros, mark.offset)?;
+            }
+            self.file.sync_data()
+        })();
+        let error = match undone {
+            Ok(()) => {
+                self.offset = mark.offset;
+                self.allocated = mark.len;
+                self.touched = mark.offset;
+                self.unsynced = false;
+                error
+            }
+            Err(undo_error) => outcome_unknown(error, &undo_error),
+        };
+        Failed { durable_seq, error }
+    }
+}
+
+/// `error`, saying that undoing the write it failed also failed.
+fn outcome_unknown(error: JournalError, undo_error: &io::Error) -> JournalError {
+    match error {
+        JournalError::Io { path, source } => JournalError::Io {
+            path,
+            source: io::Error::new(
+                source.kind(),
+                format!(
+                    "{source}; undoing the failed write also failed ({undo_error}): \
+                     whether the records are on disk is unknown until the journal is reopened"
+                ),
+            ),
+        },
+        other => other,
     }
 }
 
 /// Creates segment `first_seq` in `dir`: header written and synced, then the
 /// directory synced, so the segment exists durably before any record does.
+/// Returns its path and the file, open for writing.
+///
+/// If the header cannot be written or synced (a full disk), the file is
+/// removed again, best effort: nothing refers to it yet. Should that fail
+/// too, a torn header in the last segment is what recovery removes on open
+/// (a crash here leaves the same), never damage.
 pub(super) fn create_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     first_seq: u64,
-) -> Result<PathBuf, JournalError> {
+) -> Result<(PathBuf, FileRef), JournalError> {
     let path = segment::segment_path(dir, first_seq);
     let file = fs.create_new(&path).map_err(JournalError::io(&path))?;
-    file.write_all_at(segment::header_line(first_seq).as_bytes(), 0)
-        .map_err(JournalError::io(&path))?;
-    file.sync_data().map_err(JournalError::io(&path))?;
+    let header = segment::header_line(first_seq);
+    if let Err(source) = file
+        .write_all_at(header.as_bytes(), 0)
+        .and_then(|()| file.sync_data())
+    {
+        drop(file);
+        if fs.remove_file(&path).is_ok() {
+            let _ = fs.sync_dir(dir);
+        }
+        return Err(JournalError::Io { path, source });
+    }
     fs.sync_dir(dir).map_err(JournalError::io(dir))?;
-    Ok(path)
+    Ok((path, file))
 }

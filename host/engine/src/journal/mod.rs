@@ -168,7 +168,7 @@ impl Journal {
         }
         if scan.segments.is_empty() {
             let first_seq = scan.next_seq;
-            let path = files::create_segment(fs.as_ref(), &dir, first_seq)?;
+            let (path, _) = files::create_segment(fs.as_ref(), &dir, first_seq)?;
             let valid_len = segment::header_line(first_seq).len() as u64;
             scan.segments.push(SegmentInfo {
                 first_seq,

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::files::Failed;
 use super::{Inner, Journal, lock};
 use crate::error::JournalError;
 use crate::record::check_record;
@@ -59,6 +60,10 @@ pub(super) struct CommitQueue {
     linger_misses: u32,
     /// Groups led without lingering since lingering stopped paying.
     linger_skipped: u32,
+    /// The group that failed and poisoned the journal: its last seq and its
+    /// error, for every appender in it (an undo that failed makes the
+    /// outcome unknown, which a bare `Poisoned` would not say).
+    failed: Option<(u64, JournalError)>,
 }
 
 impl CommitQueue {
@@ -76,6 +81,7 @@ impl CommitQueue {
             overlapped: false,
             linger_misses: 0,
             linger_skipped: 0,
+            failed: None,
         }
     }
 }
@@ -116,7 +122,11 @@ impl Journal {
                 break Ok(last);
             }
             if self.is_poisoned() {
-                break Err(JournalError::Poisoned);
+                break Err(match &queue.failed {
+                    Some((failed_last, error)) if last <= *failed_last => error.clone(),
+                    // Queued after the failed group was taken: never written.
+                    _ => JournalError::Poisoned,
+                });
             }
             if queue.leading {
                 queue = inner.synced.wait(queue).unwrap_or_else(|p| p.into_inner());
@@ -126,6 +136,11 @@ impl Journal {
                 Ok(guard) => queue = guard,
                 Err((guard, e)) => {
                     queue = guard;
+                    // Units synced before a rotation in the failed group
+                    // are durable: the leader's own may be one of them.
+                    if queue.synced_seq >= last {
+                        break Ok(last);
+                    }
                     break Err(e);
                 }
             }
@@ -237,6 +252,7 @@ fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> L
     drop(queue);
 
     let started = Instant::now();
+    let group_last = units.last().map_or(0, |u| u.last_seq);
     let result = match units.last() {
         Some(last) => {
             let mut files = lock(&inner.files);
@@ -275,14 +291,18 @@ fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> L
             inner.durable_seq.fetch_max(last, Ordering::AcqRel);
             Ok(queue)
         }
-        Err(e) => {
-            // A partial write may be in the file, and after a failed fsync
-            // the page cache may not match the disk: refuse everything until
-            // the journal is reopened and recovery reads what is really there.
+        Err(Failed { durable_seq, error }) => {
+            queue.synced_seq = queue.synced_seq.max(durable_seq);
+            inner.durable_seq.fetch_max(durable_seq, Ordering::AcqRel);
+            // The group was undone, but after a failed fsync the page cache
+            // may not match the disk (and the undo itself may have failed):
+            // refuse everything until the journal is reopened and recovery
+            // reads what is really there.
             inner.poisoned.store(true, Ordering::Release);
+            queue.failed = Some((group_last, error.clone()));
             queue.buf.clear();
             queue.units.clear();
-            Err((queue, e))
+            Err((queue, error))
         }
     }
 }

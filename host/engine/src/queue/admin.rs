@@ -16,6 +16,35 @@ impl Queue {
         self.lock().state.dead_letters()
     }
 
+    /// Up to `max` dead letters with ids from `from_id` on, by id, stopping
+    /// before their payloads pass `max_bytes` (at least one is returned if
+    /// there is one): a page a caller can take in one reply.
+    pub fn dead_letters_page(
+        &self,
+        from_id: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Vec<MessageInfo> {
+        let inner = self.lock();
+        let mut page = Vec::new();
+        let mut bytes = 0usize;
+        for message in inner.state.messages_from(from_id) {
+            if page.len() >= max {
+                break;
+            }
+            if message.place != Place::Dead {
+                continue;
+            }
+            let size = message.payload.get().len();
+            if !page.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            page.push(info(message));
+        }
+        page
+    }
+
     /// Puts dead letters back in the queue (available now, attempts reset):
     /// the ones in `ids`, or all of them for `None`. Returns how many.
     pub fn requeue(&self, ids: Option<&[u64]>) -> Result<usize, QueueError> {
@@ -75,6 +104,7 @@ impl Queue {
         QueueStats {
             journal_bytes: self.log.journal().size_bytes(),
             checkpoint_error: inner.checkpoint_error.clone(),
+            snapshot_limit: self.snapshot_limit,
             ..inner.state.stats(self.now())
         }
     }
@@ -103,6 +133,7 @@ impl QueueState {
     pub fn stats(&self, now: u64) -> QueueStats {
         let mut stats = QueueStats {
             bytes: self.payload_bytes(),
+            snapshot_bytes: self.snapshot_bound(),
             ..QueueStats::default()
         };
         for message in self.messages() {

@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 use super::fold::{Message, Place, QueueRecord};
 use super::{Delivery, Inner, Queue, QueueError};
 
+/// How many messages a pop may deliver, and how many payload bytes.
+#[derive(Debug, Clone, Copy)]
+struct Take {
+    max: usize,
+    max_bytes: usize,
+}
+
+impl Take {
+    const ONE: Take = Take {
+        max: 1,
+        max_bytes: usize::MAX,
+    };
+}
+
 impl Queue {
     fn token(&self, id: u64, attempt: u32) -> String {
         let nonce = std::hash::RandomState::new().hash_one((
@@ -24,15 +38,16 @@ impl Queue {
     fn select(
         &self,
         inner: &Inner,
-        max: usize,
+        take: Take,
         lease_ms: u64,
         now: u64,
         acked: Option<u64>,
     ) -> (Vec<QueueRecord>, Vec<Delivery>) {
         let mut records = Vec::new();
         let mut deliveries = Vec::new();
+        let mut bytes = 0usize;
         for (at, id) in inner.state.by_visibility() {
-            if at > now || deliveries.len() >= max {
+            if at > now || deliveries.len() >= take.max {
                 break;
             }
             if inner.pending.contains(&id) || acked == Some(id) {
@@ -45,6 +60,13 @@ impl Queue {
                 records.push(QueueRecord::Dead { id });
                 continue;
             }
+            let size = message.payload.get().len();
+            // Only what is returned is leased: a delivery the caller never
+            // gets would count towards the dead letters for nothing.
+            if !deliveries.is_empty() && bytes.saturating_add(size) > take.max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
             let attempt = message.attempts + 1;
             let token = self.token(id, attempt);
             let deadline = now.saturating_add(lease_ms);
@@ -76,9 +98,35 @@ impl Queue {
     /// Delivers up to `max` available messages, each leased for `lease_ms`,
     /// with one durable write.
     pub fn pop_batch(&self, max: usize, lease_ms: u64) -> Result<Vec<Delivery>, QueueError> {
+        self.pop_batch_within(max, usize::MAX, lease_ms)
+    }
+
+    /// Like [`Queue::pop_batch`], but stops before the payloads returned
+    /// would pass `max_bytes` (one message is always returned if one is
+    /// available): what a caller can receive in one reply bounds what it
+    /// leases.
+    ///
+    /// ```
+    /// use mini_engine::queue::{PushOptions, Queue};
+    /// let dir = tempfile::tempdir()?;
+    /// let queue = Queue::open(dir.path())?;
+    /// for n in 0..10 {
+    ///     queue.push(&format!("\"{n:0>98}\""), &PushOptions::default())?; // 100 bytes each
+    /// }
+    /// assert_eq!(queue.pop_batch_within(10, 250, 30_000)?.len(), 2);
+    /// assert_eq!(queue.stats().leased, 2); // the others are not leased
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pop_batch_within(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<Delivery>, QueueError> {
         check_lease(lease_ms)?;
         let inner = self.lock();
-        let (records, deliveries) = self.select(&inner, max, lease_ms, self.now(), None);
+        let take = Take { max, max_bytes };
+        let (records, deliveries) = self.select(&inner, take, lease_ms, self.now(), None);
         if records.is_empty() {
             return Ok(deliveries);
         }
@@ -100,7 +148,7 @@ impl Queue {
         let mut inner = self.lock();
         loop {
             let now = self.now();
-            let (records, deliveries) = self.select(&inner, 1, lease_ms, now, None);
+            let (records, deliveries) = self.select(&inner, Take::ONE, lease_ms, now, None);
             if !records.is_empty() {
                 self.change(inner, records)?;
                 if let Some(delivery) = deliveries.into_iter().next() {
@@ -155,7 +203,10 @@ impl Queue {
         let (inner, message) = self.settled(self.lock(), id)?;
         match &message.place {
             Place::Leased { token: current, .. } if current == token => Ok(inner),
-            Place::Leased { .. } => Err(QueueError::StaleToken { id }),
+            Place::Leased { .. } => Err(QueueError::StaleToken {
+                id,
+                redelivered: is_earlier_token(token, id, message.attempts),
+            }),
             Place::Ready { .. } | Place::Dead => Err(QueueError::NotLeased { id }),
         }
     }
@@ -179,7 +230,7 @@ impl Queue {
     ) -> Result<Option<Delivery>, QueueError> {
         check_lease(lease_ms)?;
         let inner = self.leased(id, token)?;
-        let (next, deliveries) = self.select(&inner, 1, lease_ms, self.now(), Some(id));
+        let (next, deliveries) = self.select(&inner, Take::ONE, lease_ms, self.now(), Some(id));
         let mut records = vec![QueueRecord::Ack { id }];
         records.extend(next);
         self.change(inner, records)?;
@@ -204,6 +255,24 @@ impl Queue {
         self.change(inner, vec![QueueRecord::Extend { id, deadline }])?;
         Ok(deadline)
     }
+}
+
+/// Whether `token` has the shape of a token this queue handed out for an
+/// earlier delivery of message `id` (`<id>.<attempt>.<nonce>`, see
+/// `Queue::token`), whose current delivery is `attempt`.
+fn is_earlier_token(token: &str, id: u64, attempt: u32) -> bool {
+    let mut parts = token.splitn(3, '.');
+    let (Some(token_id), Some(token_attempt), Some(nonce)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    token_id.parse() == Ok(id)
+        && token_attempt
+            .parse::<u32>()
+            .is_ok_and(|a| a >= 1 && a < attempt)
+        && nonce.len() == 16
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn check_lease(lease_ms: u64) -> Result<(), QueueError> {

@@ -27,11 +27,15 @@ pub enum QueueError {
         id: u64,
     },
     /// The lease token is not the message's current one: the lease expired
-    /// and the message was delivered again (or the token is wrong).
-    #[error("stale lease token for message {id}: it was delivered again since")]
+    /// and the message was delivered again, or the token is wrong.
+    #[error("{}", stale_token_message(*id, *redelivered))]
     StaleToken {
         /// The message.
         id: u64,
+        /// The token is one of an earlier delivery of this message (its
+        /// lease ran out and the message was delivered again); false for a
+        /// token that never belonged to the message.
+        redelivered: bool,
     },
     /// The message is not leased (it is ready, delayed or a dead letter), so
     /// there is no delivery to ack, nack or extend.
@@ -46,6 +50,18 @@ pub enum QueueError {
     NotDead {
         /// The message.
         id: u64,
+    },
+    /// The push would take the queue past what its snapshot can hold
+    /// ([`QueueOptions::max_snapshot_size`](super::QueueOptions::max_snapshot_size)):
+    /// ack, purge or consume messages first.
+    #[error(
+        "the queue is full: its snapshot would take up to {needed} bytes, over the limit of {limit} bytes (ack, consume or purge messages first)"
+    )]
+    Full {
+        /// The snapshot's size with the push (an upper bound).
+        needed: u64,
+        /// The limit.
+        limit: u64,
     },
     /// An empty batch, a zero lease or another argument out of range.
     #[error("invalid argument: {0}")]
@@ -62,6 +78,16 @@ pub enum QueueError {
         /// What does not fit.
         source: BadRecordKind,
     },
+}
+
+fn stale_token_message(id: u64, redelivered: bool) -> String {
+    if redelivered {
+        format!(
+            "stale lease token for message {id}: its lease ran out and it was delivered again since"
+        )
+    } else {
+        format!("wrong lease token for message {id}: it is not the token of its current delivery")
+    }
 }
 
 /// What is wrong with a queue record met during recovery.

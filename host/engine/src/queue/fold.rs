@@ -158,6 +158,10 @@ pub struct FoldError {
     pub problem: &'static str,
 }
 
+fn bound_of(message: &Message) -> u64 {
+    message_snapshot_bound(message.payload.get().len(), message.dedup.as_deref())
+}
+
 /// The snapshot of a queue: its live messages and recent dedup keys.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +185,31 @@ pub struct QueueState {
     /// takes the first one whose time has come (FIFO among equal times).
     visible: BTreeSet<(u64, u64)>,
     bytes: u64,
+    /// An upper bound of the bytes the snapshot of this state takes.
+    snapshot_bytes: u64,
+}
+
+/// The most bytes a message takes in a snapshot besides its payload and
+/// its dedup key: the largest id, times, attempt count and lease token,
+/// with the JSON around them.
+pub const MESSAGE_SNAPSHOT_OVERHEAD: u64 = 256;
+/// The most bytes a dedup entry takes in a snapshot besides its key.
+pub const DEDUP_SNAPSHOT_OVERHEAD: u64 = 64;
+
+/// The most bytes a dedup key takes in a snapshot (JSON escapes a byte in
+/// at most 6).
+fn escaped(key: &str) -> u64 {
+    6 * key.len() as u64
+}
+
+/// The most bytes `message` takes in a snapshot.
+pub fn message_snapshot_bound(payload_len: usize, dedup: Option<&str>) -> u64 {
+    payload_len as u64 + MESSAGE_SNAPSHOT_OVERHEAD + dedup.map_or(0, escaped)
+}
+
+/// The most bytes a dedup entry for `key` takes in a snapshot.
+pub fn dedup_snapshot_bound(key: &str) -> u64 {
+    escaped(key) + DEDUP_SNAPSHOT_OVERHEAD
 }
 
 impl QueueState {
@@ -188,6 +217,7 @@ impl QueueState {
     pub fn from_snapshot(snapshot: QueueSnapshot) -> QueueState {
         let mut state = QueueState {
             next_id: snapshot.next_id,
+            snapshot_bytes: snapshot.dedup.keys().map(|k| dedup_snapshot_bound(k)).sum(),
             dedup: snapshot.dedup,
             ..QueueState::default()
         };
@@ -233,7 +263,7 @@ impl QueueState {
                 }
                 self.next_id = self.next_id.max(id + 1);
                 if let Some(key) = &dedup {
-                    self.dedup.insert(key.clone(), (id, at));
+                    self.insert_dedup(key.clone(), (id, at));
                 }
                 self.put(Message {
                     id,
@@ -350,6 +380,7 @@ impl QueueState {
             self.visible.remove(&(at, id));
         }
         self.bytes -= message.payload.get().len() as u64;
+        self.snapshot_bytes = self.snapshot_bytes.saturating_sub(bound_of(&message));
         Some(message)
     }
 
@@ -360,6 +391,7 @@ impl QueueState {
             self.visible.insert((at, message.id));
         }
         self.bytes += message.payload.get().len() as u64;
+        self.snapshot_bytes += bound_of(&message);
         self.messages.insert(message.id, message);
     }
 
@@ -371,6 +403,11 @@ impl QueueState {
     /// Every live message, by id.
     pub fn messages(&self) -> impl Iterator<Item = &Message> {
         self.messages.values()
+    }
+
+    /// The live messages with ids from `from_id` on, by id.
+    pub fn messages_from(&self, from_id: u64) -> impl Iterator<Item = &Message> {
+        self.messages.range(from_id..).map(|(_, m)| m)
     }
 
     /// Messages that are not dead letters, in delivery order:
@@ -398,27 +435,50 @@ impl QueueState {
     /// Records `key` for message `id` pushed at `at` (before the push is
     /// durable, so concurrent pushes with the same key agree).
     pub fn reserve_dedup(&mut self, key: String, id: u64, at: u64) {
-        self.dedup.insert(key, (id, at));
+        self.insert_dedup(key, (id, at));
+    }
+
+    fn insert_dedup(&mut self, key: String, entry: (u64, u64)) {
+        let bound = dedup_snapshot_bound(&key);
+        if self.dedup.insert(key, entry).is_none() {
+            self.snapshot_bytes += bound;
+        }
     }
 
     /// Forgets the dedup keys pushed before `since` (ms) whose message is
     /// gone.
     pub fn prune_dedup(&mut self, since: u64) {
         let messages = &self.messages;
-        self.dedup
-            .retain(|_, (id, at)| *at >= since || messages.contains_key(id));
+        let mut freed = 0;
+        self.dedup.retain(|key, (id, at)| {
+            let keep = *at >= since || messages.contains_key(id);
+            if !keep {
+                freed += dedup_snapshot_bound(key);
+            }
+            keep
+        });
+        self.snapshot_bytes = self.snapshot_bytes.saturating_sub(freed);
     }
 
     /// Forgets a dedup key reserved for a push that failed.
     pub fn release_dedup(&mut self, key: &str, id: u64) {
         if self.dedup.get(key).is_some_and(|(i, _)| *i == id) {
             self.dedup.remove(key);
+            self.snapshot_bytes = self
+                .snapshot_bytes
+                .saturating_sub(dedup_snapshot_bound(key));
         }
     }
 
     /// Bytes of the live payloads.
     pub fn payload_bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// An upper bound of the bytes [`QueueState::to_snapshot`] serializes
+    /// to: a queue refuses pushes past what a checkpoint can hold.
+    pub fn snapshot_bound(&self) -> u64 {
+        self.snapshot_bytes
     }
 
     /// How many messages are live.

@@ -27,6 +27,35 @@ const ATTEMPTS: usize = 3;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn inspect(dir: &Path) -> Result<(QueueState, Vec<SkippedSnapshot>), QueueError> {
+    inspect_queue(dir).map(|found| (found.state, found.skipped))
+}
+
+/// What [`inspect_queue`] read.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The queue's state.
+    pub state: QueueState,
+    /// The damaged snapshots passed over.
+    pub skipped: Vec<SkippedSnapshot>,
+    /// Records after the newest valid snapshot: what a reopen replays. Far
+    /// more than the queue checkpoints at (see
+    /// [`Inspection::checkpoint_overdue`]) means its automatic checkpoints
+    /// fail.
+    pub records_since_checkpoint: u64,
+}
+
+impl Inspection {
+    /// Whether the records since the newest snapshot are more than twice
+    /// what a queue with `checkpoint_every` checkpoints at: its automatic
+    /// checkpoints have been failing (the running queue's `stats` say why).
+    pub fn checkpoint_overdue(&self, checkpoint_every: u64) -> bool {
+        let due = checkpoint_every.max(self.state.len() as u64);
+        self.records_since_checkpoint > due.saturating_mul(2)
+    }
+}
+
+/// [`inspect`], with how many records a reopen would replay.
+pub fn inspect_queue(dir: &Path) -> Result<Inspection, QueueError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -38,13 +67,17 @@ pub fn inspect(dir: &Path) -> Result<(QueueState, Vec<SkippedSnapshot>), QueueEr
     }
 }
 
-fn read(dir: &Path) -> Result<(QueueState, Vec<SkippedSnapshot>), QueueError> {
+fn read(dir: &Path) -> Result<Inspection, QueueError> {
     let point = recovery_point_unlocked(dir).map_err(StateError::from)?;
     let journal = dir.join(JOURNAL_DIR);
-    let (state, _) = if journal.is_dir() {
+    let (state, records_since_checkpoint) = if journal.is_dir() {
         recover(&point, crate::read_unlocked(&journal, point.seq() + 1)?)?
     } else {
         recover(&point, std::iter::empty())?
     };
-    Ok((state, point.skipped))
+    Ok(Inspection {
+        state,
+        skipped: point.skipped,
+        records_since_checkpoint,
+    })
 }

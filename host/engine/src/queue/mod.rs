@@ -48,15 +48,16 @@ mod watch;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BadRecordKind, QueueError};
 pub use fold::{FoldError, Message, Place, QueueRecord, QueueSnapshot, QueueState};
-pub use inspect::inspect;
+pub use inspect::{Inspection, inspect, inspect_queue};
 pub use types::{
     DEFAULT_CHECKPOINT_EVERY, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_DELIVERIES,
     DEFAULT_MAX_PAYLOAD_SIZE, Delivery, MAX_DEDUP_KEY, MessageInfo, PushOptions, QueueOptions,
     QueueStats,
 };
+pub use watch::ListenerId;
 
 use crate::record::check_record;
-use crate::snapshot::{DEFAULT_KEEP, DEFAULT_MAX_STATE_SIZE};
+use crate::snapshot::DEFAULT_KEEP;
 use crate::state::{RecoveryPoint, StateError, StateLog, StateOptions};
 use crate::{CheckpointPolicy, JournalError};
 
@@ -97,6 +98,8 @@ fn recover(
 /// Bytes a push record adds to its payload (id, times, framing), besides
 /// its dedup key.
 const PUSH_OVERHEAD: usize = 256;
+/// The smallest snapshot limit a queue gets, whatever its options say.
+const DEFAULT_MIN_SNAPSHOT_SIZE: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -109,6 +112,11 @@ struct Inner {
     checkpointing: bool,
     records_since_checkpoint: u64,
     checkpoint_error: Option<String>,
+    /// After a failed automatic checkpoint, the next is tried once
+    /// `records_since_checkpoint` reaches this (not at every call).
+    checkpoint_retry_at: u64,
+    /// Snapshot bytes of pushes being written (not yet in `state`).
+    pushing_bytes: u64,
 }
 
 /// A durable queue in a directory (`journal/` and `snapshots/` inside it).
@@ -123,6 +131,8 @@ pub struct Queue {
     /// Called whenever `changed` is notified (see [`Queue::add_listener`]).
     listeners: watch::Listeners,
     tokens: AtomicU64,
+    /// The most bytes the snapshot may take.
+    snapshot_limit: u64,
 }
 
 impl Queue {
@@ -138,12 +148,19 @@ impl Queue {
         mut options: QueueOptions,
     ) -> Result<Queue, QueueError> {
         options.max_deliveries = options.max_deliveries.max(1);
+        // Room for 64 of the largest messages, so one always fits.
+        let max_state_size = options
+            .max_snapshot_size
+            .max(options.max_payload_size.saturating_mul(64))
+            .max(DEFAULT_MIN_SNAPSHOT_SIZE);
         let state_options = StateOptions {
             segment_size: options.segment_size,
             preallocate: options.preallocate,
             // A dedup key is JSON-escaped in the record: up to 6 bytes a byte.
-            max_record_size: options.max_payload_size + 6 * MAX_DEDUP_KEY + PUSH_OVERHEAD,
-            max_state_size: DEFAULT_MAX_STATE_SIZE.max(options.max_payload_size * 64),
+            max_record_size: options
+                .max_payload_size
+                .saturating_add(6 * MAX_DEDUP_KEY + PUSH_OVERHEAD),
+            max_state_size,
             keep_snapshots: DEFAULT_KEEP,
             checkpoint: CheckpointPolicy::default(),
             fs: options.fs.clone(),
@@ -162,6 +179,7 @@ impl Queue {
             changed: Condvar::new(),
             listeners: watch::Listeners::default(),
             tokens: AtomicU64::new(0),
+            snapshot_limit: u64::try_from(max_state_size).unwrap_or(u64::MAX),
         })
     }
 
@@ -226,6 +244,32 @@ impl Queue {
         }) {
             inner = self.wait(inner);
         }
+        let added: u64 = messages
+            .iter()
+            .zip(&payloads)
+            .filter(|((_, o), _)| {
+                o.dedup
+                    .as_deref()
+                    .and_then(|k| inner.state.dedup(k, since))
+                    .is_none()
+            })
+            .map(|((_, o), p)| {
+                let key = o.dedup.as_deref();
+                fold::message_snapshot_bound(p.get().len(), key)
+                    + key.map_or(0, fold::dedup_snapshot_bound)
+            })
+            .sum();
+        let needed = inner
+            .state
+            .snapshot_bound()
+            .saturating_add(inner.pushing_bytes)
+            .saturating_add(added);
+        if needed > self.snapshot_limit {
+            return Err(QueueError::Full {
+                needed,
+                limit: self.snapshot_limit,
+            });
+        }
         let mut ids = Vec::with_capacity(messages.len());
         let mut records = Vec::new();
         for ((_, options), payload) in messages.iter().zip(payloads) {
@@ -255,10 +299,12 @@ impl Queue {
             return Ok(ids);
         }
         inner.in_flight += 1;
+        inner.pushing_bytes += added;
         drop(inner);
         let written = self.append(&records);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.in_flight -= 1;
+        inner.pushing_bytes -= added;
         for record in records {
             inner.pending.remove(&record.id());
             if written.is_ok() {
@@ -312,12 +358,24 @@ impl Queue {
         self.listeners.call();
         let (value, written) = result?;
         inner.records_since_checkpoint += written;
-        let due = inner.records_since_checkpoint
-            >= self.options.checkpoint_every.max(inner.state.len() as u64);
+        let every = self.options.checkpoint_every.max(inner.state.len() as u64);
+        let due = inner.records_since_checkpoint >= every.max(inner.checkpoint_retry_at);
         if due && !inner.checkpointing {
             match self.checkpoint_locked(inner) {
                 Ok(_) => {}
-                Err((mut inner, e)) => inner.checkpoint_error = Some(e.to_string()),
+                Err((mut inner, e)) => {
+                    // Tried again after as many records again: a checkpoint
+                    // that keeps failing must not slow down every call.
+                    inner.checkpoint_retry_at =
+                        inner.records_since_checkpoint.saturating_add(every);
+                    tracing::warn!(
+                        queue = %self.log.dir().display(),
+                        error = %e,
+                        records_since_checkpoint = inner.records_since_checkpoint,
+                        "automatic checkpoint of a queue failed; the journal is not compacted until one succeeds"
+                    );
+                    inner.checkpoint_error = Some(e.to_string());
+                }
             }
         }
         Ok(value)
@@ -392,6 +450,7 @@ impl Queue {
         match result {
             Ok(done) => {
                 inner.records_since_checkpoint = 0;
+                inner.checkpoint_retry_at = 0;
                 inner.checkpoint_error = None;
                 Ok(done)
             }

@@ -33,6 +33,12 @@ pub struct QueueOptions {
     /// Records between automatic checkpoints (at least this many, and at
     /// least as many as there are live messages).
     pub checkpoint_every: u64,
+    /// The most bytes the queue's snapshot may take; the limit is at least
+    /// 64 payloads of the largest size. A push that would take the queue
+    /// past what a snapshot can hold is refused
+    /// ([`QueueError::Full`](super::QueueError::Full)), so automatic
+    /// checkpoints keep working.
+    pub max_snapshot_size: usize,
     /// The journal's segment size.
     pub segment_size: u64,
     /// The journal's preallocation (see
@@ -51,6 +57,7 @@ impl Default for QueueOptions {
             max_payload_size: DEFAULT_MAX_PAYLOAD_SIZE,
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            max_snapshot_size: crate::snapshot::DEFAULT_MAX_STATE_SIZE,
             segment_size: DEFAULT_STATE_SEGMENT_SIZE,
             preallocate: crate::journal::DEFAULT_PREALLOCATE,
             clock: Arc::new(SystemClock),
@@ -118,6 +125,10 @@ pub struct QueueStats {
     /// Bytes of the queue's journal files.
     pub journal_bytes: u64,
     /// Why the last automatic checkpoint failed, if it did (the operations
-    /// went on; the next one retries).
+    /// went on; the next one is tried after as many records again).
     pub checkpoint_error: Option<String>,
+    /// An upper bound of the bytes the queue's snapshot takes now.
+    pub snapshot_bytes: u64,
+    /// The most the snapshot may take: pushes past it are refused.
+    pub snapshot_limit: u64,
 }

@@ -11,21 +11,35 @@ use super::Queue;
 
 type Listener = Box<dyn Fn() -> bool + Send + Sync>;
 
+/// Names a listener added with [`Queue::add_listener`], to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
 /// The listeners of one queue.
 #[derive(Default)]
-pub(super) struct Listeners(Mutex<Vec<Listener>>);
+pub(super) struct Listeners(Mutex<ListenerList>);
+
+#[derive(Default)]
+struct ListenerList {
+    next: u64,
+    listeners: Vec<(u64, Listener)>,
+}
 
 impl Listeners {
     /// Calls every listener; drops the ones that return false.
     pub(super) fn call(&self) {
-        let mut listeners = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        listeners.retain(|listener| listener());
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.listeners.retain(|(_, listener)| listener());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ListenerList> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl fmt::Debug for Listeners {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.lock().map_or(0, |l| l.len());
+        let n = self.0.lock().map_or(0, |l| l.listeners.len());
         write!(f, "Listeners({n})")
     }
 }
@@ -35,6 +49,8 @@ impl Queue {
     /// pop, an ack, a nack, a requeue, …), for as long as it returns true.
     /// It runs on the thread of that call, with the queue locked: it must be
     /// quick and must not call the queue (wake a waiter, nothing more).
+    /// [`Queue::remove_listener`] removes it at once (a waiter that goes
+    /// away must not leave its listener behind until the next change).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -53,9 +69,22 @@ impl Queue {
     /// assert_eq!(changes.load(Ordering::SeqCst), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn add_listener(&self, listener: impl Fn() -> bool + Send + Sync + 'static) {
-        let mut listeners = self.listeners.0.lock().unwrap_or_else(|p| p.into_inner());
-        listeners.push(Box::new(listener));
+    pub fn add_listener(&self, listener: impl Fn() -> bool + Send + Sync + 'static) -> ListenerId {
+        let mut list = self.listeners.lock();
+        let id = list.next;
+        list.next += 1;
+        list.listeners.push((id, Box::new(listener)));
+        ListenerId(id)
+    }
+
+    /// Removes a listener (nothing if it is gone already).
+    pub fn remove_listener(&self, id: ListenerId) {
+        self.listeners.lock().listeners.retain(|(i, _)| *i != id.0);
+    }
+
+    /// How many listeners the queue has now.
+    pub fn listener_count(&self) -> usize {
+        self.listeners.lock().listeners.len()
     }
 
     /// How long until a pop can find a message: zero when one is available
