@@ -45,9 +45,14 @@ pub enum Error {
     /// stays failed until the journal is opened again.
     #[error("i/o error: {0}")]
     Io(String),
-    /// A limit of this instance is exhausted (disk quota, open handles).
+    /// A limit of this instance is exhausted (disk quota, open handles, what
+    /// a queue's snapshot can hold).
     #[error("quota exceeded: {0}")]
     Quota(String),
+    /// The module's manifest does not grant this name (storage is granted
+    /// by capability, deny by default); nothing was created.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
     /// Another process (or handle) holds the lock of the journal, state,
     /// snapshot store or queue.
     #[error("locked: {0}")]
@@ -138,6 +143,7 @@ impl Error {
             Error::Corrupt(_) => "corrupt",
             Error::Io(_) => "io",
             Error::Quota(_) => "quota",
+            Error::AccessDenied(_) => "access-denied",
             Error::Locked(_) => "locked",
             Error::OutOfRange(_) => "out-of-range",
             Error::NotFound(_) => "not-found",
@@ -198,6 +204,7 @@ impl From<wit::Error> for Error {
             wit::Error::Corrupt(s) => Error::Corrupt(s),
             wit::Error::Io(s) => Error::Io(s),
             wit::Error::Quota(s) => Error::Quota(s),
+            wit::Error::AccessDenied(s) => Error::AccessDenied(s),
             wit::Error::Locked(s) => Error::Locked(s),
             wit::Error::OutOfRange(s) => Error::OutOfRange(s),
             wit::Error::NotFound(s) => Error::NotFound(s),

@@ -1,5 +1,6 @@
 //! Deployment specs: Arcella's `*.deployment.toml`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -23,13 +24,34 @@ use crate::module_id::ModuleId;
 /// memory_mb = 64
 /// ```
 ///
-/// Unknown fields are accepted and ignored (Arcella's own may grow).
+/// Unknown fields are accepted and ignored (Arcella's own may grow), except
+/// in mini's own table `[deployment.mini]` ([`MiniDeployment`]), where a
+/// misspelled field is an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentSpec {
     module_id: ModuleId,
     group: String,
     replicas: u32,
     overrides: DeploymentOverrides,
+    mini: MiniDeployment,
+}
+
+/// `[deployment.mini]`: how mini starts each instance of a `wasi:cli/command`
+/// module (Arcella's spec has no arguments for it).
+///
+/// ```toml
+/// [deployment.mini]
+/// args = ["100"]
+/// env = { LOG = "debug" }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MiniDeployment {
+    /// The arguments each instance gets (after its name).
+    pub args: Vec<String>,
+    /// Environment variables each instance gets (mini adds
+    /// `MINI_REPLICA`, the instance's number from 0, and `MINI_REPLICAS`).
+    pub env: BTreeMap<String, String>,
 }
 
 /// `[deployment.overrides]`: what this deployment changes of the module's
@@ -119,6 +141,7 @@ impl DeploymentSpec {
             group: raw.group,
             replicas: raw.replicas,
             overrides: raw.overrides,
+            mini: raw.mini,
         })
     }
 
@@ -160,6 +183,11 @@ impl DeploymentSpec {
     pub fn overrides(&self) -> &DeploymentOverrides {
         &self.overrides
     }
+
+    /// mini's own settings: the instances' arguments and environment.
+    pub fn mini(&self) -> &MiniDeployment {
+        &self.mini
+    }
 }
 
 #[derive(Deserialize)]
@@ -174,6 +202,8 @@ struct RawDeployment {
     replicas: u32,
     #[serde(default)]
     overrides: DeploymentOverrides,
+    #[serde(default)]
+    mini: MiniDeployment,
 }
 
 #[cfg(test)]

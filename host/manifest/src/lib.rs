@@ -50,7 +50,8 @@ pub mod storage;
 
 pub use component::{Capabilities, ComponentManifest, Resources};
 pub use deployment::{
-    DeploymentOverrides, DeploymentSpec, IsolationMode, ResourceRequirements, StartupConfig,
+    DeploymentOverrides, DeploymentSpec, IsolationMode, MiniDeployment, ResourceRequirements,
+    StartupConfig,
 };
 pub use error::{ManifestError, ModuleIdError, PatternError, SharedQueueError};
 pub use module_id::{MAX_MODULE_NAME_LEN, ModuleId, Version, validate_module_name};

@@ -182,3 +182,30 @@ fn files_are_read_and_errors_name_them() {
         "{msg}"
     );
 }
+
+#[test]
+fn minis_own_table_gives_arguments_and_environment_and_names_a_misspelled_field() {
+    let spec = mini_manifest::DeploymentSpec::from_toml_str(
+        r#"
+        [deployment]
+        module_id = "producer@1.0.0"
+        group = "default"
+        replicas = 1
+
+        [deployment.mini]
+        args = ["100", "--fast"]
+        env = { LOG = "debug" }
+        "#,
+    )
+    .expect("parses");
+    assert_eq!(spec.mini().args, ["100", "--fast"]);
+    assert_eq!(
+        spec.mini().env.get("LOG").map(String::as_str),
+        Some("debug")
+    );
+    let err = mini_manifest::DeploymentSpec::from_toml_str(
+        "[deployment]\nmodule_id = \"p@1.0.0\"\ngroup = \"g\"\nreplicas = 1\n[deployment.mini]\nargz = []\n",
+    )
+    .expect_err("misspelled");
+    assert!(err.to_string().contains("argz"), "{err}");
+}

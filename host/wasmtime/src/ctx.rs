@@ -4,67 +4,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use mini_engine::layout::{DataRoot, UnitKind};
+use mini_manifest::{ComponentManifest, ModuleId};
 use wasmtime::component::ResourceTable;
 
+use crate::access::Access;
 use crate::disk::Usage;
+pub use crate::limits::{
+    DEFAULT_DISK_QUOTA, DEFAULT_MAX_OPEN_HANDLES, DEFAULT_MAX_RECORD_SIZE, DEFAULT_MAX_STATE_SIZE,
+    DEFAULT_SEGMENT_SIZE, LimitOutOfRange, Limits,
+};
 use crate::registry::MiniHost;
-
-/// The default record size limit: 1 MiB.
-pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
-/// The default number of handles (journals, cursors, states, snapshot stores)
-/// an instance may hold open.
-pub const DEFAULT_MAX_OPEN_HANDLES: usize = 64;
-/// The default disk quota of a namespace: 1 GiB.
-pub const DEFAULT_DISK_QUOTA: u64 = 1024 * 1024 * 1024;
-/// The default state size limit (snapshots and checkpoints): 64 MiB.
-pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024 * 1024;
-/// The default journal segment size: 64 MiB.
-pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
-
-/// The storage limits of one instance.
-///
-/// Build one with [`Limits::default`] and change fields, or through the
-/// setters of [`MiniCtxBuilder`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Records (and each record of a batch) larger than this many bytes are
-    /// refused with `record-too-large`. Default [`DEFAULT_MAX_RECORD_SIZE`].
-    pub max_record_size: usize,
-    /// States (snapshots, checkpoints) larger than this many bytes are
-    /// refused with `record-too-large`. Default [`DEFAULT_MAX_STATE_SIZE`].
-    pub max_state_size: usize,
-    /// How many handles (journals, cursors, states, snapshot stores) the
-    /// instance may hold at once;
-    /// one more is refused with `quota`. Default [`DEFAULT_MAX_OPEN_HANDLES`].
-    pub max_open_handles: usize,
-    /// Bytes the namespace directory may occupy on disk. Checked before every
-    /// append: an append that would go past it is refused with `quota`.
-    /// Journals grow their files ahead of their records by up to 1/256 of
-    /// it (at most 1 MiB, see
-    /// [`JournalOptions::preallocate`](mini_engine::JournalOptions::preallocate));
-    /// those bytes count, and an append needs room for them too.
-    /// `u64::MAX` turns the check off. Default [`DEFAULT_DISK_QUOTA`].
-    pub disk_quota: u64,
-    /// Segment size of journals this instance opens first (a journal
-    /// already open in the process keeps the options it was opened with; a
-    /// state's journal uses at most
-    /// [`mini_engine::state::DEFAULT_STATE_SEGMENT_SIZE`], so that compaction
-    /// keeps it small). Default [`DEFAULT_SEGMENT_SIZE`].
-    pub segment_size: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_record_size: DEFAULT_MAX_RECORD_SIZE,
-            max_state_size: DEFAULT_MAX_STATE_SIZE,
-            max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
-            disk_quota: DEFAULT_DISK_QUOTA,
-            segment_size: DEFAULT_SEGMENT_SIZE,
-        }
-    }
-}
+use crate::stop::StopSignal;
 
 /// Why a [`MiniCtxBuilder`] could not build a context.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,9 +38,17 @@ pub enum CtxError {
         /// Why it was refused.
         reason: mini_engine::name::NameError,
     },
-    /// A limit is zero.
-    #[error("the limit {0} must be greater than zero")]
-    ZeroLimit(&'static str),
+    /// A limit is out of its range.
+    #[error(transparent)]
+    Limit(#[from] LimitOutOfRange),
+    /// A limit from a manifest does not fit in bytes.
+    #[error("the manifest's {field} = {value} is too large")]
+    ManifestLimit {
+        /// The field of `[component.capabilities.storage]`.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
 }
 
 /// The storage context of one component instance: which namespace it sees,
@@ -104,9 +65,18 @@ pub struct MiniCtx {
     pub(crate) data_root: PathBuf,
     /// Queues granted to the instance: queue name → the namespace it lives in.
     pub(crate) queue_grants: BTreeMap<String, String>,
+    pub(crate) access: Access,
     pub(crate) limits: Limits,
-    pub(crate) open_handles: usize,
+    /// Handles held, pollables included (a pollable's drop is wasmtime-wasi's,
+    /// so the count is shared with it).
+    pub(crate) open_handles: Arc<AtomicUsize>,
     pub(crate) usage: Arc<Usage>,
+    /// Durable writes the instance made (appends, commits, pushes, …).
+    pub(crate) writes: Arc<AtomicU64>,
+    /// The data root's marker and the module record are written.
+    pub(crate) prepared: bool,
+    /// Raised when the instance is to stop: its waits end at once.
+    pub(crate) stop: StopSignal,
 }
 
 impl MiniCtx {
@@ -127,25 +97,61 @@ impl MiniCtx {
 
     /// The directory of the journal `name` (the name is not checked here).
     pub fn journal_dir(&self, name: &str) -> PathBuf {
-        self.namespace_dir.join("journal").join(name)
+        self.unit_dir(UnitKind::Journal, name)
     }
 
     /// The directory of the state `name` (the name is not checked here).
     pub fn state_dir(&self, name: &str) -> PathBuf {
-        self.namespace_dir.join("state").join(name)
+        self.unit_dir(UnitKind::State, name)
     }
 
     /// The directory of the snapshot store `name` (the name is not checked
     /// here).
     pub fn snapshot_dir(&self, name: &str) -> PathBuf {
-        self.namespace_dir.join("snapshot").join(name)
+        self.unit_dir(UnitKind::Snapshots, name)
     }
 
     /// The directory of the queue `name` (the name is not checked here):
     /// `<data-root>/<namespace>/queue/<name>/`, or, for a queue granted with
     /// [`MiniCtxBuilder::grant_queue`], the one in the granting namespace.
     pub fn queue_dir(&self, name: &str) -> PathBuf {
-        self.queue_namespace_dir(name).join("queue").join(name)
+        self.queue_namespace_dir(name)
+            .join(UnitKind::Queue.dir_name())
+            .join(name)
+    }
+
+    fn unit_dir(&self, kind: UnitKind, name: &str) -> PathBuf {
+        self.namespace_dir.join(kind.dir_name()).join(name)
+    }
+
+    /// The module the instance runs, if it was built from a manifest.
+    pub fn module(&self) -> Option<&ModuleId> {
+        match &self.access {
+            Access::Granted { module, .. } => Some(module),
+            Access::Namespace => None,
+        }
+    }
+
+    /// What the instance may open.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+
+    /// How many durable writes (appends, commits, checkpoints, snapshots,
+    /// queue changes) the instance has made: 0 means it wrote nothing.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// A counter of the instance's durable writes that outlives the
+    /// context (a runner moves the context into the store).
+    pub fn writes_counter(&self) -> Arc<AtomicU64> {
+        self.writes.clone()
     }
 
     /// The namespace directory the queue `name` lives in.
@@ -166,9 +172,9 @@ impl MiniCtx {
         &self.host
     }
 
-    /// How many journal and cursor handles the instance holds right now.
+    /// How many handles (pollables included) the instance holds right now.
     pub fn open_handles(&self) -> usize {
-        self.open_handles
+        self.open_handles.load(Ordering::Relaxed)
     }
 }
 
@@ -194,6 +200,10 @@ pub struct MiniCtxBuilder {
     namespace: String,
     limits: Limits,
     queue_grants: BTreeMap<String, String>,
+    access: Access,
+    /// A limit of the manifest that does not fit (reported by `build`).
+    manifest_error: Option<CtxError>,
+    stop: StopSignal,
 }
 
 impl MiniCtxBuilder {
@@ -206,7 +216,86 @@ impl MiniCtxBuilder {
             namespace: namespace.into(),
             limits: Limits::default(),
             queue_grants: BTreeMap::new(),
+            access: Access::Namespace,
+            manifest_error: None,
+            stop: StopSignal::new(),
         }
+    }
+
+    /// A builder for an instance of the module `manifest` describes, over
+    /// `data_root`: the namespace is the module's name (so a new version of
+    /// the module opens the data an older one wrote), the instance may open
+    /// only what the manifest's `[component.capabilities.storage]` grants
+    /// (deny by default: without that table, nothing), its shared queues are
+    /// granted, and its quota, record size, state size and handle limits
+    /// replace the defaults. Setters called afterwards change them again.
+    ///
+    /// ```
+    /// use mini_host::MiniCtxBuilder;
+    /// use mini_manifest::ComponentManifest;
+    ///
+    /// let manifest = ComponentManifest::from_toml_str(r#"
+    ///     [component]
+    ///     name = "billing"
+    ///     version = "1.3.0"
+    ///     [component.capabilities.storage]
+    ///     journals = ["invoices"]
+    ///     shared_queues = [{ name = "jobs", module = "broker" }]
+    ///     quota_mb = 16
+    /// "#)?;
+    /// let ctx = MiniCtxBuilder::for_module("/var/lib/mini", &manifest).build()?;
+    /// assert_eq!(ctx.namespace(), "billing");
+    /// assert_eq!(ctx.module().map(|m| m.to_string()).as_deref(), Some("billing@1.3.0"));
+    /// assert_eq!(ctx.limits().disk_quota, 16 * 1024 * 1024);
+    /// assert!(ctx.queue_dir("jobs").ends_with("broker/queue/jobs"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_module(data_root: impl Into<PathBuf>, manifest: &ComponentManifest) -> Self {
+        let mut builder = MiniCtxBuilder::new(data_root, manifest.id().name());
+        builder.access = Access::of_manifest(manifest);
+        let Some(storage) = manifest.storage() else {
+            return builder;
+        };
+        for shared in &storage.shared_queues {
+            builder = builder.grant_queue(shared.name(), shared.module());
+        }
+        let scaled = |field: &'static str, value: Option<u64>, unit: u64| {
+            value
+                .map(|v| {
+                    v.checked_mul(unit)
+                        .ok_or(CtxError::ManifestLimit { field, value: v })
+                })
+                .transpose()
+        };
+        let limits = (|| {
+            let mut limits = builder.limits.clone();
+            if let Some(quota) = scaled("quota_mb", storage.quota_mb, 1 << 20)? {
+                limits.disk_quota = quota;
+            }
+            if let Some(record) = scaled("max_record_kb", storage.max_record_kb, 1 << 10)? {
+                limits.max_record_size =
+                    usize::try_from(record).map_err(|_| CtxError::ManifestLimit {
+                        field: "max_record_kb",
+                        value: record,
+                    })?;
+            }
+            if let Some(state) = scaled("max_state_mb", storage.max_state_mb, 1 << 20)? {
+                limits.max_state_size =
+                    usize::try_from(state).map_err(|_| CtxError::ManifestLimit {
+                        field: "max_state_mb",
+                        value: state,
+                    })?;
+            }
+            if let Some(handles) = storage.max_handles {
+                limits.max_open_handles = handles as usize;
+            }
+            Ok::<Limits, CtxError>(limits)
+        })();
+        match limits {
+            Ok(limits) => builder.limits = limits,
+            Err(e) => builder.manifest_error = Some(e),
+        }
+        builder
     }
 
     /// Opens journals through `host` instead of [`MiniHost::global`].
@@ -251,6 +340,14 @@ impl MiniCtxBuilder {
         self
     }
 
+    /// Ends the instance's waits (`pop-wait`) at once when `stop` is
+    /// raised; see [`StopSignal`] and
+    /// [`Runner::run_until`](crate::runner::Runner::run_until).
+    pub fn stop_signal(mut self, stop: &StopSignal) -> Self {
+        self.stop = stop.clone();
+        self
+    }
+
     /// Grants the instance the queue `name` of the namespace `owner`: when
     /// the instance opens the queue `name`, it gets
     /// `<data-root>/<owner>/queue/<name>/`, shared with every instance
@@ -275,23 +372,19 @@ impl MiniCtxBuilder {
     }
 
     /// Checks the namespace and the limits and builds the context. No file
-    /// is touched: directories are created when a journal is first opened.
+    /// is touched: directories (and the data root's marker) are created when
+    /// the instance first opens something.
     pub fn build(self) -> Result<MiniCtx, CtxError> {
+        if let Some(e) = self.manifest_error {
+            return Err(e);
+        }
         mini_engine::name::validate_name(&self.namespace).map_err(|reason| {
             CtxError::InvalidNamespace {
                 name: self.namespace.clone(),
                 reason,
             }
         })?;
-        if self.limits.max_record_size == 0 {
-            return Err(CtxError::ZeroLimit("max_record_size"));
-        }
-        if self.limits.max_state_size == 0 {
-            return Err(CtxError::ZeroLimit("max_state_size"));
-        }
-        if self.limits.segment_size == 0 {
-            return Err(CtxError::ZeroLimit("segment_size"));
-        }
+        self.limits.check()?;
         for (name, owner) in &self.queue_grants {
             for checked in [name, owner] {
                 mini_engine::name::validate_name(checked).map_err(|reason| {
@@ -302,7 +395,12 @@ impl MiniCtxBuilder {
                 })?;
             }
         }
-        let namespace_dir = self.data_root.join(&self.namespace);
+        let namespace_dir = DataRoot::new(&self.data_root)
+            .namespace_dir(&self.namespace)
+            .map_err(|reason| CtxError::InvalidNamespace {
+                name: self.namespace.clone(),
+                reason,
+            })?;
         let host = self.host.unwrap_or_else(|| MiniHost::global().clone());
         let usage = host.namespace_usage(&namespace_dir);
         Ok(MiniCtx {
@@ -312,8 +410,12 @@ impl MiniCtxBuilder {
             namespace_dir,
             data_root: self.data_root,
             queue_grants: self.queue_grants,
+            access: self.access,
             limits: self.limits,
-            open_handles: 0,
+            open_handles: Arc::new(AtomicUsize::new(0)),
+            writes: Arc::new(AtomicU64::new(0)),
+            prepared: false,
+            stop: self.stop,
         })
     }
 }

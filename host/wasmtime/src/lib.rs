@@ -84,25 +84,31 @@
 //! use [`runner::Runner`] (what the `mini run` command does).
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod bindings;
 pub mod ctx;
 mod disk;
 mod error;
+pub mod limits;
 pub mod queue;
 pub mod registry;
 pub mod runner;
 pub mod snapshot;
 pub mod state;
+mod stop;
 pub mod store;
 mod view;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use crate::ctx::{CtxError, Limits, MiniCtx, MiniCtxBuilder, MiniCtxView, MiniView};
+pub use crate::access::Access;
+pub use crate::ctx::{CtxError, MiniCtx, MiniCtxBuilder, MiniCtxView, MiniView};
+pub use crate::limits::{LimitOutOfRange, Limits};
 pub use crate::queue::QueueHandle;
 pub use crate::registry::MiniHost;
 pub use crate::snapshot::SnapshotsHandle;
 pub use crate::state::StateHandle;
+pub use crate::stop::StopSignal;
 pub use crate::store::{CursorHandle, JournalHandle};
 pub use wasmtime::component::ResourceTable;
 

@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mini_engine::queue::{Delivery, MessageInfo, PushOptions, Queue, QueueError, QueueOptions};
+use mini_engine::layout::UnitKind;
+use mini_engine::queue::{
+    Delivery, ListenerId, MessageInfo, PushOptions, Queue, QueueError, QueueOptions,
+};
 use mini_engine::state::DEFAULT_STATE_SEGMENT_SIZE;
 use tokio::sync::Notify;
 use wasmtime::component::Resource;
@@ -25,13 +28,18 @@ use crate::ctx::MiniCtxView;
 use crate::disk::Usage;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, queue_error};
-use crate::view::{blocking, check_name};
+use crate::stop::StopSignal;
+use crate::view::{Admission, HandleSlot, blocking};
 
-/// The longest `pop-wait` a guest can ask for: a waiting call holds a
-/// thread (a guest that waits on `subscribe`'s pollable holds none).
+/// The longest `pop-wait` a guest can ask for (it waits without holding a
+/// thread, and the instance's time limit holds while it waits).
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// The most messages one `pop-batch` or `dead-letters` returns.
 pub const MAX_BATCH: usize = 1024;
+/// `pop-batch` and `dead-letters` stop before the payloads they return pass
+/// this many bytes (one message always comes): what one call makes the host
+/// hold for the guest is bounded, whatever the guest asks.
+pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
 
 /// A queue held by a guest: the `queue` resource of the WIT.
 #[derive(Debug)]
@@ -60,36 +68,114 @@ impl QueueHandle {
 /// find a message. It waits on the queue's change listener and on a timer
 /// for the next delay or lease to end, so a waiting guest holds no thread.
 struct QueueReady {
-    queue: Arc<Queue>,
-    /// Woken by the queue's listener after every change.
-    wake: Arc<Notify>,
+    watch: Watch,
+    /// Counts against the instance's handle limit while the pollable lives.
+    _slot: HandleSlot,
 }
 
-#[async_trait::async_trait]
-impl Pollable for QueueReady {
-    async fn ready(&mut self) {
+/// A waiter's view of a queue: woken by the queue's listener after every
+/// change, which is removed when the waiter goes (a dropped pollable, a
+/// `pop-wait` stopped by the time limit).
+struct Watch {
+    queue: Arc<Queue>,
+    wake: Arc<Notify>,
+    listener: ListenerId,
+}
+
+impl Watch {
+    fn new(queue: Arc<Queue>) -> Watch {
+        let wake = Arc::new(Notify::new());
+        let listening = Arc::downgrade(&wake);
+        let listener = queue.add_listener(move || {
+            listening
+                .upgrade()
+                .map(|wake| wake.notify_waiters())
+                .is_some()
+        });
+        Watch {
+            queue,
+            wake,
+            listener,
+        }
+    }
+
+    /// Waits until `attempt` (run off the executor) gives a value, or
+    /// `until` passes (`None`). Between attempts it sleeps until the queue
+    /// changes or its next delay or lease ends: no spinning, no thread held.
+    async fn wait_for<R: Send + 'static>(
+        &self,
+        until: Option<tokio::time::Instant>,
+        stop: Option<&StopSignal>,
+        attempt: impl Fn(&Queue) -> Option<R> + Send + Sync + Clone + 'static,
+    ) -> Option<R> {
+        let stopped = async {
+            match stop {
+                Some(stop) => stop.stopped().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
         loop {
             // Registered before looking, so a change in between is not lost.
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let queue = self.queue.clone();
+            let (queue, attempt) = (self.queue.clone(), attempt.clone());
             // The queue's lock can wait for a checkpoint's fsync: off the
-            // executor. If that fails, say ready: the guest's pop reports it.
-            let Ok(next) = blocking(move || queue.next_available_in()).await else {
-                return;
+            // executor. A host failure ends the wait: the caller looks again.
+            let Ok(looked) = blocking(move || match attempt(&queue) {
+                Some(found) => Ok(found),
+                None => Err(queue.next_available_in()),
+            })
+            .await
+            else {
+                return None;
             };
-            match next {
-                Some(wait) if wait.is_zero() => return,
-                Some(wait) => {
-                    tokio::select! {
-                        () = &mut woken => {}
-                        () = tokio::time::sleep(wait) => {}
-                    }
+            let next = match looked {
+                Ok(found) => return Some(found),
+                Err(next) => next,
+            };
+            let now = tokio::time::Instant::now();
+            if until.is_some_and(|until| until <= now) {
+                return None;
+            }
+            let timer = match (next, until) {
+                (Some(wait), Some(until)) => Some(until.min(now + wait)),
+                (Some(wait), None) => Some(now + wait),
+                (None, until) => until,
+            };
+            let timer = async {
+                match timer {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-                None => woken.await,
+            };
+            tokio::select! {
+                () = &mut woken => {}
+                () = timer => {}
+                () = &mut stopped => return None,
             }
         }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.queue.remove_listener(self.listener);
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for QueueReady {
+    async fn ready(&mut self) {
+        self.watch
+            .wait_for(None, None, |queue| {
+                queue
+                    .next_available_in()
+                    .filter(|wait| wait.is_zero())
+                    .map(drop)
+            })
+            .await;
     }
 }
 
@@ -122,6 +208,17 @@ impl MiniCtxView<'_> {
         blocking(move || work(&held.queue).map_err(|e| queue_error(e, &held.ns_dir))).await?
     }
 
+    /// [`Self::with_queue`] for a call that writes: counted as a write when
+    /// it succeeds.
+    async fn change_queue<R: Send + 'static>(
+        &mut self,
+        handle: &Resource<QueueHandle>,
+        work: impl FnOnce(&Queue) -> Result<R, QueueError> + Send + 'static,
+    ) -> Result<R, Error> {
+        let result = self.with_queue(handle, work).await;
+        self.count_write(result)
+    }
+
     /// Pushes after checking sizes and reserving the disk quota.
     async fn push_messages(
         &mut self,
@@ -134,7 +231,7 @@ impl MiniCtxView<'_> {
         let bytes = self.check_record_sizes(messages.iter().map(|(p, _)| p))?;
         let held = self.queue_of(handle)?;
         let quota = self.ctx.limits.disk_quota;
-        blocking(move || {
+        let pushed = blocking(move || {
             held.usage.reserve(&held.ns_dir, quota, bytes)?;
             let messages: Vec<(String, PushOptions)> = messages
                 .into_iter()
@@ -150,18 +247,45 @@ impl MiniCtxView<'_> {
                 .push_batch(&messages)
                 .map_err(|e| queue_error(e, &held.ns_dir))
         })
-        .await?
+        .await?;
+        self.count_write(pushed)
+    }
+
+    /// `pop-wait`: pops, and while nothing is available waits on the queue
+    /// without holding a thread, so the instance's time limit (a timer
+    /// around the whole call) can stop it at any moment.
+    async fn pop_waiting(
+        &mut self,
+        handle: &Resource<QueueHandle>,
+        lease_ms: u64,
+        timeout: Duration,
+    ) -> Result<Option<Message>, Error> {
+        let held = self.queue_of(handle)?;
+        let until = tokio::time::Instant::now() + timeout;
+        let watch = Watch::new(held.queue.clone());
+        let ns_dir = held.ns_dir;
+        let stop = self.ctx.stop.clone();
+        let found = watch
+            // An error (a zero lease, a failed write) ends the wait.
+            .wait_for(Some(until), Some(&stop), move |q| match q.pop(lease_ms) {
+                Ok(None) => None,
+                other => Some(other),
+            })
+            .await;
+        match found {
+            None => Ok(None),
+            Some(popped) => popped
+                .map(|d| d.map(message))
+                .map_err(|e| queue_error(e, &ns_dir)),
+        }
     }
 
     async fn open_queue(&mut self, name: String) -> Result<Resource<QueueHandle>, Error> {
-        check_name(&name)?;
-        self.check_handle_limit()?;
-        let dir = self.ctx.queue_dir(&name);
-        let ns_dir = self.ctx.queue_namespace_dir(&name);
-        let usage = self.ctx.host.namespace_usage(&ns_dir);
+        let Admission { dir, ns_dir, usage } = self.admit(UnitKind::Queue, &name).await?;
         let host = self.ctx.host.clone();
         let options = QueueOptions {
             max_payload_size: self.ctx.limits.max_record_size,
+            max_snapshot_size: self.ctx.limits.max_state_size,
             // Small segments let compaction keep the files bounded by the
             // live messages, not by the history.
             segment_size: self.ctx.limits.segment_size.min(DEFAULT_STATE_SEGMENT_SIZE),
@@ -245,7 +369,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> wasmtime::Result<Result<Option<Message>, Error>> {
         Ok(self
-            .with_queue(&handle, move |q| Ok(q.pop(lease_ms)?.map(message)))
+            .change_queue(&handle, move |q| Ok(q.pop(lease_ms)?.map(message)))
             .await)
     }
 
@@ -257,8 +381,8 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> wasmtime::Result<Result<Vec<Message>, Error>> {
         let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
         Ok(self
-            .with_queue(&handle, move |q| {
-                Ok(q.pop_batch(max, lease_ms)?
+            .change_queue(&handle, move |q| {
+                Ok(q.pop_batch_within(max, MAX_BYTES_PER_CALL, lease_ms)?
                     .into_iter()
                     .map(message)
                     .collect())
@@ -273,11 +397,8 @@ impl queue::HostQueue for MiniCtxView<'_> {
         timeout_ms: u64,
     ) -> wasmtime::Result<Result<Option<Message>, Error>> {
         let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
-        Ok(self
-            .with_queue(&handle, move |q| {
-                Ok(q.pop_wait(lease_ms, timeout)?.map(message))
-            })
-            .await)
+        let result = self.pop_waiting(&handle, lease_ms, timeout).await;
+        Ok(self.count_write(result))
     }
 
     async fn subscribe(
@@ -285,16 +406,13 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
         let queue = self.table.get(&handle)?.queue.clone();
-        let wake = Arc::new(Notify::new());
-        let listening = Arc::downgrade(&wake);
-        // Stops listening once the pollable is gone.
-        queue.add_listener(move || {
-            listening
-                .upgrade()
-                .map(|wake| wake.notify_waiters())
-                .is_some()
-        });
-        let ready = self.table.push(QueueReady { queue, wake })?;
+        // A pollable cannot return an error: past the handle limit the
+        // instance traps, with the limit in the message.
+        let slot = self.handle_slot().map_err(wasmtime::Error::new)?;
+        let ready = self.table.push(QueueReady {
+            watch: Watch::new(queue),
+            _slot: slot,
+        })?;
         wasmtime_wasi::p2::subscribe(self.table, ready)
     }
 
@@ -304,7 +422,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         id: u64,
         token: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.with_queue(&handle, move |q| q.ack(id, &token)).await)
+        Ok(self.change_queue(&handle, move |q| q.ack(id, &token)).await)
     }
 
     async fn ack_next(
@@ -315,7 +433,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> wasmtime::Result<Result<Option<Message>, Error>> {
         Ok(self
-            .with_queue(&handle, move |q| {
+            .change_queue(&handle, move |q| {
                 Ok(q.ack_next(id, &token, lease_ms)?.map(message))
             })
             .await)
@@ -329,7 +447,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         delay_ms: u64,
     ) -> wasmtime::Result<Result<(), Error>> {
         Ok(self
-            .with_queue(&handle, move |q| q.nack(id, &token, delay_ms))
+            .change_queue(&handle, move |q| q.nack(id, &token, delay_ms))
             .await)
     }
 
@@ -341,7 +459,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
         Ok(self
-            .with_queue(&handle, move |q| q.extend(id, &token, lease_ms))
+            .change_queue(&handle, move |q| q.extend(id, &token, lease_ms))
             .await)
     }
 
@@ -358,6 +476,9 @@ impl queue::HostQueue for MiniCtxView<'_> {
                     delayed: s.delayed,
                     dead: s.dead,
                     bytes: s.bytes,
+                    snapshot_bytes: s.snapshot_bytes,
+                    snapshot_limit: s.snapshot_limit,
+                    checkpoint_error: s.checkpoint_error,
                 })
             })
             .await)
@@ -366,14 +487,14 @@ impl queue::HostQueue for MiniCtxView<'_> {
     async fn dead_letters(
         &mut self,
         handle: Resource<QueueHandle>,
+        from_id: u64,
         max: u32,
     ) -> wasmtime::Result<Result<Vec<queue::MessageInfo>, Error>> {
         let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
         Ok(self
             .with_queue(&handle, move |q| {
-                Ok(q.dead_letters()
+                Ok(q.dead_letters_page(from_id, max, MAX_BYTES_PER_CALL)
                     .into_iter()
-                    .take(max)
                     .map(message_info)
                     .collect())
             })
@@ -386,7 +507,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         ids: Option<Vec<u64>>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         Ok(self
-            .with_queue(&handle, move |q| Ok(count(q.requeue(ids.as_deref())?)))
+            .change_queue(&handle, move |q| Ok(count(q.requeue(ids.as_deref())?)))
             .await)
     }
 
@@ -396,7 +517,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         ids: Option<Vec<u64>>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         Ok(self
-            .with_queue(&handle, move |q| Ok(count(q.purge(ids.as_deref())?)))
+            .change_queue(&handle, move |q| Ok(count(q.purge(ids.as_deref())?)))
             .await)
     }
 

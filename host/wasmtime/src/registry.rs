@@ -5,7 +5,7 @@
 //! handle: they then also share fsyncs (group commit) instead of the second
 //! one failing on the lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -46,6 +46,24 @@ pub struct MiniHost {
     journals: Arc<Mutex<HashMap<PathBuf, WeakJournal>>>,
     usage: Arc<Mutex<HashMap<PathBuf, Arc<Usage>>>>,
     queues: Arc<Mutex<HashMap<PathBuf, Weak<Queue>>>>,
+    /// Directories of states and snapshot stores held by a handle in this
+    /// process (they have one owner each).
+    claims: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// A state or snapshot store held by one handle of this process; released
+/// when dropped.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    claims: Arc<Mutex<HashSet<PathBuf>>>,
+    key: PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        claims.remove(&self.key);
+    }
 }
 
 impl MiniHost {
@@ -137,6 +155,21 @@ impl MiniHost {
         )?);
         queues.insert(key, Arc::downgrade(&queue));
         Ok(queue)
+    }
+
+    /// Claims the unit in `dir` for one handle of this process; `Err` if
+    /// another handle holds it (an open would then fail on the unit's lock,
+    /// which cannot tell this process from another).
+    pub(crate) fn claim(&self, dir: &Path) -> Result<Claim, ()> {
+        let key = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        if !claims.insert(key.clone()) {
+            return Err(());
+        }
+        Ok(Claim {
+            claims: self.claims.clone(),
+            key,
+        })
     }
 
     /// The disk usage counter of the namespace in `ns_dir`, shared by every

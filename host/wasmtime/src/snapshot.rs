@@ -7,20 +7,24 @@
 use std::sync::Arc;
 
 use mini_engine::SnapshotStore;
+use mini_engine::layout::UnitKind;
 use mini_engine::snapshot::SnapshotOptions;
 use wasmtime::component::Resource;
 
 use crate::bindings::snapshot::{self, Restored, SnapshotInfo};
 use crate::bindings::store::Error;
 use crate::ctx::MiniCtxView;
+use crate::error::quote;
 use crate::error::{bad_handle, skipped_warning, snapshot_error};
-use crate::view::{blocking, check_name};
+use crate::registry::Claim;
+use crate::view::{Admission, blocking};
 
 /// A snapshot store held by a guest: the `snapshots` resource of the WIT.
 #[derive(Debug)]
 pub struct SnapshotsHandle {
     store: Arc<SnapshotStore>,
     name: String,
+    _claim: Claim,
 }
 
 impl SnapshotsHandle {
@@ -58,10 +62,13 @@ impl MiniCtxView<'_> {
     }
 
     async fn open_snapshots(&mut self, name: String) -> Result<Resource<SnapshotsHandle>, Error> {
-        check_name(&name)?;
-        self.check_handle_limit()?;
-        let dir = self.ctx.snapshot_dir(&name);
-        let ns_dir = self.ctx.namespace_dir.clone();
+        let Admission { dir, ns_dir, .. } = self.admit(UnitKind::Snapshots, &name).await?;
+        let claim = self.ctx.host.claim(&dir).map_err(|()| {
+            Error::Locked(format!(
+                "the snapshot store {} is open already in this process: one handle at a time holds a name (drop the other first)",
+                quote(&name)
+            ))
+        })?;
         let options = SnapshotOptions {
             max_state_size: self.ctx.limits.max_state_size,
             ..SnapshotOptions::default()
@@ -73,6 +80,7 @@ impl MiniCtxView<'_> {
         self.push_handle(SnapshotsHandle {
             store: Arc::new(store),
             name,
+            _claim: claim,
         })
     }
 
@@ -85,13 +93,15 @@ impl MiniCtxView<'_> {
         let store = self.snapshots_of(handle)?;
         let bytes = self.check_state_size(&state)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        self.write_within_quota(bytes, move || {
-            store
-                .create(seq, &state)
-                .map(drop)
-                .map_err(|e| snapshot_error(e, &ns_dir))
-        })
-        .await
+        let written = self
+            .write_within_quota(bytes, move || {
+                store
+                    .create(seq, &state)
+                    .map(drop)
+                    .map_err(|e| snapshot_error(e, &ns_dir))
+            })
+            .await;
+        self.count_write(written)
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use mini_engine::layout::UnitKind;
 use mini_engine::snapshot::DEFAULT_KEEP;
 use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, RecoveryPoint, StateLog, StateOptions};
 use mini_engine::{CheckpointPolicy, StateError};
@@ -19,9 +20,11 @@ use crate::bindings::state::{self, CheckpointInfo, Recovery, SnapshotPoint, Stat
 use crate::bindings::store::Error;
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
+use crate::error::quote;
 use crate::error::{bad_handle, skipped_warning, state_error};
+use crate::registry::Claim;
 use crate::store::CursorHandle;
-use crate::view::{blocking, check_name};
+use crate::view::{Admission, blocking};
 
 /// A state held by a guest: the `state` resource of the WIT.
 #[derive(Debug)]
@@ -31,6 +34,8 @@ pub struct StateHandle {
     /// The recovery point found when the state was opened, handed out by the
     /// first `recover` (later calls look again: a checkpoint moves it).
     opened_at: Option<RecoveryPoint>,
+    /// Held while the handle or a recovery cursor of it lives.
+    claim: Arc<Claim>,
 }
 
 impl StateHandle {
@@ -63,17 +68,22 @@ impl MiniCtxView<'_> {
     ) -> Result<R, Error> {
         let log = self.state_of(handle)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        self.write_within_quota(bytes, move || {
-            work(&log).map_err(|e| state_error(e, &ns_dir))
-        })
-        .await
+        let written = self
+            .write_within_quota(bytes, move || {
+                work(&log).map_err(|e| state_error(e, &ns_dir))
+            })
+            .await;
+        self.count_write(written)
     }
 
     async fn open_state(&mut self, name: String) -> Result<Resource<StateHandle>, Error> {
-        check_name(&name)?;
-        self.check_handle_limit()?;
-        let dir = self.ctx.state_dir(&name);
-        let ns_dir = self.ctx.namespace_dir.clone();
+        let Admission { dir, ns_dir, .. } = self.admit(UnitKind::State, &name).await?;
+        let claim = self.ctx.host.claim(&dir).map_err(|()| {
+            Error::Locked(format!(
+                "the state {} is open already in this process: a state has one owner (drop the other handle, and the cursor its recover returned, first)",
+                quote(&name)
+            ))
+        })?;
         let limits = &self.ctx.limits;
         let options = StateOptions {
             // Small segments let compaction keep the files (and the open
@@ -94,18 +104,19 @@ impl MiniCtxView<'_> {
             log: Arc::new(log),
             name,
             opened_at: Some(point),
+            claim: Arc::new(claim),
         })
     }
 
     async fn recover_state(&mut self, handle: &Resource<StateHandle>) -> Result<Recovery, Error> {
         let log = self.state_of(handle)?;
         self.check_handle_limit()?;
-        let opened_at = self
+        let held = self
             .table
             .get_mut(handle)
-            .map_err(|e| bad_handle("state", e))?
-            .opened_at
-            .take();
+            .map_err(|e| bad_handle("state", e))?;
+        let opened_at = held.opened_at.take();
+        let claim = held.claim.clone();
         let ns_dir = self.ctx.namespace_dir.clone();
         let (point, reader) = blocking(move || {
             let point = match opened_at {
@@ -117,7 +128,9 @@ impl MiniCtxView<'_> {
         })
         .await?
         .map_err(|e| state_error(e, &ns_dir))?;
-        let mutations = self.push_handle(CursorHandle::new(reader))?;
+        // The cursor holds the state's journal: the state stays claimed
+        // until it is dropped too.
+        let mutations = self.push_handle(CursorHandle::new(reader).holding(claim))?;
         Ok(Recovery {
             warnings: point
                 .skipped

@@ -5,6 +5,9 @@
 //! passes in can make the host panic or trap: bad records, bad names and
 //! stale handles all come back as the WIT `error` variant.
 
+use std::sync::Arc;
+
+use mini_engine::layout::UnitKind;
 use mini_engine::{Entry, Journal, JournalError, JournalOptions, Reader};
 use wasmtime::component::Resource;
 
@@ -12,7 +15,8 @@ use crate::bindings::store::{self, Error};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, journal_error};
-use crate::view::{blocking, check_name};
+use crate::registry::Claim;
+use crate::view::{Admission, blocking};
 
 /// A cursor returns at most this many entries per `next` call, whatever the
 /// guest asks for.
@@ -50,6 +54,8 @@ impl JournalHandle {
 pub struct CursorHandle {
     reader: Option<Reader>,
     failed: Option<Error>,
+    /// The claim of the state whose recovery made the cursor.
+    _claim: Option<Arc<Claim>>,
 }
 
 impl CursorHandle {
@@ -58,7 +64,14 @@ impl CursorHandle {
         CursorHandle {
             reader: Some(reader),
             failed: None,
+            _claim: None,
         }
+    }
+
+    /// The cursor, holding `claim` while it lives.
+    pub(crate) fn holding(mut self, claim: Arc<Claim>) -> CursorHandle {
+        self._claim = Some(claim);
+        self
     }
 }
 
@@ -79,10 +92,12 @@ impl MiniCtxView<'_> {
     ) -> Result<u64, Error> {
         let journal = self.journal_of(handle)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        self.write_within_quota(bytes, move || {
-            write(&journal).map_err(|e| journal_error(e, &ns_dir))
-        })
-        .await
+        let written = self
+            .write_within_quota(bytes, move || {
+                write(&journal).map_err(|e| journal_error(e, &ns_dir))
+            })
+            .await;
+        self.count_write(written)
     }
 }
 
@@ -179,11 +194,8 @@ impl store::HostJournal for MiniCtxView<'_> {
 
 impl MiniCtxView<'_> {
     async fn open_journal(&mut self, name: String) -> Result<Resource<JournalHandle>, Error> {
-        check_name(&name)?;
-        self.check_handle_limit()?;
+        let Admission { dir, ns_dir, .. } = self.admit(UnitKind::Journal, &name).await?;
         let host = self.ctx.host.clone();
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let dir = self.ctx.journal_dir(&name);
         let options = JournalOptions {
             segment_size: self.ctx.limits.segment_size,
             max_record_size: self.ctx.limits.max_record_size,

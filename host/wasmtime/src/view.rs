@@ -1,10 +1,19 @@
 //! What every interface's host functions share: running blocking engine
-//! work off the executor, the handle limit, record sizes and the disk quota.
+//! work off the executor, admitting an open (capability, quota), the handle
+//! limit, record sizes and the disk quota.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mini_engine::layout::{DataRoot, UnitKind};
+use mini_manifest::StorageKind;
 use wasmtime::component::Resource;
 
 use crate::bindings::store::Error;
 use crate::ctx::MiniCtxView;
+use crate::disk::{Usage, new_unit_cost};
 use crate::error::quote;
 
 /// Bytes a stored line adds to a record (seq, crc, framing), for the quota.
@@ -34,22 +43,88 @@ pub(crate) async fn blocking<R: Send + 'static>(
         .map_err(|e| Error::Other(format!("host task failed: {e}")))
 }
 
+fn storage_kind(kind: UnitKind) -> StorageKind {
+    match kind {
+        UnitKind::Journal => StorageKind::Journal,
+        UnitKind::State => StorageKind::State,
+        UnitKind::Snapshots => StorageKind::Snapshot,
+        UnitKind::Queue => StorageKind::Queue,
+    }
+}
+
+/// Makes the data root a root (its marker) and records the module that
+/// opens the namespace. A module record that cannot be written does not
+/// keep the module from its storage: it is logged.
+fn prepare_namespace(root: &Path, ns_dir: &Path, module: Option<&str>) -> Result<(), Error> {
+    DataRoot::create(root)
+        .map_err(|e| Error::Io(format!("cannot mark the data directory as mini's: {e}")))?;
+    if let Some(module) = module {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if let Err(e) = mini_engine::layout::record_module(ns_dir, module, now) {
+            tracing::warn!(module, error = %e, "cannot record the module version that opened the namespace");
+        }
+    }
+    Ok(())
+}
+
 /// `Ok(name)` if `name` may name a journal, state or snapshot store.
 pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     mini_engine::name::validate_name(name)
         .map_err(|reason| Error::InvalidName(format!("{}: {reason}", quote(name))))
 }
 
+/// One handle counted against an instance's handle limit, given back when
+/// dropped: what a handle whose drop the host does not see (a `wasi:io`
+/// pollable, deleted by wasmtime-wasi) holds.
+#[derive(Debug)]
+pub(crate) struct HandleSlot {
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for HandleSlot {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn too_many_handles(limit: usize) -> Error {
+    Error::Quota(format!(
+        "too many open handles: the limit of this instance is {limit} handles (pollables included)"
+    ))
+}
+
+/// Where a unit lives and whose quota it counts against.
+pub(crate) struct Admission {
+    /// The unit's directory.
+    pub dir: PathBuf,
+    /// The namespace directory it lives in.
+    pub ns_dir: PathBuf,
+    /// That namespace's disk usage.
+    pub usage: Arc<Usage>,
+}
+
 impl MiniCtxView<'_> {
     /// Refuses a new handle once the instance holds its limit.
     pub(crate) fn check_handle_limit(&self) -> Result<(), Error> {
         let limit = self.ctx.limits.max_open_handles;
-        if self.ctx.open_handles >= limit {
-            return Err(Error::Quota(format!(
-                "too many open handles: the limit of this instance is {limit} handles"
-            )));
+        if self.ctx.open_handles.load(Ordering::Acquire) >= limit {
+            return Err(too_many_handles(limit));
         }
         Ok(())
+    }
+
+    /// Takes one handle of the limit for a pollable; `quota` past it.
+    pub(crate) fn handle_slot(&self) -> Result<HandleSlot, Error> {
+        let limit = self.ctx.limits.max_open_handles;
+        let count = self.ctx.open_handles.clone();
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map_err(|_| too_many_handles(limit))?;
+        Ok(HandleSlot { count })
     }
 
     /// Puts a new handle in the table, counted against the handle limit.
@@ -62,15 +137,66 @@ impl MiniCtxView<'_> {
             .table
             .push(value)
             .map_err(|e| Error::Quota(format!("cannot hold another handle: {e}")))?;
-        self.ctx.open_handles += 1;
+        self.ctx.open_handles.fetch_add(1, Ordering::AcqRel);
         Ok(handle)
     }
 
     /// Removes a handle the guest dropped.
     pub(crate) fn drop_handle<T: 'static>(&mut self, handle: Resource<T>) {
         if self.table.delete(handle).is_ok() {
-            self.ctx.open_handles = self.ctx.open_handles.saturating_sub(1);
+            self.ctx.open_handles.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// Counts one durable write of the instance.
+    pub(crate) fn count_write<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_ok() {
+            self.ctx.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Decides whether the instance may open the unit `name` of `kind`
+    /// (in its own namespace, or a queue granted to it), before anything
+    /// touches the disk: the name is checked, the capability (`access-denied`),
+    /// the handle limit, and, for a unit that does not exist yet, the disk
+    /// quota for what creating it takes (`quota`). Then the data root's
+    /// marker and the module record are written (once per instance).
+    pub(crate) async fn admit(&mut self, kind: UnitKind, name: &str) -> Result<Admission, Error> {
+        check_name(name)?;
+        let shared = kind == UnitKind::Queue && self.ctx.queue_grants.contains_key(name);
+        if !shared {
+            self.ctx.access.check(storage_kind(kind), name)?;
+        }
+        self.check_handle_limit()?;
+        let (dir, ns_dir) = match kind {
+            UnitKind::Journal => (self.ctx.journal_dir(name), self.ctx.namespace_dir.clone()),
+            UnitKind::State => (self.ctx.state_dir(name), self.ctx.namespace_dir.clone()),
+            UnitKind::Snapshots => (self.ctx.snapshot_dir(name), self.ctx.namespace_dir.clone()),
+            UnitKind::Queue => (self.ctx.queue_dir(name), self.ctx.queue_namespace_dir(name)),
+        };
+        let usage = self.ctx.host.namespace_usage(&ns_dir);
+        let quota = self.ctx.limits.disk_quota;
+        let prepare = (!self.ctx.prepared).then(|| {
+            (
+                self.ctx.data_root.clone(),
+                self.ctx.namespace_dir.clone(),
+                self.ctx.module().map(ToString::to_string),
+            )
+        });
+        let (dir_, ns_dir_, usage_) = (dir.clone(), ns_dir.clone(), usage.clone());
+        blocking(move || {
+            if !dir_.is_dir() {
+                usage_.reserve(&ns_dir_, quota, new_unit_cost(kind, &dir_, &ns_dir_))?;
+            }
+            if let Some((root, own_ns, module)) = prepare {
+                prepare_namespace(&root, &own_ns, module.as_deref())?;
+            }
+            Ok(())
+        })
+        .await??;
+        self.ctx.prepared = true;
+        Ok(Admission { dir, ns_dir, usage })
     }
 
     /// The bytes `records` will take on disk, or `record-too-large` if one of

@@ -2,7 +2,7 @@
 //! durable queue.
 //!
 //! ```text
-//! producer <count> [--queue NAME] [--batch B] [--from N]
+//! producer <count> [--queue NAME] [--batch B] [--from N] [--pause-ms MS] [--dedup]
 //! ```
 //!
 //! Pushes `count` jobs `{"job":<n>,"task":"job <n>"}` with `n` from `N`
@@ -10,7 +10,10 @@
 //! or atomic `push-batch` calls of `B` jobs (the last one may be shorter).
 //! After every acknowledged push (for a batch: after the batch) it prints
 //! `pushed <id> <n>` for each job and flushes stdout; at the end
-//! `produced <count> last <id>`.
+//! `produced <count> last <id>`. `--pause-ms MS` sleeps between pushes (a
+//! producer that takes its time, to stop in the middle); `--dedup` pushes
+//! each job with the dedup key `job-<n>`, so a producer started again after a
+//! stop pushes no job twice (within the host's dedup window).
 //!
 //! Run it with a worker in one process, over a queue the host grants both:
 //!
@@ -25,10 +28,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use mini_guest::Queue;
+use std::time::Duration;
+
+use mini_guest::{PushOptions, Queue};
 use serde::Serialize;
 
-const USAGE: &str = "usage: producer <count> [--queue NAME] [--batch B] [--from N]";
+const USAGE: &str =
+    "usage: producer <count> [--queue NAME] [--batch B] [--from N] [--pause-ms MS] [--dedup]";
 
 /// One job.
 #[derive(Serialize)]
@@ -51,6 +57,8 @@ struct Args {
     queue: String,
     batch: u64,
     from: u64,
+    pause: Option<Duration>,
+    dedup: bool,
 }
 
 fn main() -> ExitCode {
@@ -84,11 +92,17 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
     let mut queue = "jobs".to_owned();
     let mut batch = 1;
     let mut from = 1;
+    let mut pause = None;
+    let mut dedup = false;
     while let Some(arg) = argv.next() {
         match arg.as_str() {
             "--queue" => queue = argv.next().context("--queue needs a name")?,
             "--batch" => batch = positive("--batch", argv.next())?,
             "--from" => from = positive("--from", argv.next())?,
+            "--pause-ms" => {
+                pause = Some(Duration::from_millis(positive("--pause-ms", argv.next())?))
+            }
+            "--dedup" => dedup = true,
             "-h" | "--help" => bail!("help requested"),
             s if s.starts_with("--") => bail!("unknown flag {s:?}"),
             _ if count.is_none() => {
@@ -105,7 +119,21 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
         queue,
         batch,
         from,
+        pause,
+        dedup,
     })
+}
+
+fn keyed(jobs: Vec<Job>) -> Vec<(Job, PushOptions)> {
+    jobs.into_iter()
+        .map(|job| {
+            let options = PushOptions {
+                dedup_key: Some(format!("job-{}", job.job)),
+                ..PushOptions::default()
+            };
+            (job, options)
+        })
+        .collect()
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -122,7 +150,12 @@ fn run(args: &Args) -> Result<()> {
     while next < end {
         let n = (end - next).min(args.batch);
         let jobs: Vec<Job> = (next..next + n).map(Job::new).collect();
-        let ids = if n == 1 {
+        let numbers: Vec<u64> = jobs.iter().map(|j| j.job).collect();
+        let ids = if args.dedup {
+            queue
+                .push_batch_with(&keyed(jobs))
+                .with_context(|| format!("push of jobs {next}..={} failed", next + n - 1))?
+        } else if n == 1 {
             vec![
                 queue
                     .push(&jobs[0])
@@ -133,10 +166,13 @@ fn run(args: &Args) -> Result<()> {
                 .push_batch(&jobs)
                 .with_context(|| format!("push-batch of jobs {next}..={} failed", next + n - 1))?
         };
-        for (id, job) in ids.iter().zip(&jobs) {
-            writeln!(out, "pushed {id} {}", job.job)?;
+        for (id, job) in ids.iter().zip(&numbers) {
+            writeln!(out, "pushed {id} {job}")?;
         }
         out.flush()?;
+        if let Some(pause) = args.pause {
+            std::thread::sleep(pause);
+        }
         last = ids.last().copied().or(last);
         next += n;
     }

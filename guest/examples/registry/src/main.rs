@@ -4,7 +4,7 @@
 //! ```text
 //! registry [--checkpoint-every N] <command>
 //!
-//!   install NAME VERSION [--description TEXT] [--hash HASH]
+//!   install NAME@VERSION [--description TEXT] [--hash HASH]
 //!   deploy NAME@VERSION DEPLOYMENT
 //!   undeploy DEPLOYMENT
 //!   uninstall NAME@VERSION
@@ -28,8 +28,11 @@
 //! - `uninstall`: the module is not installed, **or a deployment still runs
 //!   it** (undeploy it, or deploy another module under that name, first).
 //!
-//! Names, versions and deployment names are 1 to 128 characters from
-//! `A-Z a-z 0-9 . _ -` (versions may also use `+`).
+//! Every command names a module as Arcella does, `NAME@VERSION`: the name
+//! 1 to 128 characters from `A-Z a-z 0-9 _ -`, the version strict
+//! `MAJOR.MINOR.PATCH` (no leading zeros, no pre-release or build suffix),
+//! checked by `mini_manifest::ModuleId`. Deployment names are 1 to 128
+//! characters from `A-Z a-z 0-9 . _ -`.
 //!
 //! Output (stdout), one line per fact:
 //!
@@ -71,11 +74,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use mini_guest::{CheckpointPolicy, Mutator, StateManager};
+use mini_manifest::ModuleId;
 use serde::{Deserialize, Serialize};
 
 const USAGE: &str = "\
 usage: registry [--checkpoint-every N] <command>
-  install NAME VERSION [--description TEXT] [--hash HASH]
+  install NAME@VERSION [--description TEXT] [--hash HASH]
   deploy NAME@VERSION DEPLOYMENT
   undeploy DEPLOYMENT
   uninstall NAME@VERSION
@@ -286,14 +290,11 @@ fn check_name(what: &str, value: &str, extra: &[char]) -> Result<()> {
     Ok(())
 }
 
-/// Checks `NAME@VERSION` and returns it unchanged.
-fn check_module(value: &str) -> Result<String> {
-    let Some((name, version)) = value.split_once('@') else {
-        bail!("module {value:?} is not NAME@VERSION");
-    };
-    check_name("module name", name, &[])?;
-    check_name("version", version, &['+'])?;
-    Ok(value.to_owned())
+/// Checks `NAME@VERSION` (Arcella's module id) and returns it.
+fn check_module(value: &str) -> Result<ModuleId> {
+    value
+        .parse::<ModuleId>()
+        .with_context(|| format!("module {value:?}"))
 }
 
 fn parse_args(argv: Vec<String>) -> Result<Args> {
@@ -342,15 +343,14 @@ fn parse_args(argv: Vec<String>) -> Result<Args> {
         bail!("--batch goes with bulk only");
     }
     let command = match (command.as_str(), rest.as_slice()) {
-        ("install", [name, version]) => {
-            check_name("module name", name, &[])?;
-            check_name("version", version, &['+'])?;
+        ("install", [module]) => {
+            let module = check_module(module)?;
             if let Some(h) = &hash {
                 check_name("hash", h, &[])?;
             }
             Command::Install {
-                name: name.to_string(),
-                version: version.to_string(),
+                name: module.name().to_owned(),
+                version: module.version().to_string(),
                 description,
                 hash,
             }
@@ -358,7 +358,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args> {
         ("deploy", [module, deployment]) => {
             check_name("deployment name", deployment, &[])?;
             Command::Deploy {
-                module: check_module(module)?,
+                module: check_module(module)?.to_string(),
                 deployment: deployment.to_string(),
             }
         }
@@ -369,7 +369,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args> {
             }
         }
         ("uninstall", [module]) => Command::Uninstall {
-            module: check_module(module)?,
+            module: check_module(module)?.to_string(),
         },
         ("list", []) => Command::List,
         ("bulk", [count]) => Command::Bulk {

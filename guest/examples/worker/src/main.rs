@@ -2,7 +2,7 @@
 //! queue, does them and acks them.
 //!
 //! ```text
-//! worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS] [--poll]
+//! worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS] [--poll] [--until-idle]
 //! ```
 //!
 //! Opens the queue `NAME` (default `jobs`), says so on stderr
@@ -19,7 +19,10 @@
 //! the end it prints `processed <count> nacked <k>`.
 //!
 //! When no message comes for `--idle-ms` (default 30000) it gives up:
-//! `worker: no message for … ms` on stderr, exit status 1.
+//! `worker: no message for … ms` on stderr, exit status 1 — or, with
+//! `--until-idle`, it is done (the queue is drained: workers that share a
+//! queue cannot know their share), exit status 0; `count` 0 then means no
+//! bound.
 //!
 //! With `--poll` it waits on the queue's `wasi:io` pollable instead of
 //! `pop_wait` (`queue.subscribe().block()` whenever a pop finds nothing:
@@ -34,8 +37,7 @@ use anyhow::{Context, Result, bail};
 use mini_guest::Queue;
 use serde::Deserialize;
 
-const USAGE: &str =
-    "usage: worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS] [--poll]";
+const USAGE: &str = "usage: worker <count> [--queue NAME] [--fail-every K] [--lease-ms MS] [--idle-ms MS] [--poll] [--until-idle]";
 
 /// One job (other fields are ignored).
 #[derive(Deserialize)]
@@ -50,6 +52,7 @@ struct Args {
     lease: Duration,
     idle: Duration,
     poll: bool,
+    until_idle: bool,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
     let mut lease = Duration::from_secs(30);
     let mut idle = Duration::from_secs(30);
     let mut poll = false;
+    let mut until_idle = false;
     while let Some(arg) = argv.next() {
         match arg.as_str() {
             "--queue" => queue = argv.next().context("--queue needs a name")?,
@@ -92,6 +96,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
             "--lease-ms" => lease = Duration::from_millis(positive("--lease-ms", argv.next())?),
             "--idle-ms" => idle = Duration::from_millis(positive("--idle-ms", argv.next())?),
             "--poll" => poll = true,
+            "--until-idle" => until_idle = true,
             "-h" | "--help" => bail!("help requested"),
             s if s.starts_with("--") => bail!("unknown flag {s:?}"),
             _ if count.is_none() => {
@@ -110,6 +115,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args> {
         lease,
         idle,
         poll,
+        until_idle,
     })
 }
 
@@ -136,7 +142,8 @@ fn run(args: &Args) -> Result<()> {
     let mut first_deliveries = 0u64;
     // The next job, already leased by the ack of the previous one.
     let mut next = None;
-    while processed < args.count {
+    let bounded = !(args.until_idle && args.count == 0);
+    while !bounded || processed < args.count {
         let waited = match next.take() {
             Some(delivery) => Some(delivery),
             None if args.poll => Some(pop_polling(&queue, args.lease)?),
@@ -145,6 +152,9 @@ fn run(args: &Args) -> Result<()> {
                 .context("pop-wait failed")?,
         };
         let Some(delivery) = waited else {
+            if args.until_idle {
+                break;
+            }
             bail!(
                 "no message for {} ms (processed {processed} of {}, nacked {nacked})",
                 args.idle.as_millis(),
@@ -174,7 +184,7 @@ fn run(args: &Args) -> Result<()> {
                 .with_context(|| format!("nack of message {id} failed"))?;
             nacked += 1;
             writeln!(out, "nacked {id} {n} attempt {attempt}")?;
-        } else if processed + 1 < args.count {
+        } else if !bounded || processed + 1 < args.count {
             // Ack and take the next job in one durable write.
             next = delivery
                 .ack_next(args.lease)

@@ -118,7 +118,7 @@ impl PushOptions {
 /// println!("{} ready, {} leased, {} dead", stats.ready, stats.leased, stats.dead);
 /// # Ok::<(), mini_guest::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
     /// Available now (including those whose lease ended).
     pub ready: u64,
@@ -130,6 +130,16 @@ pub struct QueueStats {
     pub dead: u64,
     /// Bytes of the payloads in the queue.
     pub bytes: u64,
+    /// An upper bound of the bytes the queue's snapshot takes: a push that
+    /// would take it past [`snapshot_limit`](Self::snapshot_limit) fails
+    /// with [`Error::Quota`].
+    pub snapshot_bytes: u64,
+    /// The most the queue's snapshot may take.
+    pub snapshot_limit: u64,
+    /// Why the host's last automatic checkpoint of the queue failed, if it
+    /// did (the calls went on; the journal is not compacted until one
+    /// succeeds).
+    pub checkpoint_error: Option<String>,
 }
 
 impl QueueStats {

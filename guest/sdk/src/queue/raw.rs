@@ -245,11 +245,15 @@ impl RawQueue {
             delayed: s.delayed,
             dead: s.dead,
             bytes: s.bytes,
+            snapshot_bytes: s.snapshot_bytes,
+            snapshot_limit: s.snapshot_limit,
+            checkpoint_error: s.checkpoint_error,
         })
     }
 
-    /// Up to `max` dead letters, by id. (The host may return fewer: the
-    /// `mini` host at most 1024 per call.)
+    /// Up to `max` dead letters, the first ones by id. (The host may return
+    /// fewer: the `mini` host at most 1024, and stops before 4 MiB of
+    /// payloads; [`RawQueue::dead_letters_from`] pages on.)
     ///
     /// ```no_run
     /// let queue = mini_guest::RawQueue::open("jobs")?;
@@ -259,9 +263,29 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn dead_letters(&self, max: u32) -> Result<Vec<DeadLetter>, Error> {
+        self.dead_letters_from(0, max)
+    }
+
+    /// Up to `max` dead letters with ids from `from_id` on, by id: the next
+    /// page starts at the last id + 1.
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::RawQueue::open("jobs")?;
+    /// let mut from = 0;
+    /// loop {
+    ///     let page = queue.dead_letters_from(from, 100)?;
+    ///     let Some(last) = page.last() else { break };
+    ///     from = last.id + 1;
+    ///     for dead in &page {
+    ///         eprintln!("dead: {} {}", dead.id, dead.payload);
+    ///     }
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn dead_letters_from(&self, from_id: u64, max: u32) -> Result<Vec<DeadLetter>, Error> {
         Ok(self
             .handle
-            .dead_letters(max)?
+            .dead_letters(from_id, max)?
             .into_iter()
             .map(|info| DeadLetter {
                 id: info.id,

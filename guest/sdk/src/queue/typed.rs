@@ -163,6 +163,18 @@ impl<T> Queue<T> {
         self.raw.dead_letters(max)
     }
 
+    /// Up to `max` dead letters with ids from `from_id` on (see
+    /// [`RawQueue::dead_letters_from`]).
+    ///
+    /// ```no_run
+    /// let queue = mini_guest::Queue::<serde_json::Value>::open("jobs")?;
+    /// let next_page = queue.dead_letters_from(101, 100)?;
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn dead_letters_from(&self, from_id: u64, max: u32) -> Result<Vec<DeadLetter>, Error> {
+        self.raw.dead_letters_from(from_id, max)
+    }
+
     /// Puts the dead letters `ids` back (see [`RawQueue::requeue`]).
     ///
     /// ```no_run
