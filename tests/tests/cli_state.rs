@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mini_engine::layout::DataRoot;
 use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 use mini_engine::{Journal, JournalOptions, SnapshotStore};
 use mini_tests::{mini, os_args};
@@ -341,6 +342,7 @@ fn cat_prints_a_state_journal_and_snapshots() {
 #[test]
 fn verify_checks_snapshots_and_states() {
     let data = tempfile::tempdir().expect("tempdir");
+    DataRoot::create(data.path()).expect("a data root");
     let counter = nine_records(data.path());
     // A plain journal and a snapshot directory beside the state.
     let journal = Journal::open(data.path().join(NS).join("journal/events")).expect("open");

@@ -5,13 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use mini_engine::Journal;
+use mini_engine::layout::DataRoot;
 use mini_tests::{mini, os_args, read_journal};
 use serde_json::{Value, json};
 
 const SEGMENT: &str = "00000000000000000001.jsonl";
 
-/// A journal with records `{"n":1}` … `{"n":5}`; returns its directory.
+/// A journal with records `{"n":1}` … `{"n":5}` in the data root `root`
+/// (made one); returns its directory.
 fn journal_with_five(root: &Path) -> PathBuf {
+    DataRoot::create(root).expect("a data root");
     let dir = root.join("ns/journal/five");
     let journal = Journal::open(&dir).expect("open");
     for n in 1..=5 {

@@ -220,8 +220,7 @@ fn install_deploy_list_survive_mini_runs() {
     assert_eq!(
         ok(&[
             "install",
-            "auth",
-            "1.0.0",
+            "auth@1.0.0",
             "--description",
             "login \"and\" tokens",
             "--hash",
@@ -230,27 +229,27 @@ fn install_deploy_list_survive_mini_runs() {
         "installed auth@1.0.0 seq 1\n"
     );
     assert_eq!(
-        ok(&["install", "auth", "1.1.0"]),
+        ok(&["install", "auth@1.1.0"]),
         "installed auth@1.1.0 seq 2\n"
     );
     assert_eq!(
-        ok(&["install", "mailer", "0.3.0+build.7"]),
-        "installed mailer@0.3.0+build.7 seq 3\n"
+        ok(&["install", "mailer@0.3.0"]),
+        "installed mailer@0.3.0 seq 3\n"
     );
     assert_eq!(
         ok(&["deploy", "auth@1.0.0", "web"]),
         "deployed web auth@1.0.0 seq 4\n"
     );
     assert_eq!(
-        ok(&["deploy", "mailer@0.3.0+build.7", "jobs"]),
-        "deployed jobs mailer@0.3.0+build.7 seq 5\n"
+        ok(&["deploy", "mailer@0.3.0", "jobs"]),
+        "deployed jobs mailer@0.3.0 seq 5\n"
     );
 
     let expected = "\
 module auth@1.0.0 hash=ab12cd description=\"login \\\"and\\\" tokens\"
 module auth@1.1.0
-module mailer@0.3.0+build.7
-deployment jobs mailer@0.3.0+build.7
+module mailer@0.3.0
+deployment jobs mailer@0.3.0
 deployment web auth@1.0.0
 seq 5
 ";
@@ -260,7 +259,7 @@ seq 5
 
     // Requests the registry refuses: nothing is stored, the exit status is 1.
     for (args, needle) in [
-        (&["install", "auth", "1.1.0"][..], "already installed"),
+        (&["install", "auth@1.1.0"][..], "already installed"),
         (&["deploy", "auth@9.9.9", "web"][..], "not installed"),
         (&["uninstall", "nope@1.0.0"][..], "not installed"),
         (&["undeploy", "nowhere"][..], "no deployment"),
@@ -280,7 +279,11 @@ seq 5
         &["frobnicate"][..],
         &[][..],
         &["install", "auth"][..],
-        &["install", "a b", "1.0"][..],
+        &["install", "auth", "1.1.0"][..],
+        &["install", "a b@1.0.0"][..],
+        &["install", "auth@1.0"][..],
+        &["install", "auth@01.2.3"][..],
+        &["install", "auth@1.2.3+build.7"][..],
         &["deploy", "auth-1.0.0", "web"][..],
         &["bulk", "many"][..],
     ] {
@@ -335,13 +338,13 @@ seq 8
     // The checkpoint interval from the environment: every 2 mutations.
     let env = ["--env", "REGISTRY_CHECKPOINT_EVERY=2"];
     assert!(snapshot_seqs(data.path()).is_empty(), "no checkpoint yet");
-    let (code, _, err) = mini_run(data.path(), &env, &["install", "x", "1"]);
+    let (code, _, err) = mini_run(data.path(), &env, &["install", "x@1.0.0"]);
     assert_eq!(code, 0, "{err}");
     // Recovery replayed 8 mutations, 9 ≥ 2: a checkpoint at 9.
     assert_eq!(snapshot_seqs(data.path()), vec![9]);
-    let (code, _, err) = mini_run(data.path(), &env, &["install", "y", "1"]);
+    let (code, _, err) = mini_run(data.path(), &env, &["install", "y@1.0.0"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = mini_run(data.path(), &env, &["install", "z", "1"]);
+    let (code, _, err) = mini_run(data.path(), &env, &["install", "z@1.0.0"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(snapshot_seqs(data.path()), vec![9, 11]);
     let stats = parse_stats(&ok(&["stats"]));
@@ -359,12 +362,12 @@ fn uninstall_of_a_deployed_module_is_refused_and_changes_nothing() {
     let data = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str]| mini_run(data.path(), &[], args);
     for args in [
-        &["install", "api", "2.0.0"][..],
-        &["install", "api", "2.1.0"][..],
+        &["install", "api@2.0.0"][..],
+        &["install", "api@2.1.0"][..],
         &["deploy", "api@2.0.0", "edge"][..],
         &["deploy", "api@2.0.0", "canary"][..],
         &["checkpoint"][..],
-        &["install", "cron", "1.0.0"][..],
+        &["install", "cron@1.0.0"][..],
     ] {
         let (code, out, err) = run(args);
         assert_eq!(code, 0, "registry {args:?}: {out}\n{err}");
@@ -487,11 +490,11 @@ fn bulk_mutations_with_checkpoints_keep_only_the_journal_tail() {
     check_tail(data.path(), SEGMENT, 3000, model.seq);
 
     // A few single commits on top, then a fresh start replays only the tail.
-    reg.ok(&["install", "solo", "1.0"]);
-    model.install("solo@1.0");
-    reg.ok(&["deploy", "solo@1.0", "main"]);
+    reg.ok(&["install", "solo@1.0.0"]);
+    model.install("solo@1.0.0");
+    reg.ok(&["deploy", "solo@1.0.0", "main"]);
     model.seq += 1;
-    model.deployments.insert("main".into(), "solo@1.0".into());
+    model.deployments.insert("main".into(), "solo@1.0.0".into());
     let stats = parse_stats(&reg.ok(&["stats"]));
     assert_eq!(stat(&stats, "recovered-snapshot"), 3504, "{stats:?}");
     assert_eq!(stat(&stats, "replayed"), 498, "{stats:?}");
@@ -531,11 +534,11 @@ fn damaged_newest_snapshot_falls_back_with_a_warning() {
 
     reg.ok(&["bulk", "1200", "--batch", "10"]);
     model.bulk(1200);
-    reg.ok(&["install", "keep", "1.0"]);
-    model.install("keep@1.0");
-    reg.ok(&["deploy", "keep@1.0", "prod"]);
+    reg.ok(&["install", "keep@1.0.0"]);
+    model.install("keep@1.0.0");
+    reg.ok(&["deploy", "keep@1.0.0", "prod"]);
     model.seq += 1;
-    model.deployments.insert("prod".into(), "keep@1.0".into());
+    model.deployments.insert("prod".into(), "keep@1.0.0".into());
     assert_eq!(snapshot_seqs(data.path()), vec![500, 1000]);
     assert!(
         segments(data.path())[0].0 > 1,
@@ -576,11 +579,14 @@ fn damaged_newest_snapshot_falls_back_with_a_warning() {
     // The next mutation checkpoints (702 replayed ≥ 500): the newest snapshot
     // is valid again, the warning is gone, the state is still right.
     // That run still recovers from the snapshot at 500, so it warns once more.
-    let (code, out, err) = reg.run(&["install", "after", "2.0"]);
+    let (code, out, err) = reg.run(&["install", "after@2.0.0"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, format!("installed after@2.0 seq {}\n", model.seq + 1));
+    assert_eq!(
+        out,
+        format!("installed after@2.0.0 seq {}\n", model.seq + 1)
+    );
     assert!(err.contains("warning") && err.contains("1000"), "{err:?}");
-    model.install("after@2.0");
+    model.install("after@2.0.0");
     let (code, out, err) = reg.run(&["list"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(err, "", "no warning once a valid snapshot is the newest");

@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgGroup, Args};
 use mini_engine::Entry;
+use mini_engine::layout::UnitKind;
 use mini_engine::state::JOURNAL_DIR;
 
-use crate::layout::{self, Kind, NS_JOURNALS, NS_SNAPSHOTS, NS_STATES};
+use crate::layout::{self, Target};
 use crate::state::Start;
 
 /// How often `--follow` looks for new records.
@@ -18,11 +19,12 @@ const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 
 /// Print a journal's records, one JSON line each: `{"seq":N,"data":<record>}`.
 ///
-/// PATH is a journal directory, a state directory (its journal is printed;
-/// with --after-snapshot only the records after its newest valid snapshot),
-/// a snapshot directory or a snapshot file (each valid snapshot is printed
-/// as `{"seq":N,"state":<state>}`, ascending; a damaged one is an error that
-/// names the file, after the others are printed).
+/// PATH is a journal directory, a state or queue directory (its journal is
+/// printed; with --after-snapshot only the records after its newest valid
+/// snapshot), a snapshot directory or a snapshot file (each valid snapshot
+/// is printed as `{"seq":N,"state":<state>}`, ascending; a damaged one is an
+/// error that names the file, after the others are printed). What PATH is
+/// comes from where it lies under its data root (`.mini`), not from names.
 ///
 /// Streams (never holds the log in memory) and takes no lock, so it works
 /// while a component writes the journal; it stops at the last complete
@@ -62,35 +64,75 @@ pub struct CatArgs {
     follow: bool,
 }
 
+/// What `mini cat` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Print {
+    /// A journal's records.
+    Journal,
+    /// A state's (or queue's) journal, or its records after its snapshot.
+    State,
+    /// The snapshots of a directory.
+    Snapshots,
+    /// One snapshot file.
+    SnapshotFile,
+}
+
 /// The path to print and what it is.
-fn target(args: &CatArgs) -> Result<(PathBuf, Kind)> {
-    if let Some(dir) = &args.dir {
-        return Ok((dir.clone(), layout::kind_of(dir)));
+fn target(args: &CatArgs) -> Result<(PathBuf, Print)> {
+    if let Some(path) = &args.dir {
+        return Ok((path.clone(), what_to_print(path)?));
     }
     let Some(ns) = &args.namespace else {
         bail!("give a path, or --namespace with --journal, --state or --snapshot");
     };
-    let (sub, name, kind) = match (&args.journal, &args.state, &args.snapshot) {
-        (Some(name), _, _) => (NS_JOURNALS, name, Kind::Journal),
-        (_, Some(name), _) => (NS_STATES, name, Kind::State),
-        (_, _, Some(name)) => (NS_SNAPSHOTS, name, Kind::Snapshots),
+    let (kind, name, print) = match (&args.journal, &args.state, &args.snapshot) {
+        (Some(name), _, _) => (UnitKind::Journal, name, Print::Journal),
+        (_, Some(name), _) => (UnitKind::State, name, Print::State),
+        (_, _, Some(name)) => (UnitKind::Snapshots, name, Print::Snapshots),
         _ => bail!("give --journal, --state or --snapshot with --namespace"),
     };
-    Ok((layout::named_dir(&args.data, ns, sub, name)?, kind))
+    Ok((layout::named_unit(&args.data, ns, kind, name)?, print))
+}
+
+/// What the path `path` is, asked of the layout.
+fn what_to_print(path: &Path) -> Result<Print> {
+    let not_one = "is not a journal directory (nor a state, queue or snapshot directory, nor a \
+                   snapshot file)";
+    Ok(match layout::resolve(path).target {
+        Target::Unit(UnitKind::Journal) | Target::UnitJournal => Print::Journal,
+        Target::Unit(UnitKind::State | UnitKind::Queue) => Print::State,
+        Target::Unit(UnitKind::Snapshots) | Target::UnitSnapshots => Print::Snapshots,
+        Target::SnapshotFile => Print::SnapshotFile,
+        Target::SegmentFile => bail!(
+            "{} is a journal segment: give its directory (the journal)",
+            path.display()
+        ),
+        Target::Units(..) => bail!(
+            "{} {not_one}: it holds them (see `mini verify` or `mini modules`)",
+            path.display()
+        ),
+        Target::Foreign(why) => bail!("{} {not_one}: {why}", path.display()),
+        Target::Missing => bail!("{} {not_one}: it does not exist", path.display()),
+        Target::NoRoot => bail!(
+            "{} {not_one}: {}",
+            path.display(),
+            layout::no_root_reason(path)
+        ),
+    })
 }
 
 /// `mini cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let (path, kind) = target(&args)?;
-    if args.after_snapshot && kind != Kind::State {
+    let (path, print) = target(&args)?;
+    if args.after_snapshot && print != Print::State {
         bail!(
             "--after-snapshot needs a state directory (journal/ and snapshots/); {} is not one",
             path.display()
         );
     }
-    match kind {
-        Kind::Journal => cat_journal(&path, args.from, args.follow),
-        Kind::State => {
+    match print {
+        Print::Journal => cat_journal(&path, args.from, args.follow),
+        Print::State => {
             crate::state::check_state_dir(&path)?;
             if args.after_snapshot {
                 cat_after_snapshot(&path, args.follow)
@@ -98,27 +140,19 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
                 cat_journal(&path.join(JOURNAL_DIR), args.from, args.follow)
             }
         }
-        Kind::Snapshots | Kind::SnapshotFile => {
+        Print::Snapshots | Print::SnapshotFile => {
             if args.follow || args.from != 0 {
                 bail!(
                     "--follow and --from are for journals; {} holds snapshots",
                     path.display()
                 );
             }
-            if kind == Kind::Snapshots {
+            if print == Print::Snapshots {
                 cat_snapshot_dir(&path)
             } else {
                 cat_snapshot_file(&path)
             }
         }
-        Kind::SegmentFile => bail!(
-            "{} is a journal segment: give its directory (the journal)",
-            path.display()
-        ),
-        Kind::Other => bail!(
-            "{} is not a journal directory (nor a state or snapshot directory, nor a snapshot file)",
-            path.display()
-        ),
     }
 }
 

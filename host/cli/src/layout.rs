@@ -1,148 +1,220 @@
-//! What a path in a data directory is (a journal, a state directory, a
-//! snapshot directory, a snapshot file), and the unlocked reads of snapshot
-//! files and segment listings that the operator's tools share.
+//! What a path the operator gives is, asked of the engine's layout
+//! ([`mini_engine::layout`]), and the unlocked reads of snapshot files and
+//! segment listings that the operator's tools share.
 //!
 //! ```text
+//! <data>/.mini                       the marker of a data root
 //! <data>/<ns>/journal/<name>/        a journal: segments 00000000000000000001.jsonl …
 //! <data>/<ns>/state/<name>/          a state: journal/ and snapshots/
-//! <data>/<ns>/snapshot/<name>/       a snapshot directory: snapshot-<seq>.json …
+//! <data>/<ns>/snapshot/<name>/       a snapshot store: snapshot-<seq>.json …
+//! <data>/<ns>/queue/<name>/          a queue: journal/ and snapshots/
 //! ```
+//!
+//! Guests choose `<ns>` and `<name>`, so inside a data root a path is what
+//! its position says, whatever the names inside it look like; only outside
+//! every root (a unit a native program wrote where it liked) is a directory
+//! read by its entries, which only mini writes there.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use mini_engine::lock::LOCK_FILE;
+use anyhow::Context;
+use mini_engine::layout::{
+    DataRoot, Location, REPAIR_PREFIX, ROOT_MARKER, UnitKind, locate, standalone_kind,
+};
 use mini_engine::segment::parse_segment_file_name;
 use mini_engine::snapshot::{
     SnapshotDamage, TEMP_PREFIX, decode_snapshot, parse_snapshot_file_name,
 };
 use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 
-/// The directory of a namespace that holds its journals.
-pub const NS_JOURNALS: &str = "journal";
-/// The directory of a namespace that holds its states.
-pub const NS_STATES: &str = "state";
-/// The directory of a namespace that holds its snapshot directories (the
-/// `snapshot` interface).
-pub const NS_SNAPSHOTS: &str = "snapshot";
-/// The directory of a namespace that holds its queues.
-pub const NS_QUEUES: &str = "queue";
+/// What a path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A data root, a namespace, or a namespace's directory of one kind:
+    /// what it holds is for [`mini_engine::layout::walk`] to list.
+    Units(DataRoot, Location),
+    /// A unit's directory. Outside a data root a queue's directory is taken
+    /// for a state's: the two look alike.
+    Unit(UnitKind),
+    /// The journal of a state or queue (`<unit>/journal/`).
+    UnitJournal,
+    /// The snapshot directory of a state or queue (`<unit>/snapshots/`).
+    UnitSnapshots,
+    /// A snapshot file.
+    SnapshotFile,
+    /// A journal segment file.
+    SegmentFile,
+    /// Something mini does not write there; the reason.
+    Foreign(&'static str),
+    /// Nothing is there.
+    Missing,
+    /// Outside every data root, and not a unit's directory.
+    NoRoot,
+}
 
-/// The directory `<data>/<ns>/<sub>/<name>` (`sub` one of the `NS_*`
-/// directories, which are also what they hold: journal, state, …), with
-/// both names checked; an error unless it exists.
-pub fn named_dir(data: &Path, ns: &str, sub: &str, name: &str) -> anyhow::Result<PathBuf> {
-    use anyhow::Context;
-    for n in [ns, name] {
-        mini_engine::name::validate_name(n).with_context(|| format!("invalid name {n:?}"))?;
+/// A path, resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What it is.
+    pub target: Target,
+    /// Whether it lies in a data root (else it was read by its entries).
+    pub in_root: bool,
+}
+
+/// What `path` is: from its position under the nearest data root, or, in
+/// no root, from its own entries ([`standalone_kind`]).
+pub fn resolve(path: &Path) -> Resolved {
+    match locate(path) {
+        Some((root, location)) => Resolved {
+            target: in_root(path, root, location),
+            in_root: true,
+        },
+        None => Resolved {
+            target: standalone(path),
+            in_root: false,
+        },
     }
-    let dir = data.join(ns).join(sub).join(name);
+}
+
+fn in_root(path: &Path, root: DataRoot, location: Location) -> Target {
+    match location {
+        Location::Root | Location::Namespace { .. } | Location::Kind { .. } => {
+            if path.is_dir() {
+                Target::Units(root, location)
+            } else if path.exists() {
+                Target::Foreign("a file where mini keeps a directory")
+            } else {
+                Target::Missing
+            }
+        }
+        Location::Unit { kind, .. } => {
+            if path.is_dir() {
+                Target::Unit(kind)
+            } else if path.exists() {
+                Target::Foreign("a file where mini keeps a unit's directory")
+            } else {
+                Target::Missing
+            }
+        }
+        Location::InUnit { kind, rest, .. } => in_unit(path, kind, &rest),
+        Location::Foreign(why) => {
+            if path.exists() {
+                Target::Foreign(why)
+            } else {
+                Target::Missing
+            }
+        }
+    }
+}
+
+/// What `path`, at `rest` below the directory of a unit of `kind`, is.
+fn in_unit(path: &Path, kind: UnitKind, rest: &Path) -> Target {
+    if !path.exists() {
+        return Target::Missing;
+    }
+    let parts: Vec<String> = rest
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match (kind, &parts[..]) {
+        (UnitKind::Journal, [entry, below @ ..]) => journal_entry(path, entry, below.is_empty()),
+        (UnitKind::Snapshots, [entry]) => snapshot_entry(path, entry),
+        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR]) if path.is_dir() => Target::UnitJournal,
+        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR]) if path.is_dir() => {
+            Target::UnitSnapshots
+        }
+        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR, entry, below @ ..]) => {
+            journal_entry(path, entry, below.is_empty())
+        }
+        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR, entry]) => snapshot_entry(path, entry),
+        _ => Target::Foreign("not written by mini here"),
+    }
+}
+
+/// What `path` is, given the entry of a journal directory it is or lies
+/// in (`is_entry`: it is that entry).
+fn journal_entry(path: &Path, entry: &str, is_entry: bool) -> Target {
+    if entry.starts_with(REPAIR_PREFIX) {
+        return Target::Foreign(
+            "what `mini repair` cut off a journal, kept to inspect: not a journal",
+        );
+    }
+    if is_entry && path.is_file() && parse_segment_file_name(entry).is_some() {
+        Target::SegmentFile
+    } else {
+        Target::Foreign("not written by mini here")
+    }
+}
+
+fn snapshot_entry(path: &Path, entry: &str) -> Target {
+    if path.is_file() && parse_snapshot_file_name(entry).is_some() {
+        Target::SnapshotFile
+    } else {
+        Target::Foreign("not a snapshot file")
+    }
+}
+
+/// Outside every root: a directory is the unit its entries say; a file is
+/// a segment in a journal, else read as a snapshot file (its content
+/// decides whether it is one).
+fn standalone(path: &Path) -> Target {
+    if path.is_dir() {
+        return standalone_kind(path).map_or(Target::NoRoot, Target::Unit);
+    }
+    if !path.is_file() {
+        return Target::Missing;
+    }
+    let in_journal = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .and_then(standalone_kind)
+        == Some(UnitKind::Journal);
+    let segment_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_segment_file_name)
+        .is_some();
+    match (in_journal, segment_name) {
+        (true, true) => Target::SegmentFile,
+        (true, false) => Target::Foreign("not written by mini in a journal"),
+        (false, _) => Target::SnapshotFile,
+    }
+}
+
+/// Why a path outside every data root cannot be used: it names the marker
+/// so that an operator knows what is missing.
+pub fn no_root_reason(path: &Path) -> String {
+    format!(
+        "{} lies in no data root (there is no {ROOT_MARKER} marker at or above it) and is not a \
+         journal, state, queue or snapshot directory",
+        path.display()
+    )
+}
+
+/// The directory of unit `name` of `kind` in namespace `ns` of the data
+/// root `data` (names checked by the engine); an error unless it exists.
+pub fn named_unit(data: &Path, ns: &str, kind: UnitKind, name: &str) -> anyhow::Result<PathBuf> {
+    let root = DataRoot::new(data);
+    root.namespace_dir(ns)
+        .with_context(|| format!("invalid name {ns:?}"))?;
+    let dir = root
+        .unit_dir(ns, kind, name)
+        .with_context(|| format!("invalid name {name:?}"))?;
     if !dir.is_dir() {
         anyhow::bail!(
-            "no {sub} {name:?} in namespace {ns:?}: {} does not exist",
+            "no {kind} {name:?} in namespace {ns:?}: {} does not exist",
             dir.display()
         );
     }
     Ok(dir)
-}
-
-/// What a path holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A journal directory (segment files, or only its lock file).
-    Journal,
-    /// A state directory: `journal/` (a journal) and `snapshots/`.
-    State,
-    /// A directory of snapshot files (`snapshot-<seq>.json`).
-    Snapshots,
-    /// A file that is not a journal segment: read as a snapshot file.
-    SnapshotFile,
-    /// A journal segment file (its directory is the journal).
-    SegmentFile,
-    /// None of these (missing, or a directory that may hold some below it).
-    Other,
-}
-
-/// What is in one directory, by file name.
-#[derive(Debug, Default)]
-struct Listing {
-    segments: bool,
-    snapshots: bool,
-    lock: bool,
-}
-
-fn listing(dir: &Path) -> Listing {
-    let mut out = Listing::default();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if parse_segment_file_name(&name).is_some() {
-            out.segments = true;
-        } else if parse_snapshot_file_name(&name).is_some()
-            || name
-                .strip_prefix(TEMP_PREFIX)
-                .is_some_and(|rest| parse_snapshot_file_name(rest).is_some())
-        {
-            out.snapshots = true;
-        } else if name == LOCK_FILE {
-            out.lock = true;
-        }
-    }
-    out
-}
-
-fn file_name_is(path: &Path, name: &str) -> bool {
-    path.file_name().is_some_and(|n| n == name)
-}
-
-/// What `path` is, from its name and the names of its entries (contents are
-/// not read).
-///
-/// A directory with segment files is a journal; one with snapshot files is a
-/// snapshot directory; one holding only a lock file is a snapshot directory
-/// if it is named `snapshots` or lies in a namespace's `snapshot/`, else a
-/// journal; a directory whose `journal/` is a journal and that has a
-/// `snapshots/` directory is a state directory.
-pub fn kind_of(path: &Path) -> Kind {
-    if path.is_file() {
-        let segment = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(parse_segment_file_name)
-            .is_some();
-        return if segment {
-            Kind::SegmentFile
-        } else {
-            Kind::SnapshotFile
-        };
-    }
-    if !path.is_dir() {
-        return Kind::Other;
-    }
-    let journal = path.join(JOURNAL_DIR);
-    if path.join(SNAPSHOT_DIR).is_dir() && kind_of(&journal) == Kind::Journal {
-        return Kind::State;
-    }
-    let found = listing(path);
-    if found.segments {
-        Kind::Journal
-    } else if found.snapshots {
-        Kind::Snapshots
-    } else if found.lock {
-        let in_snapshot_ns = path
-            .parent()
-            .is_some_and(|parent| file_name_is(parent, NS_SNAPSHOTS));
-        if file_name_is(path, SNAPSHOT_DIR) || in_snapshot_ns {
-            Kind::Snapshots
-        } else {
-            Kind::Journal
-        }
-    } else {
-        Kind::Other
-    }
 }
 
 /// The first sequence numbers of the segment files in the journal `dir`,
@@ -194,4 +266,88 @@ pub fn read_snapshot(path: &Path) -> Result<(u64, String), SnapshotDamage> {
 /// (`state` is one JSON value on one line, put in as stored).
 pub fn snapshot_line(seq: u64, state: &str) -> String {
     format!("{{\"seq\":{seq},\"state\":{state}}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(path: &Path) -> Target {
+        resolve(path).target
+    }
+
+    /// A fresh directory under the system's temporary directory, removed
+    /// when dropped (this crate has no dev-dependencies).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("mini-cli-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            TempDir(dir)
+        }
+
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn inside_a_root_the_position_decides() {
+        let data = TempDir::new("in-root");
+        let root = DataRoot::create(data.path()).expect("root");
+        // A journal named like a segment, holding a real segment.
+        let odd = root
+            .unit_dir("LOCK", UnitKind::Journal, "00000000000000000001.jsonl")
+            .expect("valid");
+        let journal = mini_engine::Journal::open(&odd).expect("open");
+        journal.append("{}").expect("append");
+        drop(journal);
+        assert_eq!(target(&odd), Target::Unit(UnitKind::Journal));
+        assert_eq!(
+            target(&odd.join("00000000000000000001.jsonl")),
+            Target::SegmentFile
+        );
+        assert!(matches!(
+            target(&data.path().join("LOCK")),
+            Target::Units(_, Location::Namespace { .. })
+        ));
+        assert!(matches!(
+            target(&data.path().join("LOCK/journal")),
+            Target::Units(_, Location::Kind { .. })
+        ));
+        std::fs::create_dir_all(odd.join("repair-1")).expect("mkdir");
+        assert!(matches!(target(&odd.join("repair-1")), Target::Foreign(_)));
+        assert_eq!(target(&data.path().join("LOCK/queue/q")), Target::Missing);
+        let state = root.unit_dir("ns", UnitKind::State, "s").expect("valid");
+        std::fs::create_dir_all(state.join(SNAPSHOT_DIR)).expect("mkdir");
+        assert_eq!(target(&state.join(SNAPSHOT_DIR)), Target::UnitSnapshots);
+    }
+
+    #[test]
+    fn outside_a_root_a_unit_is_read_by_its_entries() {
+        let data = TempDir::new("no-root");
+        let dir = data.path().join("j");
+        mini_engine::Journal::open(&dir)
+            .expect("open")
+            .append("{}")
+            .expect("append");
+        if locate(&dir).is_some() {
+            return; // The temporary directory lies in a data root.
+        }
+        assert_eq!(target(&dir), Target::Unit(UnitKind::Journal));
+        assert_eq!(
+            target(&dir.join("00000000000000000001.jsonl")),
+            Target::SegmentFile
+        );
+        assert_eq!(target(data.path()), Target::NoRoot);
+        assert_eq!(target(&data.path().join("missing")), Target::Missing);
+    }
 }

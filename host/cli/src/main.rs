@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! mini run counter.wasm -- 5          # run a component with its storage
+//! mini up deploy/                    # run the modules of Arcella deployment specs
 //! mini cat mini-data/counter/journal/counter | jq .data
 //! mini state app cart | jq -s          # newest valid snapshot + journal tail
 //! mini cat mini-data/app/state/cart --after-snapshot
@@ -11,6 +12,7 @@
 //! mini queue dead app jobs | jq .payload
 //! mini verify mini-data               # journals, states, snapshots: every crc and seq
 //! mini repair mini-data/counter/journal/counter --yes
+//! mini modules                       # namespaces, their module versions and units
 //! mini import-ministore old/app.journal mini-data/app/journal/events
 //! ```
 
@@ -22,10 +24,13 @@ use clap::{Parser, Subcommand};
 mod cat;
 mod check;
 mod import;
+mod instance;
 mod layout;
+mod modules;
 mod queue;
 mod run;
 mod state;
+mod up;
 
 /// Durable storage for WebAssembly components.
 #[derive(Debug, Parser)]
@@ -38,11 +43,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Up(up::UpArgs),
     Cat(cat::CatArgs),
     State(state::StateArgs),
     Queue(queue::QueueArgs),
     Verify(check::VerifyArgs),
     Repair(check::RepairArgs),
+    Modules(modules::ModulesArgs),
     ImportMinistore(import::ImportArgs),
 }
 
@@ -51,15 +58,30 @@ pub(crate) fn default_data_dir() -> PathBuf {
     PathBuf::from("mini-data")
 }
 
+/// Logs what an operator must know (a torn tail cut, a damaged snapshot
+/// passed over, a failed automatic checkpoint) to stderr: warnings unless
+/// `RUST_LOG` says otherwise.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Up(args) => up::up(args),
         Command::Cat(args) => cat::cat(args),
         Command::State(args) => state::state(args),
         Command::Queue(args) => queue::queue(args),
         Command::Verify(args) => check::verify(args),
         Command::Repair(args) => check::repair(args),
+        Command::Modules(args) => modules::modules(args),
         Command::ImportMinistore(args) => import::import(args),
     };
     match result {

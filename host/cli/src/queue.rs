@@ -14,13 +14,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use mini_engine::JournalError;
+use mini_engine::layout::UnitKind;
 use mini_engine::queue::{
-    MessageInfo, Place, Queue, QueueError, QueueOptions, QueueState, SystemClock, inspect,
+    DEFAULT_CHECKPOINT_EVERY, MessageInfo, Place, Queue, QueueError, QueueOptions, QueueState,
+    SystemClock, inspect, inspect_queue,
 };
 use mini_engine::snapshot::{SkippedSnapshot, SnapshotError};
 use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR, StateError};
 
-use crate::layout::{self, NS_QUEUES};
+use crate::layout::{self, Target};
 
 /// Messages `peek` and `dead` print unless told otherwise.
 const DEFAULT_MAX: usize = 100;
@@ -82,11 +84,17 @@ struct Address {
 
 /// Print a queue's counts as one JSON object.
 ///
-///     {"ready":N,"leased":N,"delayed":N,"dead":N,"bytes":N}
+///     {"ready":N,"leased":N,"delayed":N,"dead":N,"bytes":N,"snapshot_bytes":N,
+///      "records_since_checkpoint":N,"checkpoint_overdue":BOOL}
 ///
 /// ready: deliverable now (leases that ran out included); leased: delivered,
 /// the lease running; delayed: pushed or nacked with a delay not yet
-/// passed; dead: dead letters; bytes: the size of the live payloads.
+/// passed; dead: dead letters; bytes: the size of the live payloads;
+/// snapshot_bytes: an upper bound of the snapshot's size (pushes past the
+/// queue's limit are refused); records_since_checkpoint: what a reopen
+/// replays; checkpoint_overdue: far more records than a checkpoint is made
+/// at, so the running queue's automatic checkpoints are failing (its host
+/// logs why, and a guest's `stats` shows it).
 ///
 /// Takes no lock: works while a component uses the queue (a change being
 /// written at that moment is not counted). A damaged newest snapshot is
@@ -229,13 +237,35 @@ pub fn queue(args: QueueArgs) -> Result<ExitCode> {
 
 /// The queue directory `NAMESPACE/queue/NAME` under `data`, checked.
 fn named_dir(data: &Path, ns: &str, name: &str) -> Result<PathBuf> {
-    let dir = layout::named_dir(data, ns, NS_QUEUES, name)?;
+    let dir = layout::named_unit(data, ns, UnitKind::Queue, name)?;
     check_queue_dir(&dir)?;
     Ok(dir)
 }
 
-/// Fails unless `dir` looks like a queue directory: `journal/` and
-/// `snapshots/` (a queue makes both when it is first opened).
+/// The queue directory given with --dir: a queue by its place in a data
+/// root, or, outside every root, a directory with a queue's entries.
+fn given_dir(dir: &Path) -> Result<PathBuf> {
+    let resolved = layout::resolve(dir);
+    match (resolved.target, resolved.in_root) {
+        (Target::Unit(UnitKind::Queue), _) => {}
+        // Outside a root a queue looks like a state: its records tell
+        // (`inspect` refuses records that are not a queue's).
+        (Target::Unit(UnitKind::State), false) => {}
+        (Target::Missing, _) => bail!("{} does not exist", dir.display()),
+        (Target::Unit(kind), true) => bail!(
+            "{} is not a queue directory: it is a {kind} in its data directory",
+            dir.display()
+        ),
+        (_, true) => bail!("{} is not a queue directory", dir.display()),
+        // What is missing is said below.
+        (_, false) => {}
+    }
+    check_queue_dir(dir)?;
+    Ok(dir.to_path_buf())
+}
+
+/// Fails, saying what is missing, unless `dir` holds a queue's `journal/`
+/// and `snapshots/` (a queue makes both when it is first opened).
 fn check_queue_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         bail!("{} does not exist", dir.display());
@@ -254,10 +284,7 @@ fn check_queue_dir(dir: &Path) -> Result<()> {
 impl Address {
     fn dir(&self) -> Result<PathBuf> {
         match (&self.dir, &self.namespace, &self.name) {
-            (Some(dir), _, _) => {
-                check_queue_dir(dir)?;
-                Ok(dir.clone())
-            }
+            (Some(dir), _, _) => given_dir(dir),
             (None, Some(ns), Some(name)) => named_dir(&self.data, ns, name),
             _ => bail!("give NAMESPACE NAME, or --dir with a queue directory"),
         }
@@ -268,10 +295,7 @@ impl Change {
     /// The queue directory and the dead letters named.
     fn target(&self) -> Result<(PathBuf, Which)> {
         let (dir, ids) = match &self.dir {
-            Some(dir) => {
-                check_queue_dir(dir)?;
-                (dir.clone(), &self.words[..])
-            }
+            Some(dir) => (given_dir(dir)?, &self.words[..]),
             None => {
                 let [ns, name, ids @ ..] = &self.words[..] else {
                     bail!(
@@ -322,11 +346,27 @@ fn now_ms() -> u64 {
 
 /// `mini queue stats`.
 fn stats(address: &Address) -> Result<ExitCode> {
-    let state = read(&address.dir()?)?;
-    let s = state.stats(now_ms());
+    let dir = address.dir()?;
+    let found = inspect_queue(&dir)
+        .with_context(|| format!("cannot read the queue in {}", dir.display()))?;
+    warn_skipped(&found.skipped);
+    let s = found.state.stats(now_ms());
+    let overdue = found.checkpoint_overdue(DEFAULT_CHECKPOINT_EVERY);
+    if overdue {
+        eprintln!(
+            "mini: warning: {} records since the newest snapshot: the queue's automatic checkpoints are failing",
+            found.records_since_checkpoint
+        );
+    }
     print_lines([format!(
-        "{{\"ready\":{},\"leased\":{},\"delayed\":{},\"dead\":{},\"bytes\":{}}}",
-        s.ready, s.leased, s.delayed, s.dead, s.bytes
+        "{{\"ready\":{},\"leased\":{},\"delayed\":{},\"dead\":{},\"bytes\":{},\"snapshot_bytes\":{},\"records_since_checkpoint\":{},\"checkpoint_overdue\":{overdue}}}",
+        s.ready,
+        s.leased,
+        s.delayed,
+        s.dead,
+        s.bytes,
+        s.snapshot_bytes,
+        found.records_since_checkpoint
     )])
 }
 

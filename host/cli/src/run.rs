@@ -2,21 +2,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use mini_host::runner::{RunError, Runner, RunnerConfig};
-use mini_host::{MiniCtx, MiniHost};
+use mini_host::runner::{DEFAULT_MEMORY_LIMIT, DEFAULT_TIME_LIMIT, RunLimits, RunnerConfig};
+use mini_host::{MiniCtx, MiniCtxBuilder, MiniHost, StopSignal};
+use mini_manifest::ComponentManifest;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-/// Exit code when the component could not be loaded or started.
-const EXIT_CANNOT_START: u8 = 125;
-/// Exit code when the component trapped.
-const EXIT_TRAP: u8 = 134;
-/// Exit code when mini stopped the component at a limit.
-const EXIT_LIMIT: u8 = 137;
+use crate::instance::{self, Instance, argv0, ctx_error, kib, mib};
 
 /// Run a component (a `wasi:cli/command`) with durable storage.
 ///
@@ -28,11 +23,21 @@ const EXIT_LIMIT: u8 = 137;
 /// `<data>/<namespace>/queue/<name>/` (or another namespace's, with
 /// `--grant-queue`).
 ///
+/// A module: with `--manifest FILE`, or when `<stem>.component.toml` lies
+/// next to the component (Arcella's component manifest), the component runs
+/// as that module: its namespace is the module's name (a new version opens
+/// the data an older one wrote), it may open only what the manifest's
+/// `[component.capabilities.storage]` grants (anything else is
+/// `access-denied`; without that table, nothing), and the manifest's quota,
+/// record size, handle, memory, time and fuel limits apply. Flags given on
+/// the command line override the manifest's limits. Without a manifest the
+/// component may open anything in the namespace of its file name.
+///
 /// Limits: the component is stopped when its memory grows past
 /// `--memory-mb` or when the run takes longer than `--time-limit-ms`
-/// (wall-clock time, host calls included, checked every 10 ms by epoch
-/// interruption), or when `--fuel` runs out. Records it got a sequence number
-/// for before being stopped are on disk.
+/// (wall-clock time, host calls included: a `pop-wait` is stopped too), or
+/// when `--fuel` runs out. Everything it was told is durable before it was
+/// stopped is on disk. A limit out of range is refused before anything runs.
 ///
 /// Exit status: the component's own (0 when `run` returns ok, 1 for err, the
 /// code passed to `exit`); 125 if it could not be loaded or started, 134 if it
@@ -45,29 +50,41 @@ pub struct RunArgs {
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     data: PathBuf,
     /// The namespace the component's storage lives in [default: the
-    /// component's file name without extension].
+    /// module's name with a manifest, else the component's file name without
+    /// extension].
     #[arg(long)]
     namespace: Option<String>,
-    /// Memory limit in MiB.
-    #[arg(long, default_value_t = 256, value_name = "MIB")]
-    memory_mb: u64,
-    /// Time limit of the run in milliseconds (wall-clock time); 0 for none.
-    #[arg(long, alias = "cpu-ms", default_value_t = 60_000, value_name = "MS")]
-    time_limit_ms: u64,
+    /// The component manifest (Arcella's `<stem>.component.toml`) [default:
+    /// the one next to the component, if any].
+    #[arg(long, value_name = "FILE", conflicts_with = "no_manifest")]
+    manifest: Option<PathBuf>,
+    /// Run without a manifest even if one lies next to the component.
+    #[arg(long)]
+    no_manifest: bool,
+    /// Memory limit in MiB [default: the manifest's memory_max, else 256].
+    #[arg(long, value_name = "MIB")]
+    memory_mb: Option<u64>,
+    /// Time limit of the run in milliseconds (wall-clock time); 0 for none
+    /// [default: the manifest's time_limit_ms, else 60000].
+    #[arg(long, alias = "cpu-ms", value_name = "MS")]
+    time_limit_ms: Option<u64>,
     /// Fuel limit (about one unit per WebAssembly instruction): a
-    /// deterministic CPU limit. Off by default.
+    /// deterministic CPU limit [default: the manifest's fuel, else off].
     #[arg(long, value_name = "UNITS")]
     fuel: Option<u64>,
-    /// Disk quota of the namespace in MiB.
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
-    quota_mb: u64,
-    /// Largest record accepted, in KiB.
-    #[arg(long, default_value_t = 1024, value_name = "KIB")]
-    max_record_kb: u64,
-    /// How many handles (journals, cursors, states, snapshot stores) the
-    /// component may hold open at once.
-    #[arg(long, default_value_t = mini_host::ctx::DEFAULT_MAX_OPEN_HANDLES)]
-    max_handles: usize,
+    /// Disk quota of the namespace in MiB [default: the manifest's quota_mb,
+    /// else 1024].
+    #[arg(long, value_name = "MIB")]
+    quota_mb: Option<u64>,
+    /// Largest record accepted, in KiB (at most 131072) [default: the
+    /// manifest's max_record_kb, else 1024].
+    #[arg(long, value_name = "KIB")]
+    max_record_kb: Option<u64>,
+    /// How many handles (journals, cursors, states, snapshot stores, queues,
+    /// pollables) the component may hold open at once [default: the
+    /// manifest's max_handles, else 64].
+    #[arg(long)]
+    max_handles: Option<u64>,
     /// Size at which a journal (or a state's journal) starts a new segment
     /// file, in KiB. Compaction deletes whole segments: small segments keep a
     /// compacted state's files small.
@@ -86,7 +103,8 @@ pub struct RunArgs {
     #[arg(long = "grant-queue", value_name = "NAME=OWNER")]
     grant_queues: Vec<String>,
     /// Run another component at the same time, in the same process, with the
-    /// same limits and grants, in the namespace of its file name: `"FILE
+    /// same limits and grants, in the namespace of its file name (or as the
+    /// module of the manifest next to it): `"FILE
     /// ARG…"` (the arguments split at spaces). Repeatable. The run ends when
     /// every component has ended; the exit status is the first non-zero one
     /// (the main component's first).
@@ -98,11 +116,6 @@ pub struct RunArgs {
     /// Arguments passed to the component (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
-}
-
-fn mib(n: u64) -> Result<u64> {
-    n.checked_mul(1024 * 1024)
-        .ok_or_else(|| anyhow!("{n} MiB is too large"))
 }
 
 /// The namespace of a component file: its file stem.
@@ -122,16 +135,19 @@ fn namespace_of_file(component: &Path) -> Result<String> {
     Ok(stem.to_owned())
 }
 
-fn wasi_ctx(args: &RunArgs, argv0: &str, component_args: &[String]) -> Result<WasiCtx> {
+/// The WASI context of an instance: stdio, arguments, `--env` and `--dir`.
+pub(crate) fn wasi_ctx(
+    argv0: &str,
+    component_args: &[String],
+    envs: &[(String, String)],
+    dirs: &[String],
+) -> Result<WasiCtx> {
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stdio().arg(argv0).args(component_args);
-    for env in &args.envs {
-        let (name, value) = env
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--env {env:?} is not NAME=VALUE"))?;
+    for (name, value) in envs {
         wasi.env(name, value);
     }
-    for dir in &args.dirs {
+    for dir in dirs {
         let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
         if !Path::new(host).is_dir() {
             bail!("--dir {dir:?}: {host} is not a directory");
@@ -142,21 +158,51 @@ fn wasi_ctx(args: &RunArgs, argv0: &str, component_args: &[String]) -> Result<Wa
     Ok(wasi.build())
 }
 
-/// One component of a run: its file, namespace and arguments.
+/// One component of a run: its file, namespace, manifest and arguments.
 struct Part {
     component: PathBuf,
     namespace: String,
+    manifest: Option<ComponentManifest>,
     args: Vec<String>,
 }
 
+/// The manifest of `component`: `explicit`, or the one next to it.
+fn manifest_of(
+    component: &Path,
+    explicit: Option<&Path>,
+    none: bool,
+) -> Result<Option<ComponentManifest>> {
+    if none {
+        return Ok(None);
+    }
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let next_to = ComponentManifest::path_next_to(component);
+            if !next_to.is_file() {
+                return Ok(None);
+            }
+            next_to
+        }
+    };
+    Ok(Some(ComponentManifest::from_file(&path)?))
+}
+
 fn parts(args: &RunArgs) -> Result<Vec<Part>> {
-    let namespace = match &args.namespace {
-        Some(ns) => ns.clone(),
-        None => namespace_of_file(&args.component)?,
+    let manifest = manifest_of(&args.component, args.manifest.as_deref(), args.no_manifest)?;
+    let namespace = match (&args.namespace, &manifest) {
+        (Some(ns), Some(m)) if ns != m.id().name() => bail!(
+            "--namespace {ns:?} differs from the module's name {:?}: a module's namespace is its name",
+            m.id().name()
+        ),
+        (Some(ns), _) => ns.clone(),
+        (None, Some(m)) => m.id().name().to_owned(),
+        (None, None) => namespace_of_file(&args.component)?,
     };
     let mut parts = vec![Part {
         component: args.component.clone(),
         namespace,
+        manifest,
         args: args.args.clone(),
     }];
     for with in &args.with {
@@ -166,8 +212,14 @@ fn parts(args: &RunArgs) -> Result<Vec<Part>> {
                 .next()
                 .ok_or_else(|| anyhow!("--with {with:?} names no component"))?,
         );
+        let manifest = manifest_of(&component, None, args.no_manifest)?;
+        let namespace = match &manifest {
+            Some(m) => m.id().name().to_owned(),
+            None => namespace_of_file(&component)?,
+        };
         parts.push(Part {
-            namespace: namespace_of_file(&component)?,
+            namespace,
+            manifest,
             component,
             args: words.map(str::to_owned).collect(),
         });
@@ -175,110 +227,111 @@ fn parts(args: &RunArgs) -> Result<Vec<Part>> {
     Ok(parts)
 }
 
-fn mini_ctx(args: &RunArgs, host: &MiniHost, namespace: &str) -> Result<MiniCtx> {
-    let max_record_size = usize::try_from(args.max_record_kb.saturating_mul(1024))
-        .context("--max-record-kb is too large")?;
-    let mut builder = MiniCtx::builder(&args.data, namespace)
-        .host(host)
-        .disk_quota(mib(args.quota_mb)?)
-        .max_record_size(max_record_size)
-        .max_open_handles(args.max_handles)
-        .segment_size(args.segment_kb.saturating_mul(1024));
+fn mini_ctx(args: &RunArgs, host: &MiniHost, part: &Part, stop: &StopSignal) -> Result<MiniCtx> {
+    let mut builder = match &part.manifest {
+        Some(manifest) => MiniCtxBuilder::for_module(&args.data, manifest),
+        None => MiniCtx::builder(&args.data, &part.namespace),
+    }
+    .host(host)
+    .stop_signal(stop)
+    .segment_size(kib(args.segment_kb, "--segment-kb")?);
+    if let Some(mb) = args.quota_mb {
+        builder = builder.disk_quota(mib(mb, "--quota-mb")?);
+    }
+    if let Some(kb) = args.max_record_kb {
+        let bytes = usize::try_from(kib(kb, "--max-record-kb")?)
+            .map_err(|_| anyhow!("--max-record-kb {kb} is too large"))?;
+        builder = builder.max_record_size(bytes);
+    }
+    if let Some(handles) = args.max_handles {
+        let handles = usize::try_from(handles)
+            .map_err(|_| anyhow!("--max-handles {handles} is too large"))?;
+        builder = builder.max_open_handles(handles);
+    }
     for grant in &args.grant_queues {
         let (name, owner) = grant
             .split_once('=')
             .ok_or_else(|| anyhow!("--grant-queue {grant:?} is not NAME=OWNER"))?;
         builder = builder.grant_queue(name, owner);
     }
-    Ok(builder.build()?)
+    builder.build().map_err(ctx_error)
+}
+
+/// The memory, time and fuel limits of a run: the flag, else the manifest's,
+/// else the default.
+pub(crate) fn run_limits(
+    memory_mb: Option<u64>,
+    time_limit_ms: Option<u64>,
+    fuel: Option<u64>,
+    manifest: Option<&ComponentManifest>,
+) -> Result<RunLimits> {
+    let storage = manifest.and_then(ComponentManifest::storage);
+    let memory = match (memory_mb, manifest.and_then(ComponentManifest::memory_max)) {
+        (Some(mb), _) => mib(mb, "--memory-mb")?,
+        (None, Some(bytes)) => bytes,
+        (None, None) => DEFAULT_MEMORY_LIMIT as u64,
+    };
+    let memory_limit = usize::try_from(memory)
+        .map_err(|_| anyhow!("a memory limit of {memory} bytes is too large"))?;
+    let time_limit = match time_limit_ms.or_else(|| storage.and_then(|s| s.time_limit_ms)) {
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => Some(DEFAULT_TIME_LIMIT),
+    };
+    Ok(RunLimits {
+        memory_limit,
+        time_limit,
+        fuel: fuel.or_else(|| storage.and_then(|s| s.fuel)),
+    })
 }
 
 /// `mini run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let memory_limit = usize::try_from(mib(args.memory_mb)?).context("--memory-mb is too large")?;
-    let config = RunnerConfig {
-        memory_limit,
-        time_limit: (args.time_limit_ms > 0).then(|| Duration::from_millis(args.time_limit_ms)),
-        fuel: args.fuel,
-        compile_cache: !args.no_cache,
-    };
+    let mut envs = Vec::new();
+    for env in &args.envs {
+        let (name, value) = env
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--env {env:?} is not NAME=VALUE"))?;
+        envs.push((name.to_owned(), value.to_owned()));
+    }
     // One registry: components that open the same journal or queue share it.
     let host = MiniHost::new();
-    let mut runs = Vec::new();
-    for part in parts(&args)? {
-        let mini = mini_ctx(&args, &host, &part.namespace)?;
-        let argv0 = part
-            .component
-            .file_stem()
-            .map_or_else(|| "component".into(), |s| s.to_string_lossy().into_owned());
-        let wasi = wasi_ctx(&args, &argv0, &part.args)?;
-        runs.push((part, mini, wasi));
-    }
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let results = runtime.block_on(async {
-        let runner = match Runner::new(config) {
-            Ok(runner) => Arc::new(runner),
-            Err(e) => return vec![(None, Err(e))],
+    let stop = StopSignal::new();
+    let parts = parts(&args)?;
+    let mut instances = Vec::new();
+    for part in &parts {
+        let mini = mini_ctx(&args, &host, part, &stop)?;
+        let limits = run_limits(
+            args.memory_mb,
+            args.time_limit_ms,
+            args.fuel,
+            part.manifest.as_ref(),
+        )?;
+        let label = match &part.manifest {
+            Some(m) => m.id().to_string(),
+            None => argv0(&part.component),
         };
-        let mut tasks = Vec::new();
-        for (part, mini, wasi) in runs {
-            let runner = runner.clone();
-            let namespace_dir = mini.namespace_dir().to_path_buf();
-            tasks.push((
-                namespace_dir,
-                tokio::spawn(async move {
-                    let component = tokio::task::block_in_place(|| runner.load(&part.component))?;
-                    runner.run(&component, wasi, mini).await
-                }),
-            ));
-        }
-        let mut results = Vec::new();
-        for (namespace_dir, task) in tasks {
-            let result = task.await.unwrap_or_else(|e| {
-                Err(RunError::Instantiate(format!(
-                    "the component's task failed: {e}"
-                )))
-            });
-            results.push((Some(namespace_dir), result));
-        }
-        results
-    });
+        instances.push(Instance {
+            label,
+            wasi: wasi_ctx(&argv0(&part.component), &part.args, &envs, &args.dirs)?,
+            component: part.component.clone(),
+            mini,
+            limits,
+        });
+    }
+    let config = RunnerConfig {
+        compile_cache: !args.no_cache,
+        fuel: None,
+        ..RunnerConfig::default()
+    };
+    let several = instances.len() > 1;
+    let ended = instance::run_all(config, instances, &stop, || {})?;
     let mut status = 0;
-    for (namespace_dir, result) in results {
-        let code = exit_code(result, namespace_dir.as_deref());
+    for end in &ended {
+        let code = instance::exit_code(end, several);
         if status == 0 {
             status = code;
         }
     }
     Ok(ExitCode::from(status))
-}
-
-/// The process status for one component's result (reporting failures).
-fn exit_code(result: Result<i32, RunError>, namespace_dir: Option<&Path>) -> u8 {
-    match result {
-        // Exit codes outside 0..=255 do not fit a process status: report failure.
-        Ok(code) => u8::try_from(code).unwrap_or(1),
-        Err(e) => {
-            eprintln!("mini: {e}");
-            match e {
-                RunError::Engine(_) | RunError::Load { .. } | RunError::Instantiate(_) => {
-                    EXIT_CANNOT_START
-                }
-                RunError::Trap(_) => EXIT_TRAP,
-                RunError::MemoryLimit { .. } | RunError::TimeLimit(_) | RunError::OutOfFuel(_) => {
-                    if let Some(dir) = namespace_dir {
-                        eprintln!(
-                            "mini: records the component appended before it was stopped are on disk in {}",
-                            dir.display()
-                        );
-                    }
-                    EXIT_LIMIT
-                }
-            }
-        }
-    }
 }

@@ -13,11 +13,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use mini_engine::layout::UnitKind;
 use mini_engine::snapshot::{Restored, SkippedSnapshot};
 use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR, recovery_point_unlocked};
 use mini_engine::{Entry, JournalError, Reader};
 
-use crate::layout::{self, NS_STATES};
+use crate::layout::{self, Target};
 
 /// Print a state: its newest valid snapshot and the journal records after it.
 ///
@@ -245,15 +246,29 @@ impl Tail {
 /// The state directory named by the arguments.
 fn state_dir(args: &StateArgs) -> Result<PathBuf> {
     let dir = match (&args.dir, &args.namespace, &args.name) {
-        (Some(dir), _, _) => dir.clone(),
-        (None, Some(ns), Some(name)) => layout::named_dir(&args.data, ns, NS_STATES, name)?,
+        (Some(dir), _, _) => {
+            match layout::resolve(dir).target {
+                // A queue is a state too: its snapshot and its records.
+                Target::Unit(UnitKind::State | UnitKind::Queue) => {}
+                Target::NoRoot => bail!(
+                    "{} is not a state directory: {}",
+                    dir.display(),
+                    layout::no_root_reason(dir)
+                ),
+                Target::Missing => bail!("{} does not exist", dir.display()),
+                _ => bail!("{} is not a state directory", dir.display()),
+            }
+            dir.clone()
+        }
+        (None, Some(ns), Some(name)) => layout::named_unit(&args.data, ns, UnitKind::State, name)?,
         _ => bail!("give NAMESPACE NAME, or --dir with a state directory"),
     };
     check_state_dir(&dir)?;
     Ok(dir)
 }
 
-/// Fails unless `dir` holds a state's journal.
+/// Fails unless the state (or queue) directory `dir` holds its journal:
+/// a clear error before any read.
 pub fn check_state_dir(dir: &Path) -> Result<()> {
     if !dir.join(JOURNAL_DIR).is_dir() {
         bail!(

@@ -1,0 +1,189 @@
+//! `mini up`: modules from Arcella deployment specs in one host process — a
+//! producer and two worker replicas over a queue the producer's manifest
+//! owns and the worker's manifest is granted — and a graceful stop by
+//! SIGTERM that loses nothing acknowledged.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mini_tests::{guest_component, mini, mini_binary, os_args};
+
+/// A deployment directory: the producer pushes `jobs` jobs (with dedup keys,
+/// `pause_ms` apart), two workers take them until the queue is idle.
+fn deployment(dir: &Path, jobs: u64, pause_ms: u64) {
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).expect("write");
+    write(
+        "producer.component.toml",
+        "[component]\nname = \"producer\"\nversion = \"1.0.0\"\n\
+         [component.capabilities.storage]\nqueues = [\"jobs\"]\n",
+    );
+    write(
+        "worker.component.toml",
+        "[component]\nname = \"worker\"\nversion = \"1.0.0\"\n\
+         [component.capabilities.storage]\n\
+         shared_queues = [{ name = \"jobs\", module = \"producer\" }]\n",
+    );
+    write(
+        "producer.deployment.toml",
+        &format!(
+            "[deployment]\nmodule_id = \"producer@1.0.0\"\ngroup = \"g\"\nreplicas = 1\n\
+             [deployment.mini]\nargs = [\"{jobs}\", \"--dedup\", \"--pause-ms\", \"{pause_ms}\"]\n"
+        ),
+    );
+    write(
+        "worker.deployment.toml",
+        "[deployment]\nmodule_id = \"worker@1.0.0\"\ngroup = \"g\"\nreplicas = 2\n\
+         [deployment.mini]\n\
+         args = [\"0\", \"--until-idle\", \"--idle-ms\", \"6000\", \"--lease-ms\", \"2000\"]\n",
+    );
+}
+
+fn components() -> PathBuf {
+    guest_component("producer")
+        .parent()
+        .expect("the components' directory")
+        .to_path_buf()
+}
+
+/// The job numbers of `<word> <id> <n>…` lines.
+fn jobs(stdout: &str, word: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(word))
+        .filter_map(|rest| rest.split_whitespace().nth(1))
+        .map(|n| n.parse().expect("a job number"))
+        .collect()
+}
+
+fn queue_is_empty(data: &Path) {
+    let (code, out, err) = mini(os_args![
+        "queue", "stats", "producer", "jobs", "--data", data
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for key in ["ready", "leased", "delayed", "dead"] {
+        assert!(
+            out.lines().any(|l| l == format!("{key} 0")) || out.contains(&format!("\"{key}\":0")),
+            "{key} is not 0:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn a_producer_and_two_worker_replicas_process_every_job_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    deployment(dir.path(), 60, 1);
+    let (code, out, err) = mini(os_args![
+        "up",
+        dir.path(),
+        "--components",
+        components(),
+        "--data",
+        data.path()
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("3 instance(s)"), "{err}");
+    for instance in ["producer@1.0.0 #0", "worker@1.0.0 #0", "worker@1.0.0 #1"] {
+        assert!(err.contains(&format!("{instance}: exited with 0")), "{err}");
+    }
+    let mut done = jobs(&out, "done ");
+    done.sort_unstable();
+    assert_eq!(
+        done,
+        (1..=60).collect::<Vec<u64>>(),
+        "each job done once:\n{out}"
+    );
+    queue_is_empty(data.path());
+}
+
+#[test]
+fn sigterm_stops_every_instance_gracefully_and_a_restart_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    const JOBS: u64 = 400;
+    deployment(dir.path(), JOBS, 20);
+    let mut child = Command::new(mini_binary())
+        .args(os_args![
+            "up",
+            dir.path(),
+            "--components",
+            components(),
+            "--data",
+            data.path()
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mini up starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, got) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("a line");
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    // In the middle: some jobs done, most not pushed yet.
+    let mut done = 0;
+    while done < 10 {
+        let line = got
+            .recv_timeout(Duration::from_secs(120))
+            .expect("mini up makes progress");
+        if line.starts_with("done ") {
+            done += 1;
+        }
+    }
+    // SAFETY: kill(2) on the child's pid, which has not been reaped.
+    let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(killed, 0, "cannot signal mini up");
+    let status = child.wait().expect("mini up ends");
+    let first = reader.join().expect("the reader");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("SIGTERM: stopping"), "{err}");
+    assert!(!err.contains("trapped") && !err.contains("failed"), "{err}");
+    let pushed_first: BTreeSet<u64> = jobs(&first, "pushed ").into_iter().collect();
+    assert!(
+        (pushed_first.len() as u64) < JOBS,
+        "the producer was not stopped in the middle: {} pushed\n{err}\n{first}",
+        pushed_first.len()
+    );
+
+    // Again, to the end: the producer pushes what it had not (its dedup
+    // keys drop the rest), the workers take everything left.
+    let (code, second, err) = mini(os_args![
+        "up",
+        dir.path(),
+        "--components",
+        components(),
+        "--data",
+        data.path()
+    ]);
+    assert_eq!(code, 0, "{second}\n{err}");
+    let done: BTreeSet<u64> = jobs(&first, "done ")
+        .into_iter()
+        .chain(jobs(&second, "done "))
+        .collect();
+    for job in &pushed_first {
+        assert!(
+            done.contains(job),
+            "job {job}, pushed before the stop, was lost"
+        );
+    }
+    assert_eq!(
+        done,
+        (1..=JOBS).collect(),
+        "every job is done at least once"
+    );
+    queue_is_empty(data.path());
+}
