@@ -448,3 +448,20 @@ fn modules_lists_namespaces_versions_and_units() {
         "{second}"
     );
 }
+
+#[test]
+fn verify_reports_a_damaged_module_record() {
+    let (data, root) = data_root();
+    journal(&root, "billing", "events", 2);
+    record_module(&data.path().join("billing"), "billing@1.0.0", 1).expect("record");
+    let (code, out, err) = mini(os_args!["verify", data.path()]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(data.path().join("billing/.modules.json"), "{not json").expect("write");
+    let (code, out, err) = mini(os_args!["verify", data.path()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("DAMAGED") && out.contains(".modules.json"),
+        "{out}"
+    );
+    assert!(out.contains("1 damaged"), "{out}");
+}

@@ -42,11 +42,13 @@ fn deployment(dir: &Path, jobs: u64, pause_ms: u64) {
     );
 }
 
-fn components() -> PathBuf {
-    guest_component("producer")
+/// `mini up DIR --components <the built guests> --data DATA`.
+fn up_args(dir: &Path, data: &Path) -> Vec<std::ffi::OsString> {
+    let components: PathBuf = guest_component("producer")
         .parent()
         .expect("the components' directory")
-        .to_path_buf()
+        .to_path_buf();
+    os_args!["up", dir, "--components", components, "--data", data]
 }
 
 /// The job numbers of `<word> <id> <n>…` lines.
@@ -77,14 +79,7 @@ fn a_producer_and_two_worker_replicas_process_every_job_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = tempfile::tempdir().expect("tempdir");
     deployment(dir.path(), 60, 1);
-    let (code, out, err) = mini(os_args![
-        "up",
-        dir.path(),
-        "--components",
-        components(),
-        "--data",
-        data.path()
-    ]);
+    let (code, out, err) = mini(up_args(dir.path(), data.path()));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("3 instance(s)"), "{err}");
     for instance in ["producer@1.0.0 #0", "worker@1.0.0 #0", "worker@1.0.0 #1"] {
@@ -107,14 +102,7 @@ fn sigterm_stops_every_instance_gracefully_and_a_restart_loses_nothing() {
     const JOBS: u64 = 400;
     deployment(dir.path(), JOBS, 20);
     let mut child = Command::new(mini_binary())
-        .args(os_args![
-            "up",
-            dir.path(),
-            "--components",
-            components(),
-            "--data",
-            data.path()
-        ])
+        .args(up_args(dir.path(), data.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -161,14 +149,7 @@ fn sigterm_stops_every_instance_gracefully_and_a_restart_loses_nothing() {
 
     // Again, to the end: the producer pushes what it had not (its dedup
     // keys drop the rest), the workers take everything left.
-    let (code, second, err) = mini(os_args![
-        "up",
-        dir.path(),
-        "--components",
-        components(),
-        "--data",
-        data.path()
-    ]);
+    let (code, second, err) = mini(up_args(dir.path(), data.path()));
     assert_eq!(code, 0, "{second}\n{err}");
     let done: BTreeSet<u64> = jobs(&first, "done ")
         .into_iter()

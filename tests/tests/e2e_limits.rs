@@ -242,7 +242,8 @@ fn disk_quota_refuses_appends_past_it() {
     let appender = guest_component("appender");
     let runner = mini_tests::default_runner();
     let data = tempfile::tempdir().expect("tempdir");
-    let quota = 16 * 1024;
+    // Its directories and first segment take 4 blocks of it.
+    let quota = 64 * 1024;
     let mini = MiniCtx::builder(data.path(), "quota")
         .host(&MiniHost::new())
         .disk_quota(quota)
@@ -277,11 +278,22 @@ fn disk_quota_refuses_appends_past_it() {
         acked.len(),
         "the refused append stored nothing"
     );
-    let used: u64 = std::fs::read_dir(&dir)
-        .expect("journal dir")
-        .map(|e| e.expect("entry").metadata().expect("metadata").len())
-        .sum();
+    let used = disk_usage(&data.path().join("quota"));
     assert!(used <= quota, "{used} bytes on disk, quota {quota}");
+}
+
+/// What `dir` and everything under it take on disk, in allocated blocks
+/// (directories included), as the quota counts it.
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).expect("metadata");
+    let mut total = (meta.blocks() * 512).max(if meta.is_dir() { 4096 } else { meta.len() });
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            total += disk_usage(&entry.expect("entry").path());
+        }
+    }
+    total
 }
 
 #[test]

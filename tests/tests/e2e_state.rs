@@ -312,7 +312,7 @@ seq 5
         ok(&["list"]),
         "\
 module auth@1.1.0
-module mailer@0.3.0+build.7
+module mailer@0.3.0
 deployment web auth@1.1.0
 seq 8
 "

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mini_engine::Corruption;
-use mini_engine::layout::{DataRoot, Location, UnitKind, Unknown, unknown_in_unit, walk};
+use mini_engine::layout::{
+    DataRoot, Location, ModulesError, UnitKind, Unknown, modules_of, unknown_in_unit, walk,
+};
 use mini_engine::segment::parse_segment_file_name;
 use mini_engine::state::JOURNAL_DIR;
 
@@ -112,6 +114,8 @@ impl Check {
 struct Plan {
     checks: Vec<Check>,
     unknown: Vec<Unknown>,
+    /// The namespace directories met (their module records are checked).
+    namespaces: Vec<PathBuf>,
     /// PATH holds units (a root, a namespace, …): the summary line is
     /// printed however many there are.
     listing: bool,
@@ -141,6 +145,11 @@ fn walk_plan(arg: &Path, root: &DataRoot, location: &Location) -> Result<Plan> {
                 why: u.why,
             })
             .collect(),
+        namespaces: found
+            .namespaces
+            .iter()
+            .map(|ns| shown(&root.path().join(ns)))
+            .collect(),
         listing: true,
     })
 }
@@ -156,6 +165,7 @@ fn single_plan(check: Check, kind: Option<UnitKind>) -> Result<Plan> {
     Ok(Plan {
         checks: vec![check],
         unknown,
+        namespaces: Vec::new(),
         listing: false,
     })
 }
@@ -245,6 +255,15 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             true
         });
         if bad {
+            damaged += 1;
+        }
+    }
+    for ns in &plan.namespaces {
+        // The record of module versions is mini's file too: a damaged one
+        // is damage, though no data depends on it.
+        if let Err(e @ ModulesError::Damaged { .. }) = modules_of(ns) {
+            println!("DAMAGED  {e}");
+            eprintln!("mini: {e}");
             damaged += 1;
         }
     }

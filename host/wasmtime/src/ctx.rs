@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use mini_engine::layout::{DataRoot, UnitKind};
-use mini_manifest::{ComponentManifest, ModuleId};
+use mini_manifest::{ComponentManifest, ModuleId, StorageCapabilities};
 use wasmtime::component::ResourceTable;
 
 use crate::access::Access;
@@ -259,38 +259,7 @@ impl MiniCtxBuilder {
         for shared in &storage.shared_queues {
             builder = builder.grant_queue(shared.name(), shared.module());
         }
-        let scaled = |field: &'static str, value: Option<u64>, unit: u64| {
-            value
-                .map(|v| {
-                    v.checked_mul(unit)
-                        .ok_or(CtxError::ManifestLimit { field, value: v })
-                })
-                .transpose()
-        };
-        let limits = (|| {
-            let mut limits = builder.limits.clone();
-            if let Some(quota) = scaled("quota_mb", storage.quota_mb, 1 << 20)? {
-                limits.disk_quota = quota;
-            }
-            if let Some(record) = scaled("max_record_kb", storage.max_record_kb, 1 << 10)? {
-                limits.max_record_size =
-                    usize::try_from(record).map_err(|_| CtxError::ManifestLimit {
-                        field: "max_record_kb",
-                        value: record,
-                    })?;
-            }
-            if let Some(state) = scaled("max_state_mb", storage.max_state_mb, 1 << 20)? {
-                limits.max_state_size =
-                    usize::try_from(state).map_err(|_| CtxError::ManifestLimit {
-                        field: "max_state_mb",
-                        value: state,
-                    })?;
-            }
-            if let Some(handles) = storage.max_handles {
-                limits.max_open_handles = handles as usize;
-            }
-            Ok::<Limits, CtxError>(limits)
-        })();
+        let limits = manifest_limits(builder.limits.clone(), storage);
         match limits {
             Ok(limits) => builder.limits = limits,
             Err(e) => builder.manifest_error = Some(e),
@@ -418,6 +387,32 @@ impl MiniCtxBuilder {
             stop: self.stop,
         })
     }
+}
+
+/// `limits` with those `storage` sets (MiB and KiB in bytes).
+fn manifest_limits(mut limits: Limits, storage: &StorageCapabilities) -> Result<Limits, CtxError> {
+    let bytes = |field: &'static str, value: Option<u64>, unit: u64| {
+        value
+            .map(|v| {
+                v.checked_mul(unit)
+                    .and_then(|b| usize::try_from(b).ok())
+                    .ok_or(CtxError::ManifestLimit { field, value: v })
+            })
+            .transpose()
+    };
+    if let Some(quota) = bytes("quota_mb", storage.quota_mb, 1 << 20)? {
+        limits.disk_quota = quota as u64;
+    }
+    if let Some(record) = bytes("max_record_kb", storage.max_record_kb, 1 << 10)? {
+        limits.max_record_size = record;
+    }
+    if let Some(state) = bytes("max_state_mb", storage.max_state_mb, 1 << 20)? {
+        limits.max_state_size = state;
+    }
+    if let Some(handles) = storage.max_handles {
+        limits.max_open_handles = handles as usize;
+    }
+    Ok(limits)
 }
 
 /// Gives the host functions access to the [`MiniCtx`] and the

@@ -42,6 +42,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fs::{FileSystem, StdFs};
 use crate::lock::LOCK_FILE;
@@ -152,21 +153,7 @@ impl DataRoot {
             return Ok(());
         }
         crate::journal::create_dir_durably(fs, &self.path).map_err(io::Error::other)?;
-        // Created under a temporary name and renamed: a crash never leaves a
-        // marker that is half written.
-        let temp = self
-            .path
-            .join(format!("{ROOT_MARKER}.tmp-{}", std::process::id()));
-        match fs.remove_file(&temp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let file = fs.create_new(&temp)?;
-        file.write_all_at(ROOT_MARKER_TEXT.as_bytes(), 0)?;
-        file.sync_data()?;
-        drop(file);
-        fs.rename(&temp, &marker)?;
-        fs.sync_dir(&self.path)
+        replace_file(fs, &self.path, ROOT_MARKER, ROOT_MARKER_TEXT.as_bytes())
     }
 
     /// Whether `path` is a data root (it has the marker).
@@ -199,6 +186,31 @@ impl DataRoot {
             .join(kind.dir_name())
             .join(name))
     }
+}
+
+/// Writes `dir/name` as `bytes`, atomically and durably: under a temporary
+/// name first (synced), then renamed into place and the directory synced,
+/// so a crash leaves the old file or the new one, never half of one.
+pub(crate) fn replace_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> io::Result<()> {
+    // Unique in the process too: two threads may write the same file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temp = dir.join(format!("{name}.tmp-{}-{n}", std::process::id()));
+    match fs.remove_file(&temp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = fs.create_new(&temp)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_data()?;
+    drop(file);
+    fs.rename(&temp, &dir.join(name))?;
+    fs.sync_dir(dir)
 }
 
 /// Where a path lies under a data root.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{MODULES_FILE, MODULES_LOCK};
-use crate::fs::{FileSystem, StdFs};
+use crate::fs::StdFs;
 
 /// One module version that opened a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,19 +137,8 @@ pub fn record_module(
         reason: e.to_string(),
     })?;
     text.push('\n');
-    let temp = ns_dir.join(format!("{MODULES_FILE}.tmp-{}", std::process::id()));
-    let target = ns_dir.join(MODULES_FILE);
-    match fs.remove_file(&temp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error(&temp)(e)),
-        _ => {}
-    }
-    let out = fs.create_new(&temp).map_err(io_error(&temp))?;
-    out.write_all_at(text.as_bytes(), 0)
-        .and_then(|()| out.sync_data())
-        .map_err(io_error(&temp))?;
-    drop(out);
-    fs.rename(&temp, &target).map_err(io_error(&target))?;
-    fs.sync_dir(ns_dir).map_err(io_error(ns_dir))?;
+    super::replace_file(&fs, ns_dir, MODULES_FILE, text.as_bytes())
+        .map_err(io_error(&ns_dir.join(MODULES_FILE)))?;
     // Unlocked before closing: a child process forked meanwhile shares the
     // open file description and would otherwise keep the lock.
     let _ = lock.unlock();
