@@ -326,6 +326,7 @@ fn a_run_stopped_at_a_limit_says_what_it_wrote() {
         "60000"
     ]);
     assert_eq!(code, 137, "{err}");
+    // Its pop found nothing, and the pop-wait was stopped: no write.
     assert!(err.contains("wrote nothing"), "{err}");
     assert!(!err.contains("are on disk"), "{err}");
 }

@@ -93,15 +93,13 @@ impl MiniCtxView<'_> {
         let store = self.snapshots_of(handle)?;
         let bytes = self.check_state_size(&state)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        let written = self
-            .write_within_quota(bytes, move || {
-                store
-                    .create(seq, &state)
-                    .map(drop)
-                    .map_err(|e| snapshot_error(e, &ns_dir))
-            })
-            .await;
-        self.count_write(written)
+        self.write_within_quota(bytes, move || {
+            store
+                .create(seq, &state)
+                .map(drop)
+                .map_err(|e| snapshot_error(e, &ns_dir))
+        })
+        .await
     }
 }
 

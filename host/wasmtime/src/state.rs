@@ -68,12 +68,10 @@ impl MiniCtxView<'_> {
     ) -> Result<R, Error> {
         let log = self.state_of(handle)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        let written = self
-            .write_within_quota(bytes, move || {
-                work(&log).map_err(|e| state_error(e, &ns_dir))
-            })
-            .await;
-        self.count_write(written)
+        self.write_within_quota(bytes, move || {
+            work(&log).map_err(|e| state_error(e, &ns_dir))
+        })
+        .await
     }
 
     async fn open_state(&mut self, name: String) -> Result<Resource<StateHandle>, Error> {

@@ -92,12 +92,10 @@ impl MiniCtxView<'_> {
     ) -> Result<u64, Error> {
         let journal = self.journal_of(handle)?;
         let ns_dir = self.ctx.namespace_dir.clone();
-        let written = self
-            .write_within_quota(bytes, move || {
-                write(&journal).map_err(|e| journal_error(e, &ns_dir))
-            })
-            .await;
-        self.count_write(written)
+        self.write_within_quota(bytes, move || {
+            write(&journal).map_err(|e| journal_error(e, &ns_dir))
+        })
+        .await
     }
 }
 

@@ -148,9 +148,15 @@ impl MiniCtxView<'_> {
         }
     }
 
-    /// Counts one durable write of the instance.
-    pub(crate) fn count_write<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        if result.is_ok() {
+    /// Counts one durable write of the instance if `result` is one (`wrote`
+    /// says whether a success changed anything: a pop that found nothing
+    /// wrote nothing).
+    pub(crate) fn count_write<T>(
+        &self,
+        result: Result<T, Error>,
+        wrote: impl FnOnce(&T) -> bool,
+    ) -> Result<T, Error> {
+        if result.as_ref().is_ok_and(wrote) {
             self.ctx.writes.fetch_add(1, Ordering::Relaxed);
         }
         result
@@ -169,13 +175,14 @@ impl MiniCtxView<'_> {
             self.ctx.access.check(storage_kind(kind), name)?;
         }
         self.check_handle_limit()?;
-        let (dir, ns_dir) = match kind {
-            UnitKind::Journal => (self.ctx.journal_dir(name), self.ctx.namespace_dir.clone()),
-            UnitKind::State => (self.ctx.state_dir(name), self.ctx.namespace_dir.clone()),
-            UnitKind::Snapshots => (self.ctx.snapshot_dir(name), self.ctx.namespace_dir.clone()),
-            UnitKind::Queue => (self.ctx.queue_dir(name), self.ctx.queue_namespace_dir(name)),
+        let (ns_dir, usage) = if shared {
+            let ns_dir = self.ctx.queue_namespace_dir(name);
+            let usage = self.ctx.host.namespace_usage(&ns_dir);
+            (ns_dir, usage)
+        } else {
+            (self.ctx.namespace_dir.clone(), self.ctx.usage.clone())
         };
-        let usage = self.ctx.host.namespace_usage(&ns_dir);
+        let dir = ns_dir.join(kind.dir_name()).join(name);
         let quota = self.ctx.limits.disk_quota;
         let prepare = (!self.ctx.prepared).then(|| {
             (
@@ -231,19 +238,33 @@ impl MiniCtxView<'_> {
     }
 
     /// Runs `write` (see [`blocking`]) after reserving `bytes` of the
-    /// namespace's disk quota.
+    /// namespace's disk quota, and counts it as a write of the instance.
     pub(crate) async fn write_within_quota<R: Send + 'static>(
         &mut self,
         bytes: u64,
         write: impl FnOnce() -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
-        let quota = self.ctx.limits.disk_quota;
-        let ns_dir = self.ctx.namespace_dir.clone();
         let usage = self.ctx.usage.clone();
-        blocking(move || {
+        let ns_dir = self.ctx.namespace_dir.clone();
+        self.write_within_quota_of(usage, ns_dir, bytes, write)
+            .await
+    }
+
+    /// [`Self::write_within_quota`] against the quota of the namespace in
+    /// `ns_dir` (a queue granted from another namespace counts there).
+    pub(crate) async fn write_within_quota_of<R: Send + 'static>(
+        &mut self,
+        usage: Arc<Usage>,
+        ns_dir: PathBuf,
+        bytes: u64,
+        write: impl FnOnce() -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let quota = self.ctx.limits.disk_quota;
+        let written = blocking(move || {
             usage.reserve(&ns_dir, quota, bytes)?;
             write()
         })
-        .await?
+        .await?;
+        self.count_write(written, |_| true)
     }
 }

@@ -10,7 +10,7 @@
 //! boundary-probe hold-pollables <n>        subscribe n times, keeping them
 //! boundary-probe pop-batch-big <count> <kib>
 //! boundary-probe dead-big <count> <kib>
-//! boundary-probe pop-wait <timeout-ms>
+//! boundary-probe pop-wait <timeout-ms>         a pop, then a pop-wait, on an empty queue
 //! boundary-probe flood <n>
 //! boundary-probe access <kind>:<name>…     kind: journal, state, snapshots, queue
 //! boundary-probe messages
@@ -242,6 +242,8 @@ fn run(args: &[String]) -> Result<bool, String> {
         ),
         "pop-wait" => {
             let queue = RawQueue::open("empty").map_err(|e| e.to_string())?;
+            // A pop that finds nothing writes nothing.
+            report("pop-first", queue.pop(LEASE).map(|d| d.is_some()));
             println!("waiting");
             let got = queue.pop_wait(LEASE, Duration::from_millis(number(args, 1)?));
             report("pop-wait", got.map(|d| d.is_some()))

@@ -93,15 +93,16 @@ impl MiniCtxView<'_> {
         blocking(move || work(&held.queue).map_err(|e| queue_error(e, &held.ns_dir))).await?
     }
 
-    /// [`Self::with_queue`] for a call that writes: counted as a write when
-    /// it succeeds.
+    /// [`Self::with_queue`] for a call that may write: counted as a write
+    /// of the instance when `wrote` says its result changed the queue.
     async fn change_queue<R: Send + 'static>(
         &mut self,
         handle: &Resource<QueueHandle>,
         work: impl FnOnce(&Queue) -> Result<R, QueueError> + Send + 'static,
+        wrote: impl FnOnce(&R) -> bool,
     ) -> Result<R, Error> {
         let result = self.with_queue(handle, work).await;
-        self.count_write(result)
+        self.count_write(result, wrote)
     }
 
     /// Pushes after checking sizes and reserving the disk quota.
@@ -115,9 +116,8 @@ impl MiniCtxView<'_> {
         }
         let bytes = self.check_record_sizes(messages.iter().map(|(p, _)| p))?;
         let held = self.queue_of(handle)?;
-        let quota = self.ctx.limits.disk_quota;
-        let pushed = blocking(move || {
-            held.usage.reserve(&held.ns_dir, quota, bytes)?;
+        let (usage, ns_dir) = (held.usage.clone(), held.ns_dir.clone());
+        self.write_within_quota_of(usage, ns_dir, bytes, move || {
             let messages: Vec<(String, PushOptions)> = messages
                 .into_iter()
                 .map(|(payload, o)| {
@@ -132,8 +132,7 @@ impl MiniCtxView<'_> {
                 .push_batch(&messages)
                 .map_err(|e| queue_error(e, &held.ns_dir))
         })
-        .await?;
-        self.count_write(pushed)
+        .await
     }
 
     /// `pop-wait`: pops, and while nothing is available waits on the queue
@@ -254,7 +253,11 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> wasmtime::Result<Result<Option<Message>, Error>> {
         Ok(self
-            .change_queue(&handle, move |q| Ok(q.pop(lease_ms)?.map(message)))
+            .change_queue(
+                &handle,
+                move |q| Ok(q.pop(lease_ms)?.map(message)),
+                Option::is_some,
+            )
             .await)
     }
 
@@ -266,12 +269,16 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> wasmtime::Result<Result<Vec<Message>, Error>> {
         let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
         Ok(self
-            .change_queue(&handle, move |q| {
-                Ok(q.pop_batch_within(max, MAX_BYTES_PER_CALL, lease_ms)?
-                    .into_iter()
-                    .map(message)
-                    .collect())
-            })
+            .change_queue(
+                &handle,
+                move |q| {
+                    Ok(q.pop_batch_within(max, MAX_BYTES_PER_CALL, lease_ms)?
+                        .into_iter()
+                        .map(message)
+                        .collect())
+                },
+                |popped: &Vec<Message>| !popped.is_empty(),
+            )
             .await)
     }
 
@@ -283,7 +290,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> wasmtime::Result<Result<Option<Message>, Error>> {
         let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
         let result = self.pop_waiting(&handle, lease_ms, timeout).await;
-        Ok(self.count_write(result))
+        Ok(self.count_write(result, Option::is_some))
     }
 
     async fn subscribe(
@@ -304,7 +311,9 @@ impl queue::HostQueue for MiniCtxView<'_> {
         id: u64,
         token: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.change_queue(&handle, move |q| q.ack(id, &token)).await)
+        Ok(self
+            .change_queue(&handle, move |q| q.ack(id, &token), |_| true)
+            .await)
     }
 
     async fn ack_next(
@@ -315,9 +324,12 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> wasmtime::Result<Result<Option<Message>, Error>> {
         Ok(self
-            .change_queue(&handle, move |q| {
-                Ok(q.ack_next(id, &token, lease_ms)?.map(message))
-            })
+            .change_queue(
+                &handle,
+                move |q| Ok(q.ack_next(id, &token, lease_ms)?.map(message)),
+                // The ack is written even when no next message comes.
+                |_| true,
+            )
             .await)
     }
 
@@ -329,7 +341,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         delay_ms: u64,
     ) -> wasmtime::Result<Result<(), Error>> {
         Ok(self
-            .change_queue(&handle, move |q| q.nack(id, &token, delay_ms))
+            .change_queue(&handle, move |q| q.nack(id, &token, delay_ms), |_| true)
             .await)
     }
 
@@ -341,7 +353,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
         Ok(self
-            .change_queue(&handle, move |q| q.extend(id, &token, lease_ms))
+            .change_queue(&handle, move |q| q.extend(id, &token, lease_ms), |_| true)
             .await)
     }
 
@@ -389,7 +401,11 @@ impl queue::HostQueue for MiniCtxView<'_> {
         ids: Option<Vec<u64>>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         Ok(self
-            .change_queue(&handle, move |q| Ok(count(q.requeue(ids.as_deref())?)))
+            .change_queue(
+                &handle,
+                move |q| Ok(count(q.requeue(ids.as_deref())?)),
+                |n| *n > 0,
+            )
             .await)
     }
 
@@ -399,7 +415,11 @@ impl queue::HostQueue for MiniCtxView<'_> {
         ids: Option<Vec<u64>>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         Ok(self
-            .change_queue(&handle, move |q| Ok(count(q.purge(ids.as_deref())?)))
+            .change_queue(
+                &handle,
+                move |q| Ok(count(q.purge(ids.as_deref())?)),
+                |n| *n > 0,
+            )
             .await)
     }
 
