@@ -20,13 +20,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mini_engine::layout::{
-    DataRoot, Location, REPAIR_PREFIX, ROOT_MARKER, UnitKind, locate, standalone_kind,
+    DataRoot, Location, ROOT_MARKER, UnitEntry, UnitKind, locate, standalone_kind, unit_entry,
 };
 use mini_engine::segment::parse_segment_file_name;
 use mini_engine::snapshot::{
     SnapshotDamage, TEMP_PREFIX, decode_snapshot, parse_snapshot_file_name,
 };
-use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 
 /// What a path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,41 +117,19 @@ fn in_unit(path: &Path, kind: UnitKind, rest: &Path) -> Target {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    match (kind, &parts[..]) {
-        (UnitKind::Journal, [entry, below @ ..]) => journal_entry(path, entry, below.is_empty()),
-        (UnitKind::Snapshots, [entry]) => snapshot_entry(path, entry),
-        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR]) if path.is_dir() => Target::UnitJournal,
-        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR]) if path.is_dir() => {
-            Target::UnitSnapshots
+    match unit_entry(kind, &parts, path.is_dir()) {
+        UnitEntry::Journal => Target::UnitJournal,
+        UnitEntry::Snapshots => Target::UnitSnapshots,
+        UnitEntry::Segment => Target::SegmentFile,
+        UnitEntry::SnapshotFile => Target::SnapshotFile,
+        UnitEntry::Repair => {
+            Target::Foreign("what `mini repair` cut off a journal, kept to inspect: not a journal")
         }
-        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR, entry, below @ ..]) => {
-            journal_entry(path, entry, below.is_empty())
+        UnitEntry::SnapshotTemp => {
+            Target::Foreign("a snapshot being written (or left by a crash): not a snapshot yet")
         }
-        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR, entry]) => snapshot_entry(path, entry),
-        _ => Target::Foreign("not written by mini here"),
-    }
-}
-
-/// What `path` is, given the entry of a journal directory it is or lies
-/// in (`is_entry`: it is that entry).
-fn journal_entry(path: &Path, entry: &str, is_entry: bool) -> Target {
-    if entry.starts_with(REPAIR_PREFIX) {
-        return Target::Foreign(
-            "what `mini repair` cut off a journal, kept to inspect: not a journal",
-        );
-    }
-    if is_entry && path.is_file() && parse_segment_file_name(entry).is_some() {
-        Target::SegmentFile
-    } else {
-        Target::Foreign("not written by mini here")
-    }
-}
-
-fn snapshot_entry(path: &Path, entry: &str) -> Target {
-    if path.is_file() && parse_snapshot_file_name(entry).is_some() {
-        Target::SnapshotFile
-    } else {
-        Target::Foreign("not a snapshot file")
+        UnitEntry::Lock => Target::Foreign("a unit's lock file: no data"),
+        UnitEntry::Unknown => Target::Foreign("not written by mini here"),
     }
 }
 
@@ -271,6 +248,7 @@ pub fn snapshot_line(seq: u64, state: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mini_engine::state::SNAPSHOT_DIR;
 
     fn target(path: &Path) -> Target {
         resolve(path).target

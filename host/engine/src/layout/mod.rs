@@ -55,7 +55,7 @@ mod modules;
 mod walk;
 
 pub use modules::{ModuleRecord, ModulesError, modules_of, record_module};
-pub use walk::{Unit, Unknown, Walk, unknown_in_unit, walk};
+pub use walk::{Unit, UnitEntry, Unknown, Walk, unit_entry, unknown_in_unit, walk};
 
 /// The marker file that makes a directory a data root.
 pub const ROOT_MARKER: &str = ".mini";

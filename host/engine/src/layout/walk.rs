@@ -171,42 +171,91 @@ fn add_unit(found: &mut Walk, namespace: &str, kind: UnitKind, name: &str, dir: 
     });
 }
 
+/// What a path inside a unit's directory is: what mini writes there, by
+/// the unit's kind and the path's components below the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitEntry {
+    /// The journal of a state or queue (`<unit>/journal/`).
+    Journal,
+    /// The snapshot directory of a state or queue (`<unit>/snapshots/`).
+    Snapshots,
+    /// A journal's segment file.
+    Segment,
+    /// A snapshot file.
+    SnapshotFile,
+    /// A snapshot being written, or left half written by a crash.
+    SnapshotTemp,
+    /// A unit's lock file.
+    Lock,
+    /// What `mini repair` cut off a journal (`repair-*`), or inside it.
+    Repair,
+    /// Not something mini writes there.
+    Unknown,
+}
+
+/// What the path `parts` (components below the directory of a unit of
+/// `kind`; `is_dir`: the path is a directory) is.
+///
+/// ```
+/// use mini_engine::layout::{UnitEntry, UnitKind, unit_entry};
+/// let entry = |kind, parts: &[&str], is_dir| unit_entry(kind, parts, is_dir);
+/// assert_eq!(entry(UnitKind::Queue, &["journal"], true), UnitEntry::Journal);
+/// assert_eq!(entry(UnitKind::State, &["journal", "00000000000000000001.jsonl"], false), UnitEntry::Segment);
+/// assert_eq!(entry(UnitKind::Journal, &["journal"], true), UnitEntry::Unknown);
+/// ```
+pub fn unit_entry(kind: UnitKind, parts: &[&str], is_dir: bool) -> UnitEntry {
+    match (kind, parts) {
+        (UnitKind::Journal, [name, ..]) if name.starts_with(REPAIR_PREFIX) => {
+            if parts.len() > 1 || is_dir {
+                UnitEntry::Repair
+            } else {
+                UnitEntry::Unknown
+            }
+        }
+        (UnitKind::Journal, [name]) if !is_dir && parse_segment_file_name(name).is_some() => {
+            UnitEntry::Segment
+        }
+        (UnitKind::Journal | UnitKind::Snapshots, [name]) if !is_dir && *name == LOCK_FILE => {
+            UnitEntry::Lock
+        }
+        (UnitKind::Snapshots, [name]) if !is_dir && parse_snapshot_file_name(name).is_some() => {
+            UnitEntry::SnapshotFile
+        }
+        (UnitKind::Snapshots, [name]) if !is_dir && name.starts_with(TEMP_PREFIX) => {
+            UnitEntry::SnapshotTemp
+        }
+        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR]) if is_dir => UnitEntry::Journal,
+        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR]) if is_dir => UnitEntry::Snapshots,
+        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR, rest @ ..]) => {
+            unit_entry(UnitKind::Journal, rest, is_dir)
+        }
+        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR, rest @ ..]) => {
+            unit_entry(UnitKind::Snapshots, rest, is_dir)
+        }
+        _ => UnitEntry::Unknown,
+    }
+}
+
 /// The entries of the unit directory `dir` (of `kind`) that mini does not
-/// write there: a journal holds segment files, its lock and `repair-*`
-/// directories; a snapshot store its snapshot files, temporary files and
-/// its lock; a state or queue its `journal/` and `snapshots/`.
+/// write there ([`unit_entry`]): a journal holds segment files, its lock and
+/// `repair-*` directories; a snapshot store its snapshot files, temporary
+/// files and its lock; a state or queue its `journal/` and `snapshots/`.
 pub fn unknown_in_unit(kind: UnitKind, dir: &Path) -> io::Result<Vec<Unknown>> {
     let mut unknown = Vec::new();
     for (name, is_dir) in entries(dir)? {
         let path = dir.join(&name);
-        let known = match kind {
-            UnitKind::Journal => {
-                (!is_dir && (parse_segment_file_name(&name).is_some() || name == LOCK_FILE))
-                    || (is_dir && name.starts_with(REPAIR_PREFIX))
-            }
-            UnitKind::Snapshots => {
-                !is_dir
-                    && (parse_snapshot_file_name(&name).is_some()
-                        || name.starts_with(TEMP_PREFIX)
-                        || name == LOCK_FILE)
-            }
-            UnitKind::State | UnitKind::Queue => {
-                if is_dir && name == JOURNAL_DIR {
-                    unknown.extend(unknown_in_unit(UnitKind::Journal, &path)?);
-                    true
-                } else if is_dir && name == SNAPSHOT_DIR {
-                    unknown.extend(unknown_in_unit(UnitKind::Snapshots, &path)?);
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if !known {
-            unknown.push(Unknown {
+        match unit_entry(kind, &[&name], is_dir) {
+            UnitEntry::Journal => unknown.extend(unknown_in_unit(UnitKind::Journal, &path)?),
+            UnitEntry::Snapshots => unknown.extend(unknown_in_unit(UnitKind::Snapshots, &path)?),
+            UnitEntry::Unknown => unknown.push(Unknown {
                 path,
                 why: "not written by mini here",
-            });
+            }),
+            UnitEntry::Segment
+            | UnitEntry::SnapshotFile
+            | UnitEntry::SnapshotTemp
+            | UnitEntry::Lock
+            | UnitEntry::Repair => {}
         }
     }
     Ok(unknown)
@@ -243,5 +292,31 @@ mod tests {
         assert_eq!(found.namespaces, ["LOCK"]);
         assert_eq!(found.unknown.len(), 1, "{:?}", found.unknown);
         assert!(found.unknown[0].path.ends_with("LOCK/stray"));
+    }
+
+    #[test]
+    fn entries_of_units_are_what_mini_writes_there() {
+        use UnitEntry as E;
+        let of = |kind, parts: &[&str], is_dir| unit_entry(kind, parts, is_dir);
+        assert_eq!(of(UnitKind::Journal, &["LOCK"], false), E::Lock);
+        assert_eq!(of(UnitKind::Journal, &["LOCK"], true), E::Unknown);
+        assert_eq!(of(UnitKind::Journal, &["repair-1-0"], true), E::Repair);
+        assert_eq!(
+            of(UnitKind::Journal, &["repair-1-0", "x.jsonl"], false),
+            E::Repair
+        );
+        assert_eq!(of(UnitKind::Journal, &["repair-1-0"], false), E::Unknown);
+        assert_eq!(of(UnitKind::Journal, &["snapshots"], true), E::Unknown);
+        let snapshot = "snapshot-00000000000000000007.json";
+        assert_eq!(of(UnitKind::Snapshots, &[snapshot], false), E::SnapshotFile);
+        assert_eq!(of(UnitKind::Snapshots, &[".tmp-x"], false), E::SnapshotTemp);
+        assert_eq!(of(UnitKind::Snapshots, &["LOCK"], false), E::Lock);
+        assert_eq!(
+            of(UnitKind::Queue, &["snapshots", snapshot], false),
+            E::SnapshotFile
+        );
+        assert_eq!(of(UnitKind::State, &["journal", "LOCK"], false), E::Lock);
+        assert_eq!(of(UnitKind::State, &["other"], true), E::Unknown);
+        assert_eq!(of(UnitKind::Snapshots, &[snapshot, "x"], false), E::Unknown);
     }
 }
