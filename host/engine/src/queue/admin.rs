@@ -104,7 +104,7 @@ impl Queue {
         QueueStats {
             journal_bytes: self.log.journal().size_bytes(),
             checkpoint_error: inner.checkpoint_error.clone(),
-            snapshot_limit: self.snapshot_limit,
+            snapshot_limit: self.snapshot_limit(),
             ..inner.state.stats(self.now())
         }
     }

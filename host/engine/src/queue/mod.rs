@@ -131,8 +131,6 @@ pub struct Queue {
     /// Called whenever `changed` is notified (see [`Queue::add_listener`]).
     listeners: watch::Listeners,
     tokens: AtomicU64,
-    /// The most bytes the snapshot may take.
-    snapshot_limit: u64,
 }
 
 impl Queue {
@@ -179,7 +177,6 @@ impl Queue {
             changed: Condvar::new(),
             listeners: watch::Listeners::default(),
             tokens: AtomicU64::new(0),
-            snapshot_limit: u64::try_from(max_state_size).unwrap_or(u64::MAX),
         })
     }
 
@@ -264,11 +261,9 @@ impl Queue {
             .snapshot_bound()
             .saturating_add(inner.pushing_bytes)
             .saturating_add(added);
-        if needed > self.snapshot_limit {
-            return Err(QueueError::Full {
-                needed,
-                limit: self.snapshot_limit,
-            });
+        let limit = self.snapshot_limit();
+        if needed > limit {
+            return Err(QueueError::Full { needed, limit });
         }
         let mut ids = Vec::with_capacity(messages.len());
         let mut records = Vec::new();
@@ -456,6 +451,12 @@ impl Queue {
             }
             Err(e) => Err((inner, e)),
         }
+    }
+
+    /// The most bytes the queue's snapshot may take: what its snapshot
+    /// store accepts.
+    pub fn snapshot_limit(&self) -> u64 {
+        u64::try_from(self.log.snapshots().options().max_state_size).unwrap_or(u64::MAX)
     }
 
     /// The journal and snapshots underneath.
