@@ -182,24 +182,17 @@ pub fn ctx_error(e: CtxError) -> anyhow::Error {
             min,
             max,
         }) => {
-            let (flag, unit) = match name {
-                "max_record_size" => ("--max-record-kb", 1024),
-                "disk_quota" => ("--quota-mb", 1024 * 1024),
-                "max_open_handles" => ("--max-handles", 1),
-                "segment_size" => ("--segment-kb", 1024),
-                "max_state_size" => ("max_state_mb (manifest)", 1024 * 1024),
-                other => (other, 1),
+            let (flag, unit, unit_name) = match name {
+                "max_record_size" => ("--max-record-kb", 1024, "KiB"),
+                "disk_quota" => ("--quota-mb", 1024 * 1024, "MiB"),
+                "max_open_handles" => ("--max-handles", 1, "handles"),
+                "segment_size" => ("--segment-kb", 1024, "KiB"),
+                "max_state_size" => ("max_state_mb (manifest)", 1024 * 1024, "MiB"),
+                other => (other, 1, "units"),
             };
             anyhow!(
-                "{flag} is out of range: {} (in {}); it must be between {} and {}",
+                "{flag} is out of range: {} ({unit_name}); it must be between {} and {}",
                 value / unit,
-                if unit == 1 {
-                    "units"
-                } else if unit == 1024 {
-                    "KiB"
-                } else {
-                    "MiB"
-                },
                 min.div_ceil(unit),
                 max / unit
             )
