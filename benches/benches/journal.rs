@@ -82,7 +82,7 @@ fn ministore_single(root: &Path, runtime: &tokio::runtime::Runtime, n: u64) -> (
 /// journal's open left out, as in [`engine_single`]).
 fn guest_single(root: &Path, runner: &Runner, n: u64) -> (u64, Duration) {
     let dir = fresh(root, "guest");
-    let mini = mini_ctx(MiniHost::global(), dir.path(), "bench");
+    let mini = mini_ctx(&MiniHost::new(), dir.path(), "bench");
     let count = n.to_string();
     let appender = guest_component("appender");
     let out = block_on(run_with(runner, &appender, mini, &["bench", &count]));
@@ -100,7 +100,7 @@ fn guest_single(root: &Path, runner: &Runner, n: u64) -> (u64, Duration) {
 /// The same run timed from outside: instantiation and open included.
 fn guest_single_whole_run(root: &Path, runner: &Runner, n: u64) -> (u64, Duration) {
     let dir = fresh(root, "guest");
-    let mini = mini_ctx(MiniHost::global(), dir.path(), "bench");
+    let mini = mini_ctx(&MiniHost::new(), dir.path(), "bench");
     let count = n.to_string();
     let appender = guest_component("appender");
     load(runner, &appender);

@@ -110,7 +110,7 @@ fn open_guest(runner: &Runner, kv: &Component, data: &Path, history: u64) -> (u6
         .stdout(stdout.clone())
         .args(&["kv", "open"])
         .build();
-    let mini = mini_ctx(MiniHost::global(), data, NAMESPACE);
+    let mini = mini_ctx(&MiniHost::new(), data, NAMESPACE);
     let timing = timed(|| {
         let code = block_on(runner.run(kv, wasi, mini)).expect("guest run");
         assert_eq!(code, 0, "kv open failed");
@@ -142,7 +142,7 @@ fn apply_guest(root: &Path, runner: &Runner, kv: &Component, n: u64) -> (u64, Du
     let data = fresh(root, "apply-guest");
     let count = n.to_string();
     let wasi = WasiCtx::builder().args(&["kv", "apply", &count]).build();
-    let mini = mini_ctx(MiniHost::global(), data.path(), NAMESPACE);
+    let mini = mini_ctx(&MiniHost::new(), data.path(), NAMESPACE);
     timed(|| {
         let code = block_on(runner.run(kv, wasi, mini)).expect("guest run");
         assert_eq!(code, 0, "kv apply failed");

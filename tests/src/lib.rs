@@ -128,6 +128,13 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
 
+/// The registry of open storage shared by the in-process runs of one test
+/// process (as an embedder shares one per process).
+pub fn test_host() -> &'static MiniHost {
+    static HOST: OnceLock<MiniHost> = OnceLock::new();
+    HOST.get_or_init(MiniHost::new)
+}
+
 /// A runner with the default limits, shared by the tests of one process.
 pub fn default_runner() -> Arc<Runner> {
     static RUNNER: OnceLock<Arc<Runner>> = OnceLock::new();
@@ -213,8 +220,7 @@ pub async fn run_with(runner: &Runner, path: &Path, mini: MiniCtx, args: &[&str]
 /// A storage context over `data_dir` and `namespace` with default limits,
 /// sharing `host`.
 pub fn mini_ctx(host: &MiniHost, data_dir: &Path, namespace: &str) -> MiniCtx {
-    MiniCtx::builder(data_dir, namespace)
-        .host(host)
+    MiniCtx::builder(host, data_dir, namespace)
         .build()
         .expect("a valid namespace")
 }
@@ -229,7 +235,7 @@ pub fn run_component(
     args: &[&str],
 ) -> (i32, String, String) {
     let runner = default_runner();
-    let mini = mini_ctx(MiniHost::global(), data_dir, namespace);
+    let mini = mini_ctx(test_host(), data_dir, namespace);
     let out = block_on(run_with(&runner, path, mini, args));
     (out.exit_code(), out.stdout, out.stderr)
 }

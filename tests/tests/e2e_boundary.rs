@@ -60,8 +60,7 @@ fn opening_names_counts_against_the_disk_quota() {
     const QUOTA: u64 = 1024 * 1024;
     for kind in ["journal", "state", "queue", "snapshots"] {
         let data = tempfile::tempdir().expect("tempdir");
-        let mini = MiniCtx::builder(data.path(), NS)
-            .host(&MiniHost::new())
+        let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
             .disk_quota(QUOTA)
             .build()
             .expect("ctx");
@@ -88,8 +87,7 @@ fn a_queue_refuses_pushes_past_what_its_snapshot_can_hold() {
     let data = tempfile::tempdir().expect("tempdir");
     // 16 KiB payloads and a 2 MiB state limit: the queue's snapshot may take
     // 2 MiB (at least 64 payloads).
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
         .max_record_size(16 * 1024)
         .max_state_size(2 * 1024 * 1024)
         .build()
@@ -126,8 +124,7 @@ fn a_queue_refuses_pushes_past_what_its_snapshot_can_hold() {
 #[test]
 fn batch_pops_and_dead_letter_listings_are_capped_by_bytes() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
         .build()
         .expect("ctx");
     let out = run_probe(mini, &["pop-batch-big", "20", "1000"]);
@@ -150,8 +147,7 @@ fn batch_pops_and_dead_letter_listings_are_capped_by_bytes() {
         "only what was returned is leased"
     );
 
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
         .build()
         .expect("ctx");
     let out = run_probe(mini, &["dead-big", "24", "500"]);
@@ -181,8 +177,7 @@ fn a_dropped_pollable_leaves_no_listener_behind() {
             QueueOptions::default(),
         )
         .expect("queue");
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&host)
+    let mini = MiniCtx::builder(&host, data.path(), NS)
         .build()
         .expect("ctx");
     let out = run_probe(mini, &["subscribe-many", "20000"]);
@@ -194,8 +189,7 @@ fn a_dropped_pollable_leaves_no_listener_behind() {
 #[test]
 fn pollables_count_against_the_handle_limit() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
         .max_open_handles(16)
         .build()
         .expect("ctx");
@@ -220,8 +214,7 @@ fn the_time_limit_holds_inside_a_waiting_pop() {
         ..RunnerConfig::default()
     });
     let data = tempfile::tempdir().expect("tempdir");
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
         .build()
         .expect("ctx");
     let started = Instant::now();
@@ -246,8 +239,7 @@ fn the_time_limit_holds_inside_a_waiting_pop() {
 #[test]
 fn messages_say_what_happened() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mini = MiniCtx::builder(data.path(), NS)
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), NS)
         .build()
         .expect("ctx");
     let out = run_probe(mini, &["messages"]);

@@ -244,8 +244,7 @@ fn disk_quota_refuses_appends_past_it() {
     let data = tempfile::tempdir().expect("tempdir");
     // Its directories and first segment take 4 blocks of it.
     let quota = 64 * 1024;
-    let mini = MiniCtx::builder(data.path(), "quota")
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), "quota")
         .disk_quota(quota)
         .build()
         .expect("ctx");
@@ -302,8 +301,7 @@ fn handle_limit_refuses_one_handle_too_many() {
     let counter = guest_component("counter");
     let runner = mini_tests::default_runner();
     let data = tempfile::tempdir().expect("tempdir");
-    let mini = MiniCtx::builder(data.path(), "handles")
-        .host(&MiniHost::new())
+    let mini = MiniCtx::builder(&MiniHost::new(), data.path(), "handles")
         .max_open_handles(1)
         .build()
         .expect("ctx");

@@ -62,8 +62,7 @@ impl InProcess {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let ctx = MiniCtx::builder(&self.data, NS)
-            .host(&self.host)
+        let ctx = MiniCtx::builder(&self.host, &self.data, NS)
             .segment_size(self.segment_size)
             .build()
             .expect("a storage context");

@@ -229,10 +229,9 @@ fn parts(args: &RunArgs) -> Result<Vec<Part>> {
 
 fn mini_ctx(args: &RunArgs, host: &MiniHost, part: &Part, stop: &StopSignal) -> Result<MiniCtx> {
     let mut builder = match &part.manifest {
-        Some(manifest) => MiniCtxBuilder::for_module(&args.data, manifest),
-        None => MiniCtx::builder(&args.data, &part.namespace),
+        Some(manifest) => MiniCtxBuilder::for_module(host, &args.data, manifest),
+        None => MiniCtx::builder(host, &args.data, &part.namespace),
     }
-    .host(host)
     .stop_signal(stop)
     .segment_size(kib(args.segment_kb, "--segment-kb")?);
     if let Some(mb) = args.quota_mb {

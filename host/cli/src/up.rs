@@ -181,8 +181,7 @@ pub fn up(args: UpArgs) -> Result<ExitCode> {
         let replicas = spec.replicas();
         plan.push(format!("{} x{replicas}", spec.module_id()));
         for replica in 0..replicas {
-            let mini = MiniCtxBuilder::for_module(&args.data, &module.manifest)
-                .host(&host)
+            let mini = MiniCtxBuilder::for_module(&host, &args.data, &module.manifest)
                 .stop_signal(&stop)
                 .build()
                 .map_err(ctx_error)

@@ -8,7 +8,7 @@
 
 use mini_manifest::{ComponentManifest, ModuleId, StorageCapabilities, StorageKind};
 
-use crate::bindings::store::Error;
+use crate::bindings::types::Error;
 use crate::error::quote;
 
 /// What an instance may open.

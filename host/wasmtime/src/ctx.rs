@@ -81,8 +81,12 @@ pub struct MiniCtx {
 
 impl MiniCtx {
     /// A builder for a context over `data_root` and `namespace`.
-    pub fn builder(data_root: impl Into<PathBuf>, namespace: impl Into<String>) -> MiniCtxBuilder {
-        MiniCtxBuilder::new(data_root, namespace)
+    pub fn builder(
+        host: &MiniHost,
+        data_root: impl Into<PathBuf>,
+        namespace: impl Into<String>,
+    ) -> MiniCtxBuilder {
+        MiniCtxBuilder::new(host, data_root, namespace)
     }
 
     /// The instance's namespace.
@@ -184,18 +188,17 @@ impl MiniCtx {
 /// use mini_host::{MiniCtx, MiniHost};
 ///
 /// let host = MiniHost::new();
-/// let ctx = MiniCtx::builder("/var/lib/mini", "billing")
-///     .host(&host)
+/// let ctx = MiniCtx::builder(&host, "/var/lib/mini", "billing")
 ///     .max_record_size(64 * 1024)
 ///     .disk_quota(100 * 1024 * 1024)
 ///     .build()?;
 /// assert_eq!(ctx.namespace(), "billing");
-/// assert!(MiniCtx::builder("/var/lib/mini", "../etc").build().is_err());
+/// assert!(MiniCtx::builder(&host, "/var/lib/mini", "../etc").build().is_err());
 /// # Ok::<(), mini_host::CtxError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct MiniCtxBuilder {
-    host: Option<MiniHost>,
+    host: MiniHost,
     data_root: PathBuf,
     namespace: String,
     limits: Limits,
@@ -208,10 +211,16 @@ pub struct MiniCtxBuilder {
 
 impl MiniCtxBuilder {
     /// A builder for a context over `data_root` and `namespace`, with
-    /// default [`Limits`] and the process-wide [`MiniHost::global`] registry.
-    pub fn new(data_root: impl Into<PathBuf>, namespace: impl Into<String>) -> Self {
+    /// default [`Limits`], whose journals, states, snapshot stores and
+    /// queues are opened through `host` (give every instance of the process
+    /// the same one: see [`MiniHost`]).
+    pub fn new(
+        host: &MiniHost,
+        data_root: impl Into<PathBuf>,
+        namespace: impl Into<String>,
+    ) -> Self {
         MiniCtxBuilder {
-            host: None,
+            host: host.clone(),
             data_root: data_root.into(),
             namespace: namespace.into(),
             limits: Limits::default(),
@@ -243,15 +252,20 @@ impl MiniCtxBuilder {
     ///     shared_queues = [{ name = "jobs", module = "broker" }]
     ///     quota_mb = 16
     /// "#)?;
-    /// let ctx = MiniCtxBuilder::for_module("/var/lib/mini", &manifest).build()?;
+    /// let host = mini_host::MiniHost::new();
+    /// let ctx = MiniCtxBuilder::for_module(&host, "/var/lib/mini", &manifest).build()?;
     /// assert_eq!(ctx.namespace(), "billing");
     /// assert_eq!(ctx.module().map(|m| m.to_string()).as_deref(), Some("billing@1.3.0"));
     /// assert_eq!(ctx.limits().disk_quota, 16 * 1024 * 1024);
     /// assert!(ctx.queue_dir("jobs").ends_with("broker/queue/jobs"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn for_module(data_root: impl Into<PathBuf>, manifest: &ComponentManifest) -> Self {
-        let mut builder = MiniCtxBuilder::new(data_root, manifest.id().name());
+    pub fn for_module(
+        host: &MiniHost,
+        data_root: impl Into<PathBuf>,
+        manifest: &ComponentManifest,
+    ) -> Self {
+        let mut builder = MiniCtxBuilder::new(host, data_root, manifest.id().name());
         builder.access = Access::of_manifest(manifest);
         let Some(storage) = manifest.storage() else {
             return builder;
@@ -265,12 +279,6 @@ impl MiniCtxBuilder {
             Err(e) => builder.manifest_error = Some(e),
         }
         builder
-    }
-
-    /// Opens journals through `host` instead of [`MiniHost::global`].
-    pub fn host(mut self, host: &MiniHost) -> Self {
-        self.host = Some(host.clone());
-        self
     }
 
     /// Replaces all limits.
@@ -327,8 +335,7 @@ impl MiniCtxBuilder {
     /// ```
     /// use mini_host::{MiniCtx, MiniHost};
     /// let host = MiniHost::new();
-    /// let producer = MiniCtx::builder("/var/lib/mini", "producer")
-    ///     .host(&host)
+    /// let producer = MiniCtx::builder(&host, "/var/lib/mini", "producer")
     ///     .grant_queue("jobs", "broker")
     ///     .build()?;
     /// assert!(producer.queue_dir("jobs").ends_with("broker/queue/jobs"));
@@ -370,7 +377,7 @@ impl MiniCtxBuilder {
                 name: self.namespace.clone(),
                 reason,
             })?;
-        let host = self.host.unwrap_or_else(|| MiniHost::global().clone());
+        let host = self.host;
         let usage = host.namespace_usage(&namespace_dir);
         Ok(MiniCtx {
             usage,

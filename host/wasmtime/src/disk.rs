@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use mini_engine::layout::UnitKind;
 
-use crate::bindings::store::Error;
+use crate::bindings::types::Error;
 
 /// What a directory takes on common file systems (one block).
 pub(crate) const DIR_BYTES: u64 = 4096;

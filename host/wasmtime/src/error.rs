@@ -1,15 +1,116 @@
-//! Mapping of engine errors to the WIT `error` variant.
+//! The error of host functions ([`HostError`]) and the mapping of engine
+//! errors to the WIT `error` variant.
 //!
 //! Messages that go to the guest name files relative to the namespace
 //! directory, so a guest learns nothing about the host's file system layout.
 
+use std::fmt;
 use std::path::Path;
 
 use mini_engine::queue::QueueError;
 use mini_engine::snapshot::SkippedSnapshot;
 use mini_engine::{JournalError, SnapshotError, StateError};
 
-use crate::bindings::store::Error;
+use crate::bindings::types::{self, Error};
+use crate::ctx::MiniCtxView;
+
+/// What a host function of `mini:storage` fails with: the WIT `error` the
+/// guest gets back (from a `?` on a `Result<_, Error>`), or a failure of the
+/// host itself, which traps the instance (from a `?` on a
+/// `wasmtime::Result`). The bindings' `trappable_error_type`, as
+/// wasmtime-wasi's `TrappableError`.
+///
+/// ```
+/// use mini_host::HostError;
+/// use mini_host::bindings::types::Error;
+///
+/// let refused: HostError = Error::Quota("disk quota".into()).into();
+/// assert!(matches!(refused.guest_error(), Some(Error::Quota(_))));
+/// let trap = HostError::trap(wasmtime::Error::msg("host bug"));
+/// assert!(trap.guest_error().is_none());
+/// ```
+#[derive(Debug)]
+pub struct HostError(Repr);
+
+#[derive(Debug)]
+enum Repr {
+    Guest(Error),
+    Trap(wasmtime::Error),
+}
+
+impl HostError {
+    /// An error that traps the instance instead of reaching the guest.
+    pub fn trap(err: impl Into<wasmtime::Error>) -> HostError {
+        HostError(Repr::Trap(err.into()))
+    }
+
+    /// The WIT error the guest gets, unless this one traps.
+    pub fn guest_error(&self) -> Option<&Error> {
+        match &self.0 {
+            Repr::Guest(e) => Some(e),
+            Repr::Trap(_) => None,
+        }
+    }
+
+    /// The WIT error for the guest, or the trap.
+    pub fn into_wit(self) -> wasmtime::Result<Error> {
+        match self.0 {
+            Repr::Guest(e) => Ok(e),
+            Repr::Trap(e) => Err(e),
+        }
+    }
+}
+
+impl From<Error> for HostError {
+    fn from(err: Error) -> HostError {
+        HostError(Repr::Guest(err))
+    }
+}
+
+impl From<wasmtime::Error> for HostError {
+    fn from(err: wasmtime::Error) -> HostError {
+        HostError::trap(err)
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Guest(e) => write!(f, "{e}"),
+            Repr::Trap(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl types::Host for MiniCtxView<'_> {
+    /// Every error a guest gets passes here: logged with the instance it
+    /// went to (inside the span of the call when the bindings' tracing is on).
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<Error> {
+        let err = err.into_wit()?;
+        log_refusal(self.ctx.namespace(), self.ctx.module(), &err);
+        Ok(err)
+    }
+}
+
+/// Logs a call that failed: at warn what an operator must know (a limit of
+/// the instance reached, a capability refused, damage, an I/O error), at
+/// debug what is the guest's own business (a bad name or record, a stale
+/// token, a lock).
+fn log_refusal(namespace: &str, module: Option<&mini_manifest::ModuleId>, err: &Error) {
+    let module = module.map(ToString::to_string);
+    let module = module.as_deref().unwrap_or("-");
+    match err {
+        Error::Quota(_) | Error::RecordTooLarge(_) | Error::AccessDenied(_) => {
+            tracing::warn!(namespace, module, error = %err, "guest call refused by a limit of the instance");
+        }
+        Error::Corrupt(_) | Error::Io(_) | Error::Other(_) => {
+            tracing::warn!(namespace, module, error = %err, "guest call failed");
+        }
+        _ => tracing::debug!(namespace, module, error = %err, "guest call returned an error"),
+    }
+}
 
 /// The longest piece of guest input quoted back in an error message.
 const MAX_QUOTE: usize = 64;
@@ -74,7 +175,7 @@ pub(crate) fn queue_error(err: QueueError, namespace_dir: &Path) -> Error {
         e @ (QueueError::StaleToken { .. } | QueueError::NotLeased { .. }) => {
             Error::StaleToken(e.to_string())
         }
-        e @ QueueError::InvalidArgument(_) => Error::OutOfRange(e.to_string()),
+        e @ QueueError::InvalidArgument(_) => Error::InvalidArgument(e.to_string()),
         e @ QueueError::Full { .. } => Error::Quota(e.to_string()),
         QueueError::Storage(e) => state_error(e, namespace_dir),
         e @ QueueError::BadRecord { .. } => {

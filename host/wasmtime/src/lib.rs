@@ -2,25 +2,28 @@
 //! components.
 //!
 //! This crate implements the WIT interfaces of the package
-//! `mini:storage@0.1.0` (see the `wit/` directory of the repository) on top
-//! of the [`mini_engine`] storage engine, for wasmtime's component model with
-//! async host functions (an fsync never blocks the async executor). It is
-//! built like `wasmtime_wasi::p2`:
+//! `mini:storage@0.2.0` (see the `wit/` directory of the repository) on top
+//! of the [`mini_engine`] storage engine, for wasmtime's component model.
+//! It is built like `wasmtime_wasi::p2`:
 //!
 //! * a per-instance context, [`MiniCtx`], made by [`MiniCtxBuilder`]: the
 //!   instance's namespace directory and its limits (record size, open
 //!   handles, disk quota, segment size);
 //! * a view trait, [`MiniView`], that the embedder implements for the `T`
 //!   of its `Store<T>` to hand out the context and the [`ResourceTable`];
-//! * [`add_to_linker_async`], which adds the interfaces to a
-//!   [`Linker<T>`](wasmtime::component::Linker);
-//! * a process-wide registry of open journals, [`MiniHost`], so instances
-//!   that write the same journal share one handle (and its fsyncs).
+//! * [`add_to_linker_async`] and [`add_to_linker_sync`], which add the
+//!   interfaces to a [`Linker<T>`](wasmtime::component::Linker): async host
+//!   functions that keep fsyncs off the executor, or blocking ones for an
+//!   embedder with no async runtime;
+//! * the registry of what a process holds open, [`MiniHost`]: the embedder
+//!   makes one and gives it to every context, so instances that write the
+//!   same journal share one handle (and its fsyncs).
 //!
 //! The interfaces, one module each: [`store`] (journals), [`snapshot`]
 //! (snapshot stores), [`state`] (states: the guest folds, the host logs
-//! mutations and keeps snapshots) and [`queue`] (durable queues, which the
-//! embedder can grant to several instances to share).
+//! mutations and keeps snapshots), [`queue`] (durable queues, which the
+//! embedder can grant to several instances to share) and, with the `wasi`
+//! feature, `queue-poll` (`wasi:io` pollables for queues).
 //!
 //! An instance's journals live in `<data-root>/<namespace>/journal/<name>/`,
 //! its states in `<data-root>/<namespace>/state/<name>/`, its snapshot
@@ -30,7 +33,21 @@
 //! guest can cause comes back to it as the WIT `error` variant; the host
 //! neither panics nor traps on guest input.
 //!
-//! # Example: an embedder
+//! # Cargo features
+//!
+//! * `tokio` (default): async host calls run their blocking work through
+//!   tokio (`block_in_place` on a multi-threaded runtime, the blocking pool
+//!   on a current-thread one), and `pop-wait` waits without a thread.
+//! * `wasi` (default): `mini:storage/queue-poll`, whose pollables are
+//!   wasmtime-wasi's.
+//! * `runner`: [`runner`], which compiles and runs `wasi:cli/command`
+//!   components (it turns on wasmtime's compiler and cache).
+//!
+//! Without default features the crate needs of wasmtime only `runtime`,
+//! `component-model`, `async` and `std`: an embedder that ships precompiled
+//! components drops the compiler, and a sync embedder has no tokio.
+//!
+//! # Example: an async embedder
 //!
 //! ```
 //! use mini_host::{MiniCtx, MiniCtxView, MiniHost, MiniView};
@@ -57,7 +74,9 @@
 //! }
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let engine = Engine::new(&Config::new())?;
+//!     let mut config = Config::new();
+//!     config.async_support(true);
+//!     let engine = Engine::new(&config)?;
 //!     let mut linker = Linker::<MyState>::new(&engine);
 //!     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
 //!     mini_host::add_to_linker_async(&mut linker)?;
@@ -67,8 +86,7 @@
 //!     let data = tempfile::tempdir()?;
 //!     let state = MyState {
 //!         wasi: WasiCtx::builder().inherit_stdio().build(),
-//!         mini: MiniCtx::builder(data.path(), "my-plugin")
-//!             .host(&host)
+//!         mini: MiniCtx::builder(&host, data.path(), "my-plugin")
 //!             .disk_quota(64 * 1024 * 1024)
 //!             .build()?,
 //!         table: ResourceTable::new(),
@@ -81,7 +99,7 @@
 //! ```
 //!
 //! To simply run a `wasi:cli/command` component with its storage and limits,
-//! use [`runner::Runner`] (what the `mini run` command does).
+//! use `runner::Runner` (feature `runner`; what the `mini run` command does).
 #![warn(missing_docs)]
 
 pub mod access;
@@ -90,19 +108,23 @@ pub mod ctx;
 mod disk;
 mod error;
 pub mod limits;
+mod offload;
 pub mod queue;
 pub mod registry;
+#[cfg(feature = "runner")]
 pub mod runner;
 pub mod snapshot;
 pub mod state;
 mod stop;
 pub mod store;
+mod sync;
 mod view;
 
 use wasmtime::component::{HasData, Linker};
 
 pub use crate::access::Access;
 pub use crate::ctx::{CtxError, MiniCtx, MiniCtxBuilder, MiniCtxView, MiniView};
+pub use crate::error::HostError;
 pub use crate::limits::{LimitOutOfRange, Limits};
 pub use crate::queue::QueueHandle;
 pub use crate::registry::MiniHost;
@@ -112,20 +134,100 @@ pub use crate::stop::StopSignal;
 pub use crate::store::{CursorHandle, JournalHandle};
 pub use wasmtime::component::ResourceTable;
 
-/// Adds every `mini:storage` interface to `linker`, implemented with the
-/// [`MiniCtx`] that [`MiniView::mini`] returns for the store's data.
+/// Adds every `mini:storage` interface to `linker` with async host
+/// functions, implemented with the [`MiniCtx`] that [`MiniView::mini`]
+/// returns for the store's data.
 ///
-/// The host functions are async: instantiate with
-/// `instantiate_async` and call exports with `call_async` (or the async
-/// bindings of `wasmtime_wasi::p2::bindings::Command`), inside a tokio
-/// runtime. `queue.subscribe` hands out `wasi:io/poll` pollables: guests
-/// wait on them through the `wasi:io` that
-/// `wasmtime_wasi::p2::add_to_linker_async` adds.
+/// Use it with an async [`Config`](wasmtime::Config) (`async_support`):
+/// instantiate with `instantiate_async`, call exports with `call_async`.
+/// With the `tokio` feature (default) a call's blocking work (a write and
+/// its fsync) stays off the executor inside a tokio runtime. With the `wasi`
+/// feature it adds `queue-poll` too, whose pollables guests wait on through
+/// the `wasi:io` that `wasmtime_wasi::p2::add_to_linker_async` adds.
+///
+/// ```
+/// use mini_host::{MiniCtx, MiniCtxView, MiniHost, MiniView, ResourceTable};
+/// use wasmtime::component::Linker;
+/// use wasmtime::{Config, Engine};
+///
+/// struct Plugin {
+///     mini: MiniCtx,
+///     table: ResourceTable,
+/// }
+/// impl MiniView for Plugin {
+///     fn mini(&mut self) -> MiniCtxView<'_> {
+///         MiniCtxView { ctx: &mut self.mini, table: &mut self.table }
+///     }
+/// }
+///
+/// let mut config = Config::new();
+/// config.async_support(true);
+/// let engine = Engine::new(&config)?;
+/// let mut linker = Linker::<Plugin>::new(&engine);
+/// mini_host::add_to_linker_async(&mut linker)?;
+/// # let _ = MiniHost::new();
+/// # Ok::<(), wasmtime::Error>(())
+/// ```
 pub fn add_to_linker_async<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     bindings::store::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::state::add_to_linker::<T, Mini>(linker, T::mini)?;
-    bindings::queue::add_to_linker::<T, Mini>(linker, T::mini)
+    bindings::queue::add_to_linker::<T, Mini>(linker, T::mini)?;
+    add_queue_poll(linker)
+}
+
+/// Adds every `mini:storage` interface to `linker` with blocking host
+/// functions: each call does its work (a write and its fsync) on the thread
+/// that calls into the guest, and `pop-wait` blocks that thread. For a
+/// wasmtime embedder without an async runtime: with default features off,
+/// nothing of tokio is built.
+///
+/// ```
+/// use mini_host::{MiniCtx, MiniCtxView, MiniHost, MiniView, ResourceTable};
+/// use wasmtime::component::Linker;
+/// use wasmtime::{Engine, Store};
+///
+/// struct Plugin {
+///     mini: MiniCtx,
+///     table: ResourceTable,
+/// }
+/// impl MiniView for Plugin {
+///     fn mini(&mut self) -> MiniCtxView<'_> {
+///         MiniCtxView { ctx: &mut self.mini, table: &mut self.table }
+///     }
+/// }
+///
+/// let engine = Engine::default();
+/// let mut linker = Linker::<Plugin>::new(&engine);
+/// mini_host::add_to_linker_sync(&mut linker)?;
+///
+/// let host = MiniHost::new();
+/// let data = tempfile::tempdir()?;
+/// let plugin = Plugin {
+///     mini: MiniCtx::builder(&host, data.path(), "plugin").build()?,
+///     table: ResourceTable::new(),
+/// };
+/// let store = Store::new(&engine, plugin);
+/// // ... `linker.instantiate(&mut store, &component)?` ...
+/// # drop(store);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn add_to_linker_sync<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::sync::store::add_to_linker::<T, Mini>(linker, T::mini)?;
+    bindings::sync::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;
+    bindings::sync::state::add_to_linker::<T, Mini>(linker, T::mini)?;
+    bindings::sync::queue::add_to_linker::<T, Mini>(linker, T::mini)?;
+    add_queue_poll(linker)
+}
+
+#[cfg(feature = "wasi")]
+fn add_queue_poll<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::queue_poll::add_to_linker::<T, Mini>(linker, T::mini)
+}
+
+#[cfg(not(feature = "wasi"))]
+fn add_queue_poll<T: MiniView + 'static>(_: &mut Linker<T>) -> wasmtime::Result<()> {
+    Ok(())
 }
 
 /// The [`HasData`] marker of this crate's host functions: its data is a

@@ -1,4 +1,4 @@
-//! The process-wide registry of open journals ([`MiniHost`]).
+//! The registry of what the instances of a process hold open ([`MiniHost`]).
 //!
 //! A journal directory is locked by the [`Journal`] that opened it, so two
 //! instances of one process that open the same journal must share one
@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use std::sync::Weak;
@@ -23,11 +23,21 @@ const LOCK_RETRIES: u32 = 5;
 /// The pause between those retries.
 const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
-/// The journals open in this process, shared by every instance.
+/// What the instances of a process hold open: journals and queues (shared:
+/// instances that open the same one get one handle, and share its fsyncs),
+/// the owners of states and snapshot stores (one handle each), and each
+/// namespace's disk usage (one quota, however many instances).
 ///
-/// Cloning is cheap (an `Arc` inside). The registry keeps only weak
-/// references: a journal is closed, and its lock released, when the last
-/// instance holding it drops its handle.
+/// **An embedder makes one and gives it to every context**
+/// ([`MiniCtx::builder`](crate::MiniCtx::builder)): instances given
+/// different registries do not know of each other, so the second to open a
+/// journal or queue the first holds gets `locked` (the lock is the file's,
+/// per process), and their disk usage is counted apart. There is no hidden
+/// default: what instances share is explicit.
+///
+/// Cloning is cheap (an `Arc` inside) and shares the registry. It keeps
+/// only weak references: a journal is closed, and its lock released, when
+/// the last instance holding it drops its handle.
 ///
 /// ```
 /// use mini_engine::JournalOptions;
@@ -68,16 +78,9 @@ impl Drop for Claim {
 
 impl MiniHost {
     /// An empty registry. Instances share journals only when they use the
-    /// same registry; most embedders use one per process
-    /// ([`MiniHost::global`]).
+    /// same registry: make one per process.
     pub fn new() -> Self {
         MiniHost::default()
-    }
-
-    /// The process-wide registry, used by contexts that were not given one.
-    pub fn global() -> &'static MiniHost {
-        static GLOBAL: OnceLock<MiniHost> = OnceLock::new();
-        GLOBAL.get_or_init(MiniHost::new)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, WeakJournal>> {

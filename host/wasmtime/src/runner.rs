@@ -4,14 +4,15 @@
 //!
 //! ```no_run
 //! use mini_host::runner::{Runner, RunnerConfig};
-//! use mini_host::MiniCtx;
+//! use mini_host::{MiniCtx, MiniHost};
 //! use wasmtime_wasi::WasiCtx;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let runner = Runner::new(RunnerConfig::default())?;
 //! let component = runner.load("counter.wasm".as_ref())?;
 //! let wasi = WasiCtx::builder().inherit_stdio().arg("counter").build();
-//! let mini = MiniCtx::builder("./mini-data", "counter").build()?;
+//! let host = MiniHost::new(); // one per process, shared by every run
+//! let mini = MiniCtx::builder(&host, "./mini-data", "counter").build()?;
 //! let exit_code = runner.run(&component, wasi, mini).await?;
 //! println!("exited with {exit_code}");
 //! # Ok(())

@@ -11,13 +11,16 @@ use mini_engine::layout::UnitKind;
 use mini_engine::snapshot::SnapshotOptions;
 use wasmtime::component::Resource;
 
-use crate::bindings::snapshot::{self, Restored, SnapshotInfo};
-use crate::bindings::store::Error;
+use crate::HostError;
+use crate::bindings::snapshot;
+use crate::bindings::types::Error;
+use crate::bindings::types::{Restored, SnapshotInfo};
 use crate::ctx::MiniCtxView;
 use crate::error::quote;
 use crate::error::{bad_handle, skipped_warning, snapshot_error};
+use crate::offload::blocking;
 use crate::registry::Claim;
-use crate::view::{Admission, blocking};
+use crate::view::Admission;
 
 /// A snapshot store held by a guest: the `snapshots` resource of the WIT.
 #[derive(Debug)]
@@ -106,11 +109,8 @@ impl MiniCtxView<'_> {
 impl snapshot::Host for MiniCtxView<'_> {}
 
 impl snapshot::HostSnapshots for MiniCtxView<'_> {
-    async fn open(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<Resource<SnapshotsHandle>, Error>> {
-        Ok(self.open_snapshots(name).await)
+    async fn open(&mut self, name: String) -> Result<Resource<SnapshotsHandle>, HostError> {
+        Ok(self.open_snapshots(name).await?)
     }
 
     async fn create(
@@ -118,14 +118,14 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
         handle: Resource<SnapshotsHandle>,
         state: String,
         seq: u64,
-    ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.create_snapshot(&handle, state, seq).await)
+    ) -> Result<(), HostError> {
+        Ok(self.create_snapshot(&handle, state, seq).await?)
     }
 
     async fn restore(
         &mut self,
         handle: Resource<SnapshotsHandle>,
-    ) -> wasmtime::Result<Result<Option<Restored>, Error>> {
+    ) -> Result<Option<Restored>, HostError> {
         let ns_dir = self.ctx.namespace_dir.clone();
         Ok(self
             .with_snapshots(&handle, move |store| {
@@ -139,13 +139,13 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
                     state: r.state,
                 }))
             })
-            .await)
+            .await?)
     }
 
     async fn list(
         &mut self,
         handle: Resource<SnapshotsHandle>,
-    ) -> wasmtime::Result<Result<Vec<SnapshotInfo>, Error>> {
+    ) -> Result<Vec<SnapshotInfo>, HostError> {
         Ok(self
             .with_snapshots(&handle, |store| {
                 Ok(store
@@ -157,20 +157,20 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
                     })
                     .collect())
             })
-            .await)
+            .await?)
     }
 
     async fn delete_older_than(
         &mut self,
         handle: Resource<SnapshotsHandle>,
         seq: u64,
-    ) -> wasmtime::Result<Result<u32, Error>> {
+    ) -> Result<u32, HostError> {
         Ok(self
             .with_snapshots(&handle, move |store| {
                 let deleted = store.delete_older_than(seq)?;
                 Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
             })
-            .await)
+            .await?)
     }
 
     async fn drop(&mut self, handle: Resource<SnapshotsHandle>) -> wasmtime::Result<()> {

@@ -16,15 +16,18 @@ use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, RecoveryPoint, StateLog, St
 use mini_engine::{CheckpointPolicy, StateError};
 use wasmtime::component::Resource;
 
-use crate::bindings::state::{self, CheckpointInfo, Recovery, SnapshotPoint, Stats};
-use crate::bindings::store::Error;
+use crate::HostError;
+use crate::bindings::state::{self, Recovery};
+use crate::bindings::types::Error;
+use crate::bindings::types::{CheckpointInfo, SnapshotPoint, StateStats as Stats};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::quote;
 use crate::error::{bad_handle, skipped_warning, state_error};
+use crate::offload::blocking;
 use crate::registry::Claim;
 use crate::store::CursorHandle;
-use crate::view::{Admission, blocking};
+use crate::view::Admission;
 
 /// A state held by a guest: the `state` resource of the WIT.
 #[derive(Debug)]
@@ -147,46 +150,34 @@ impl MiniCtxView<'_> {
 impl state::Host for MiniCtxView<'_> {}
 
 impl state::HostState for MiniCtxView<'_> {
-    async fn open(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<Resource<StateHandle>, Error>> {
-        Ok(self.open_state(name).await)
+    async fn open(&mut self, name: String) -> Result<Resource<StateHandle>, HostError> {
+        Ok(self.open_state(name).await?)
     }
 
-    async fn recover(
-        &mut self,
-        handle: Resource<StateHandle>,
-    ) -> wasmtime::Result<Result<Recovery, Error>> {
-        Ok(self.recover_state(&handle).await)
+    async fn recover(&mut self, handle: Resource<StateHandle>) -> Result<Recovery, HostError> {
+        Ok(self.recover_state(&handle).await?)
     }
 
     async fn commit(
         &mut self,
         handle: Resource<StateHandle>,
         mutation: String,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let bytes = match self.check_record_sizes([&mutation]) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<u64, HostError> {
+        let bytes = self.check_record_sizes([&mutation])?;
         Ok(self
             .write_state(&handle, bytes, move |log| log.commit(&mutation))
-            .await)
+            .await?)
     }
 
     async fn commit_batch(
         &mut self,
         handle: Resource<StateHandle>,
         mutations: Vec<String>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let bytes = match self.check_record_sizes(&mutations) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<u64, HostError> {
+        let bytes = self.check_record_sizes(&mutations)?;
         Ok(self
             .write_state(&handle, bytes, move |log| log.commit_batch(&mutations))
-            .await)
+            .await?)
     }
 
     async fn checkpoint(
@@ -194,11 +185,8 @@ impl state::HostState for MiniCtxView<'_> {
         handle: Resource<StateHandle>,
         state: String,
         seq: u64,
-    ) -> wasmtime::Result<Result<CheckpointInfo, Error>> {
-        let bytes = match self.check_state_size(&state) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<CheckpointInfo, HostError> {
+        let bytes = self.check_state_size(&state)?;
         // The recovery point found at open is stale once a checkpoint moves it.
         if let Ok(held) = self.table.get_mut(&handle) {
             held.opened_at = None;
@@ -212,24 +200,15 @@ impl state::HostState for MiniCtxView<'_> {
                     segments_deleted: u32::try_from(done.segments_deleted).unwrap_or(u32::MAX),
                 })
             })
-            .await)
+            .await?)
     }
 
-    async fn current_seq(
-        &mut self,
-        handle: Resource<StateHandle>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        Ok(self.state_of(&handle).map(|log| log.last_seq()))
+    async fn current_seq(&mut self, handle: Resource<StateHandle>) -> Result<u64, HostError> {
+        Ok(self.state_of(&handle)?.last_seq())
     }
 
-    async fn stats(
-        &mut self,
-        handle: Resource<StateHandle>,
-    ) -> wasmtime::Result<Result<Stats, Error>> {
-        let log = match self.state_of(&handle) {
-            Ok(log) => log,
-            Err(e) => return Ok(Err(e)),
-        };
+    async fn stats(&mut self, handle: Resource<StateHandle>) -> Result<Stats, HostError> {
+        let log = self.state_of(&handle)?;
         // Waits for a checkpoint in progress, and takes the journal's lock.
         Ok(blocking(move || {
             let stats = log.stats();
@@ -241,7 +220,7 @@ impl state::HostState for MiniCtxView<'_> {
                 journal_first_seq: stats.journal_first_seq,
             }
         })
-        .await)
+        .await?)
     }
 
     async fn drop(&mut self, handle: Resource<StateHandle>) -> wasmtime::Result<()> {

@@ -11,12 +11,15 @@ use mini_engine::layout::UnitKind;
 use mini_engine::{Entry, Journal, JournalError, JournalOptions, Reader};
 use wasmtime::component::Resource;
 
-use crate::bindings::store::{self, Error};
+use crate::HostError;
+use crate::bindings::store;
+use crate::bindings::types::{self, Error};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, journal_error};
+use crate::offload::blocking;
 use crate::registry::Claim;
-use crate::view::{Admission, blocking};
+use crate::view::Admission;
 
 /// A cursor returns at most this many entries per `next` call, whatever the
 /// guest asks for.
@@ -122,66 +125,48 @@ fn read_some(reader: &mut Reader, max: usize) -> (Vec<Entry>, Option<JournalErro
 impl store::Host for MiniCtxView<'_> {}
 
 impl store::HostJournal for MiniCtxView<'_> {
-    async fn open(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<Resource<JournalHandle>, Error>> {
-        Ok(self.open_journal(name).await)
+    async fn open(&mut self, name: String) -> Result<Resource<JournalHandle>, HostError> {
+        Ok(self.open_journal(name).await?)
     }
 
     async fn append(
         &mut self,
         handle: Resource<JournalHandle>,
         record: String,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let bytes = match self.check_record_sizes([&record]) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<u64, HostError> {
+        let bytes = self.check_record_sizes([&record])?;
         Ok(self
             .append_with(&handle, bytes, move |j| j.append(&record))
-            .await)
+            .await?)
     }
 
     async fn append_batch(
         &mut self,
         handle: Resource<JournalHandle>,
         records: Vec<String>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let bytes = match self.check_record_sizes(&records) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<u64, HostError> {
+        let bytes = self.check_record_sizes(&records)?;
         Ok(self
             .append_with(&handle, bytes, move |j| j.append_batch(&records))
-            .await)
+            .await?)
     }
 
     async fn read(
         &mut self,
         handle: Resource<JournalHandle>,
         from_seq: u64,
-    ) -> wasmtime::Result<Result<Resource<CursorHandle>, Error>> {
-        Ok(self.open_cursor(&handle, from_seq).await)
+    ) -> Result<Resource<CursorHandle>, HostError> {
+        Ok(self.open_cursor(&handle, from_seq).await?)
     }
 
-    async fn first_seq(
-        &mut self,
-        handle: Resource<JournalHandle>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let journal = match self.journal_of(&handle) {
-            Ok(journal) => journal,
-            Err(e) => return Ok(Err(e)),
-        };
+    async fn first_seq(&mut self, handle: Resource<JournalHandle>) -> Result<u64, HostError> {
+        let journal = self.journal_of(&handle)?;
         // Takes the writer's lock, which an append may hold while it writes.
-        Ok(blocking(move || journal.first_seq()).await)
+        Ok(blocking(move || journal.first_seq()).await?)
     }
 
-    async fn last_seq(
-        &mut self,
-        handle: Resource<JournalHandle>,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        Ok(self.journal_of(&handle).map(|journal| journal.last_seq()))
+    async fn last_seq(&mut self, handle: Resource<JournalHandle>) -> Result<u64, HostError> {
+        Ok(self.journal_of(&handle)?.last_seq())
     }
 
     async fn drop(&mut self, handle: Resource<JournalHandle>) -> wasmtime::Result<()> {
@@ -227,47 +212,54 @@ impl MiniCtxView<'_> {
     }
 }
 
+impl MiniCtxView<'_> {
+    async fn next_entries(
+        &mut self,
+        handle: &Resource<CursorHandle>,
+        max: u32,
+    ) -> Result<Vec<Entry>, Error> {
+        let cursor = self
+            .table
+            .get_mut(handle)
+            .map_err(|e| bad_handle("cursor", e))?;
+        if let Some(e) = &cursor.failed {
+            return Err(e.clone());
+        }
+        let Some(mut reader) = cursor.reader.take() else {
+            return Err(Error::Other(
+                "the cursor was lost after a host failure; open a new one".into(),
+            ));
+        };
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let ns_dir = self.ctx.namespace_dir.clone();
+        let (reader, entries, failed) = blocking(move || {
+            let (entries, failed) = read_some(&mut reader, max);
+            (reader, entries, failed.map(|e| journal_error(e, &ns_dir)))
+        })
+        .await?;
+        if let Ok(cursor) = self.table.get_mut(handle) {
+            cursor.reader = Some(reader);
+            cursor.failed.clone_from(&failed);
+        }
+        match failed {
+            Some(e) if entries.is_empty() => Err(e),
+            // The error comes with the next call.
+            _ => Ok(entries),
+        }
+    }
+}
+
 impl store::HostCursor for MiniCtxView<'_> {
     async fn next(
         &mut self,
         handle: Resource<CursorHandle>,
         max: u32,
-    ) -> wasmtime::Result<Result<Vec<store::Entry>, Error>> {
-        let cursor = match self.table.get_mut(&handle) {
-            Ok(cursor) => cursor,
-            Err(e) => return Ok(Err(bad_handle("cursor", e))),
-        };
-        if let Some(e) = &cursor.failed {
-            return Ok(Err(e.clone()));
-        }
-        let Some(mut reader) = cursor.reader.take() else {
-            return Ok(Err(Error::Other(
-                "the cursor was lost after a host failure; open a new one".into(),
-            )));
-        };
-        let max = usize::try_from(max).unwrap_or(usize::MAX);
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let done = blocking(move || {
-            let (entries, failed) = read_some(&mut reader, max);
-            (reader, entries, failed.map(|e| journal_error(e, &ns_dir)))
-        })
-        .await;
-        let (reader, entries, failed) = match done {
-            Ok(done) => done,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Ok(cursor) = self.table.get_mut(&handle) {
-            cursor.reader = Some(reader);
-            cursor.failed.clone_from(&failed);
-        }
-        match failed {
-            Some(e) if entries.is_empty() => Ok(Err(e)),
-            // The error comes with the next call.
-            _ => Ok(Ok(entries
-                .into_iter()
-                .map(|Entry { seq, data }| store::Entry { seq, data })
-                .collect())),
-        }
+    ) -> Result<Vec<types::Entry>, HostError> {
+        let entries = self.next_entries(&handle, max).await?;
+        Ok(entries
+            .into_iter()
+            .map(|Entry { seq, data }| types::Entry { seq, data })
+            .collect())
     }
 
     async fn drop(&mut self, handle: Resource<CursorHandle>) -> wasmtime::Result<()> {

@@ -1,47 +1,25 @@
-//! What every interface's host functions share: running blocking engine
-//! work off the executor, admitting an open (capability, quota), the handle
-//! limit, record sizes and the disk quota.
+//! What every interface's host functions share: admitting an open
+//! (capability, quota), the handle limit, record sizes and the disk quota.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "wasi")]
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mini_engine::layout::{DataRoot, UnitKind};
 use mini_manifest::StorageKind;
 use wasmtime::component::Resource;
 
-use crate::bindings::store::Error;
+use crate::bindings::types::Error;
 use crate::ctx::MiniCtxView;
 use crate::disk::{Usage, new_unit_cost};
 use crate::error::quote;
+use crate::offload::blocking;
 
 /// Bytes a stored line adds to a record (seq, crc, framing), for the quota.
 pub(crate) const LINE_OVERHEAD: u64 = 96;
-
-/// Runs blocking engine work (an fsync, a file scan) without stalling the
-/// executor. On a multi-threaded tokio runtime it runs right here, after
-/// telling tokio that this worker blocks (`block_in_place`: the worker's
-/// other tasks move to another thread); a round trip through the blocking
-/// pool would cost two thread wake-ups per call, a third of a fast disk's
-/// fsync. Elsewhere (a current-thread runtime) it goes to the blocking pool.
-pub(crate) async fn blocking<R: Send + 'static>(
-    work: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, Error> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let multi_thread = Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if multi_thread {
-        // As with the blocking pool, a panic in the work is an error for
-        // this call, not a crash of the guest's caller.
-        let run = std::panic::AssertUnwindSafe(work);
-        return tokio::task::block_in_place(|| std::panic::catch_unwind(run))
-            .map_err(|_| Error::Other("host task failed: it panicked".into()));
-    }
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Other(format!("host task failed: {e}")))
-}
 
 fn storage_kind(kind: UnitKind) -> StorageKind {
     match kind {
@@ -78,11 +56,13 @@ pub(crate) fn check_name(name: &str) -> Result<(), Error> {
 /// One handle counted against an instance's handle limit, given back when
 /// dropped: what a handle whose drop the host does not see (a `wasi:io`
 /// pollable, deleted by wasmtime-wasi) holds.
+#[cfg(feature = "wasi")]
 #[derive(Debug)]
 pub(crate) struct HandleSlot {
     count: Arc<AtomicUsize>,
 }
 
+#[cfg(feature = "wasi")]
 impl Drop for HandleSlot {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::AcqRel);
@@ -116,6 +96,7 @@ impl MiniCtxView<'_> {
     }
 
     /// Takes one handle of the limit for a pollable; `quota` past it.
+    #[cfg(feature = "wasi")]
     pub(crate) fn handle_slot(&self) -> Result<HandleSlot, Error> {
         let limit = self.ctx.limits.max_open_handles;
         let count = self.ctx.open_handles.clone();

@@ -17,19 +17,23 @@ use mini_engine::layout::UnitKind;
 use mini_engine::queue::{Delivery, MessageInfo, PushOptions, Queue, QueueError, QueueOptions};
 use mini_engine::state::DEFAULT_STATE_SEGMENT_SIZE;
 use wasmtime::component::Resource;
-use wasmtime_wasi::p2::DynPollable;
 
-use crate::bindings::queue::{self, Message, Stats};
-use crate::bindings::store::Error;
+use crate::HostError;
+use crate::bindings::queue;
+use crate::bindings::types::Error;
+use crate::bindings::types::{self, Message, QueueStats as Stats};
 use crate::ctx::MiniCtxView;
 use crate::disk::Usage;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, queue_error};
-use crate::view::{Admission, blocking};
+use crate::offload::blocking;
+use crate::view::Admission;
 
+#[cfg(feature = "wasi")]
+mod poll;
 mod wait;
 
-use wait::{QueueReady, Watch};
+use wait::Watch;
 
 /// The longest `pop-wait` a guest can ask for (it waits without holding a
 /// thread, and the instance's time limit holds while it waits).
@@ -109,21 +113,21 @@ impl MiniCtxView<'_> {
     async fn push_messages(
         &mut self,
         handle: &Resource<QueueHandle>,
-        messages: Vec<(String, queue::PushOptions)>,
+        messages: Vec<types::PushMessage>,
     ) -> Result<Vec<u64>, Error> {
         if messages.is_empty() {
             return Err(Error::InvalidRecord("empty batch".into()));
         }
-        let bytes = self.check_record_sizes(messages.iter().map(|(p, _)| p))?;
+        let bytes = self.check_record_sizes(messages.iter().map(|m| &m.payload))?;
         let held = self.queue_of(handle)?;
         let (usage, ns_dir) = (held.usage.clone(), held.ns_dir.clone());
         self.write_within_quota_of(usage, ns_dir, bytes, move || {
             let messages: Vec<(String, PushOptions)> = messages
                 .into_iter()
-                .map(|(payload, o)| {
+                .map(|types::PushMessage { payload, options }| {
                     let options = PushOptions {
-                        delay_ms: o.delay_ms,
-                        dedup: o.dedup_key,
+                        delay_ms: options.delay_ms,
+                        dedup: options.dedup_key,
                     };
                     (payload, options)
                 })
@@ -145,7 +149,7 @@ impl MiniCtxView<'_> {
         timeout: Duration,
     ) -> Result<Option<Message>, Error> {
         let held = self.queue_of(handle)?;
-        let until = tokio::time::Instant::now() + timeout;
+        let until = std::time::Instant::now() + timeout;
         let watch = Watch::new(held.queue.clone());
         let ns_dir = held.ns_dir;
         let stop = self.ctx.stop.clone();
@@ -202,8 +206,8 @@ fn message(delivery: Delivery) -> Message {
     }
 }
 
-fn message_info(info: MessageInfo) -> queue::MessageInfo {
-    queue::MessageInfo {
+fn message_info(info: MessageInfo) -> types::MessageInfo {
+    types::MessageInfo {
         id: info.id,
         payload: info.payload,
         attempts: info.attempts,
@@ -218,47 +222,43 @@ fn count(n: usize) -> u32 {
 impl queue::Host for MiniCtxView<'_> {}
 
 impl queue::HostQueue for MiniCtxView<'_> {
-    async fn open(
-        &mut self,
-        name: String,
-    ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
-        Ok(self.open_queue(name).await)
+    async fn open(&mut self, name: String) -> Result<Resource<QueueHandle>, HostError> {
+        Ok(self.open_queue(name).await?)
     }
 
     async fn push(
         &mut self,
         handle: Resource<QueueHandle>,
         payload: String,
-        options: queue::PushOptions,
-    ) -> wasmtime::Result<Result<u64, Error>> {
-        let ids = self.push_messages(&handle, vec![(payload, options)]).await;
-        Ok(ids.and_then(|ids| {
-            ids.first()
-                .copied()
-                .ok_or_else(|| Error::Other("the host pushed nothing".into()))
-        }))
+        options: types::PushOptions,
+    ) -> Result<u64, HostError> {
+        let ids = self
+            .push_messages(&handle, vec![types::PushMessage { payload, options }])
+            .await?;
+        let id = ids.first().copied();
+        Ok(id.ok_or_else(|| Error::Other("the host pushed nothing".into()))?)
     }
 
     async fn push_batch(
         &mut self,
         handle: Resource<QueueHandle>,
-        messages: Vec<(String, queue::PushOptions)>,
-    ) -> wasmtime::Result<Result<Vec<u64>, Error>> {
-        Ok(self.push_messages(&handle, messages).await)
+        messages: Vec<types::PushMessage>,
+    ) -> Result<Vec<u64>, HostError> {
+        Ok(self.push_messages(&handle, messages).await?)
     }
 
     async fn pop(
         &mut self,
         handle: Resource<QueueHandle>,
         lease_ms: u64,
-    ) -> wasmtime::Result<Result<Option<Message>, Error>> {
+    ) -> Result<Option<Message>, HostError> {
         Ok(self
             .change_queue(
                 &handle,
                 move |q| Ok(q.pop(lease_ms)?.map(message)),
                 Option::is_some,
             )
-            .await)
+            .await?)
     }
 
     async fn pop_batch(
@@ -266,7 +266,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         max: u32,
         lease_ms: u64,
-    ) -> wasmtime::Result<Result<Vec<Message>, Error>> {
+    ) -> Result<Vec<Message>, HostError> {
         let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
         Ok(self
             .change_queue(
@@ -279,7 +279,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
                 },
                 |popped: &Vec<Message>| !popped.is_empty(),
             )
-            .await)
+            .await?)
     }
 
     async fn pop_wait(
@@ -287,22 +287,10 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         lease_ms: u64,
         timeout_ms: u64,
-    ) -> wasmtime::Result<Result<Option<Message>, Error>> {
+    ) -> Result<Option<Message>, HostError> {
         let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
         let result = self.pop_waiting(&handle, lease_ms, timeout).await;
-        Ok(self.count_write(result, Option::is_some))
-    }
-
-    async fn subscribe(
-        &mut self,
-        handle: Resource<QueueHandle>,
-    ) -> wasmtime::Result<Resource<DynPollable>> {
-        let queue = self.table.get(&handle)?.queue.clone();
-        // A pollable cannot return an error: past the handle limit the
-        // instance traps, with the limit in the message.
-        let slot = self.handle_slot().map_err(wasmtime::Error::new)?;
-        let ready = self.table.push(QueueReady::new(queue, slot))?;
-        wasmtime_wasi::p2::subscribe(self.table, ready)
+        Ok(self.count_write(result, Option::is_some)?)
     }
 
     async fn ack(
@@ -310,10 +298,10 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         id: u64,
         token: String,
-    ) -> wasmtime::Result<Result<(), Error>> {
+    ) -> Result<(), HostError> {
         Ok(self
             .change_queue(&handle, move |q| q.ack(id, &token), |_| true)
-            .await)
+            .await?)
     }
 
     async fn ack_next(
@@ -322,7 +310,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         id: u64,
         token: String,
         lease_ms: u64,
-    ) -> wasmtime::Result<Result<Option<Message>, Error>> {
+    ) -> Result<Option<Message>, HostError> {
         Ok(self
             .change_queue(
                 &handle,
@@ -330,7 +318,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
                 // The ack is written even when no next message comes.
                 |_| true,
             )
-            .await)
+            .await?)
     }
 
     async fn nack(
@@ -339,10 +327,10 @@ impl queue::HostQueue for MiniCtxView<'_> {
         id: u64,
         token: String,
         delay_ms: u64,
-    ) -> wasmtime::Result<Result<(), Error>> {
+    ) -> Result<(), HostError> {
         Ok(self
             .change_queue(&handle, move |q| q.nack(id, &token, delay_ms), |_| true)
-            .await)
+            .await?)
     }
 
     async fn extend(
@@ -351,16 +339,13 @@ impl queue::HostQueue for MiniCtxView<'_> {
         id: u64,
         token: String,
         lease_ms: u64,
-    ) -> wasmtime::Result<Result<u64, Error>> {
+    ) -> Result<u64, HostError> {
         Ok(self
             .change_queue(&handle, move |q| q.extend(id, &token, lease_ms), |_| true)
-            .await)
+            .await?)
     }
 
-    async fn stats(
-        &mut self,
-        handle: Resource<QueueHandle>,
-    ) -> wasmtime::Result<Result<Stats, Error>> {
+    async fn stats(&mut self, handle: Resource<QueueHandle>) -> Result<Stats, HostError> {
         Ok(self
             .with_queue(&handle, |q| {
                 let s = q.stats();
@@ -375,7 +360,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
                     checkpoint_error: s.checkpoint_error,
                 })
             })
-            .await)
+            .await?)
     }
 
     async fn dead_letters(
@@ -383,7 +368,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         from_id: u64,
         max: u32,
-    ) -> wasmtime::Result<Result<Vec<queue::MessageInfo>, Error>> {
+    ) -> Result<Vec<types::MessageInfo>, HostError> {
         let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
         Ok(self
             .with_queue(&handle, move |q| {
@@ -392,35 +377,35 @@ impl queue::HostQueue for MiniCtxView<'_> {
                     .map(message_info)
                     .collect())
             })
-            .await)
+            .await?)
     }
 
     async fn requeue(
         &mut self,
         handle: Resource<QueueHandle>,
         ids: Option<Vec<u64>>,
-    ) -> wasmtime::Result<Result<u32, Error>> {
+    ) -> Result<u32, HostError> {
         Ok(self
             .change_queue(
                 &handle,
                 move |q| Ok(count(q.requeue(ids.as_deref())?)),
                 |n| *n > 0,
             )
-            .await)
+            .await?)
     }
 
     async fn purge(
         &mut self,
         handle: Resource<QueueHandle>,
         ids: Option<Vec<u64>>,
-    ) -> wasmtime::Result<Result<u32, Error>> {
+    ) -> Result<u32, HostError> {
         Ok(self
             .change_queue(
                 &handle,
                 move |q| Ok(count(q.purge(ids.as_deref())?)),
                 |n| *n > 0,
             )
-            .await)
+            .await?)
     }
 
     async fn drop(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<()> {

@@ -1,55 +1,36 @@
-//! Waiting on a queue without holding a thread: the readiness of
-//! `queue.subscribe`'s pollable and the wait of `pop-wait`, both woken by
-//! the queue's change listener (removed when the waiter goes) and by a timer
-//! for the next delay or lease to end.
+//! Waiting on a queue without spinning: the wait of `pop-wait` and the
+//! readiness of `queue-poll`'s pollable, both woken by the queue's change
+//! listener (removed when the waiter goes) and by a timer for the next delay
+//! or lease to end. An async host call waits without holding a thread; a
+//! sync one blocks its own thread, as sync calls do.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use mini_engine::queue::{ListenerId, Queue};
-use tokio::sync::Notify;
-use wasmtime_wasi::p2::Pollable;
 
-use crate::stop::StopSignal;
-use crate::view::{HandleSlot, blocking};
-
-/// The readiness behind a `queue.subscribe` pollable: ready when a pop can
-/// find a message. It waits on the queue's change listener and on a timer
-/// for the next delay or lease to end, so a waiting guest holds no thread.
-pub(super) struct QueueReady {
-    watch: Watch,
-    /// Counts against the instance's handle limit while the pollable lives.
-    _slot: HandleSlot,
-}
-
-impl QueueReady {
-    /// Readiness of `queue`, holding `slot` of the handle limit.
-    pub(super) fn new(queue: Arc<Queue>, slot: HandleSlot) -> QueueReady {
-        QueueReady {
-            watch: Watch::new(queue),
-            _slot: slot,
-        }
-    }
-}
+use crate::offload::blocking;
+use crate::stop::{StopSignal, Wake};
 
 /// A waiter's view of a queue: woken by the queue's listener after every
 /// change, which is removed when the waiter goes (a dropped pollable, a
 /// `pop-wait` stopped by the time limit).
 pub(super) struct Watch {
     queue: Arc<Queue>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     listener: ListenerId,
 }
 
+/// What one look at the queue found: a value, or how long until the next
+/// delay or lease ends (`None`: nothing will become available by itself).
+type Looked<R> = Result<R, Option<std::time::Duration>>;
+
 impl Watch {
     pub(super) fn new(queue: Arc<Queue>) -> Watch {
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(Wake::default());
         let listening = Arc::downgrade(&wake);
-        let listener = queue.add_listener(move || {
-            listening
-                .upgrade()
-                .map(|wake| wake.notify_waiters())
-                .is_some()
-        });
+        let listener =
+            queue.add_listener(move || listening.upgrade().map(|wake| wake.wake()).is_some());
         Watch {
             queue,
             wake,
@@ -57,12 +38,80 @@ impl Watch {
         }
     }
 
-    /// Waits until `attempt` (run off the executor) gives a value, or
-    /// `until` passes (`None`). Between attempts it sleeps until the queue
-    /// changes or its next delay or lease ends: no spinning, no thread held.
+    /// Waits until `attempt` gives a value, or `until` passes or `stop` is
+    /// raised (`None`). Between attempts it sleeps until the queue changes or
+    /// its next delay or lease ends: no spinning.
     pub(super) async fn wait_for<R: Send + 'static>(
         &self,
-        until: Option<tokio::time::Instant>,
+        until: Option<Instant>,
+        stop: Option<&StopSignal>,
+        attempt: impl Fn(&Queue) -> Option<R> + Send + Sync + Clone + 'static,
+    ) -> Option<R> {
+        #[cfg(feature = "tokio")]
+        if !crate::offload::is_inline() {
+            return self.wait_async(until, stop, attempt).await;
+        }
+        self.wait_blocking(until, stop, attempt)
+    }
+
+    /// One look, off the executor: the queue's lock can wait for a
+    /// checkpoint's fsync. A host failure ends the wait (`None`): the caller
+    /// looks again.
+    async fn look<R: Send + 'static>(
+        &self,
+        attempt: impl Fn(&Queue) -> Option<R> + Send + 'static,
+    ) -> Option<Looked<R>> {
+        let queue = self.queue.clone();
+        blocking(move || match attempt(&queue) {
+            Some(found) => Ok(found),
+            None => Err(queue.next_available_in()),
+        })
+        .await
+        .ok()
+    }
+
+    /// When to look again: at the next delay's or lease's end, or `until`.
+    fn next_look(next: Option<std::time::Duration>, until: Option<Instant>) -> Option<Instant> {
+        let now = Instant::now();
+        match (next, until) {
+            (Some(wait), Some(until)) => Some(until.min(now + wait)),
+            (Some(wait), None) => Some(now + wait),
+            (None, until) => until,
+        }
+    }
+
+    /// The wait of a sync host call: this thread sleeps on the wake-up.
+    fn wait_blocking<R: Send + 'static>(
+        &self,
+        until: Option<Instant>,
+        stop: Option<&StopSignal>,
+        attempt: impl Fn(&Queue) -> Option<R> + Send + Sync + Clone + 'static,
+    ) -> Option<R> {
+        if let Some(stop) = stop {
+            stop.also_wake(&self.wake);
+        }
+        loop {
+            // Taken before looking, so a change in between is not lost.
+            let seen = self.wake.generation();
+            if stop.is_some_and(StopSignal::is_stopping) {
+                return None;
+            }
+            let next = match crate::offload::run_inline(self.look(attempt.clone()))? {
+                Ok(found) => return Some(found),
+                Err(next) => next,
+            };
+            if until.is_some_and(|until| until <= Instant::now()) {
+                return None;
+            }
+            self.wake.wait_past(seen, Self::next_look(next, until));
+        }
+    }
+
+    /// The wait of an async host call: the task sleeps, no thread is held.
+    #[cfg(feature = "tokio")]
+    async fn wait_async<R: Send + 'static>(
+        &self,
+        until: Option<Instant>,
         stop: Option<&StopSignal>,
         attempt: impl Fn(&Queue) -> Option<R> + Send + Sync + Clone + 'static,
     ) -> Option<R> {
@@ -75,36 +124,19 @@ impl Watch {
         tokio::pin!(stopped);
         loop {
             // Registered before looking, so a change in between is not lost.
-            let woken = self.wake.notified();
+            let woken = self.wake.notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let (queue, attempt) = (self.queue.clone(), attempt.clone());
-            // The queue's lock can wait for a checkpoint's fsync: off the
-            // executor. A host failure ends the wait: the caller looks again.
-            let Ok(looked) = blocking(move || match attempt(&queue) {
-                Some(found) => Ok(found),
-                None => Err(queue.next_available_in()),
-            })
-            .await
-            else {
-                return None;
-            };
-            let next = match looked {
+            let next = match self.look(attempt.clone()).await? {
                 Ok(found) => return Some(found),
                 Err(next) => next,
             };
-            let now = tokio::time::Instant::now();
-            if until.is_some_and(|until| until <= now) {
+            if until.is_some_and(|until| until <= Instant::now()) {
                 return None;
             }
-            let timer = match (next, until) {
-                (Some(wait), Some(until)) => Some(until.min(now + wait)),
-                (Some(wait), None) => Some(now + wait),
-                (None, until) => until,
-            };
             let timer = async {
-                match timer {
-                    Some(at) => tokio::time::sleep_until(at).await,
+                match Self::next_look(next, until) {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             };
@@ -115,24 +147,22 @@ impl Watch {
             }
         }
     }
+
+    /// Waits until a pop can find a message.
+    #[cfg(feature = "wasi")]
+    pub(super) async fn ready(&self) {
+        self.wait_for(None, None, |queue| {
+            queue
+                .next_available_in()
+                .filter(|wait| wait.is_zero())
+                .map(drop)
+        })
+        .await;
+    }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
         self.queue.remove_listener(self.listener);
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for QueueReady {
-    async fn ready(&mut self) {
-        self.watch
-            .wait_for(None, None, |queue| {
-                queue
-                    .next_available_in()
-                    .filter(|wait| wait.is_zero())
-                    .map(drop)
-            })
-            .await;
     }
 }
