@@ -1,10 +1,11 @@
 //! The file system the engine runs on.
 //!
 //! Every file operation of the engine goes through [`FileSystem`], so the same
-//! engine runs on the real disk ([`StdFs`]) and, in tests, on
-//! [`faulty::FaultyFs`], which injects failures and records what was synced.
-//! File handles use positioned I/O (`pread`/`pwrite`) so that one thread can
-//! fsync a segment while another writes to it.
+//! engine runs on the real disk ([`StdFs`]) and, in tests, on file systems
+//! that inject failures and record what was synced (`faulty::FaultyFs`,
+//! with the `faulty-fs` feature). File handles use positioned I/O
+//! (`pread`/`pwrite`) so that one thread can fsync a segment while another
+//! writes to it.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -13,6 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "faulty-fs")]
 pub mod faulty;
 
 /// An open file: positioned reads and writes, so it is shared without a cursor.

@@ -1,5 +1,7 @@
 //! A file system that injects failures and records what reached the disk,
-//! for tests of the engine's crash and error handling.
+//! for tests of the engine's crash and error handling (and of programs
+//! built on it). Built with the `faulty-fs` feature only: it is a test
+//! tool, not part of the engine a program ships.
 
 use std::io;
 use std::path::{Path, PathBuf};
