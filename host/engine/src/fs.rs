@@ -1,18 +1,20 @@
 //! The file system the engine runs on.
 //!
 //! Every file operation of the engine goes through [`FileSystem`], so the same
-//! engine runs on the real disk ([`StdFs`]) and, in tests, on
-//! [`faulty::FaultyFs`], which injects failures and records what was synced.
-//! File handles use positioned I/O (`pread`/`pwrite`) so that one thread can
-//! fsync a segment while another writes to it.
+//! engine runs on the real disk ([`StdFs`]) and, in tests, on file systems
+//! that inject failures and record what was synced (`faulty::FaultyFs`,
+//! with the `faulty-fs` feature). File handles use positioned I/O
+//! (`pread`/`pwrite`) so that one thread can fsync a segment while another
+//! writes to it.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "faulty-fs")]
 pub mod faulty;
 
 /// An open file: positioned reads and writes, so it is shared without a cursor.
@@ -33,10 +35,29 @@ pub trait FsFile: Send + Sync + fmt::Debug {
 /// A shared open file.
 pub type FileRef = Arc<dyn FsFile>;
 
+/// An exclusive lock on a file, held until it is dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    _held: Box<dyn fmt::Debug + Send + Sync>,
+}
+
+impl FileLock {
+    /// The lock that `held` keeps until it is dropped: what a
+    /// [`FileSystem`] implementation returns from its `lock` and `try_lock`.
+    pub fn new(held: impl fmt::Debug + Send + Sync + 'static) -> FileLock {
+        FileLock {
+            _held: Box::new(held),
+        }
+    }
+}
+
 /// The file system operations the engine needs.
 pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Creates `path` and its missing parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Whether `path` is a directory (false if it is missing or cannot be
+    /// looked at).
+    fn is_dir(&self, path: &Path) -> bool;
     /// The names of the entries of directory `path`.
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Opens an existing file for reading.
@@ -51,6 +72,14 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the entries of directory `path` (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on the file `path` (created empty if it is
+    /// missing, never truncated), without waiting: [`TryLockError::WouldBlock`]
+    /// while another holder has it. The lock must end with its holder's
+    /// process, however that ends, so that a crash leaves no stale lock.
+    fn try_lock(&self, path: &Path) -> Result<FileLock, TryLockError>;
+    /// Takes an exclusive lock on the file `path` as [`FileSystem::try_lock`]
+    /// does, waiting for it while another holder has it.
+    fn lock(&self, path: &Path) -> io::Result<FileLock>;
 }
 
 /// The real file system.
@@ -83,9 +112,50 @@ impl FsFile for StdFile {
     }
 }
 
+/// A `flock` on an open file description of the lock file; see its `Drop`.
+#[derive(Debug)]
+struct StdLock(File);
+
+impl StdLock {
+    fn open(path: &Path) -> io::Result<File> {
+        // Every lock opens its own description and never duplicates it (no
+        // `try_clone`): that is what makes the unlock in `drop` safe.
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    }
+}
+
+impl Drop for StdLock {
+    /// Unlocks before the file is closed. Closing alone is not enough: a
+    /// child that another thread forked holds a copy of the description
+    /// until it execs (close-on-exec only acts at exec), so the description,
+    /// and a `flock` on it, would outlive this handle, and a reopen in this
+    /// process right after the drop would find it locked. `flock(LOCK_UN)`
+    /// acts on the description, so the child's copy holds no lock either.
+    ///
+    /// This never releases a lock someone else relies on: a `flock` is held
+    /// by one description, every lock opens its own (a second one on the
+    /// same file, in this process or another, is refused or waits rather
+    /// than sharing it), and nothing duplicates it except a fork, whose
+    /// copies only exist until exec or exit and never lock anything. (A
+    /// child that runs on without exec and drops a copied lock would unlock
+    /// its parent's lock: handles are not meant to cross a fork.)
+    fn drop(&mut self) {
+        // An error leaves nothing to do: the close that follows releases the
+        // lock as before, and a drop cannot report it.
+        let _ = self.0.unlock();
+    }
+}
+
 impl FileSystem for StdFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         std::fs::create_dir_all(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -119,6 +189,18 @@ impl FileSystem for StdFs {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+    /// A `flock`: the kernel releases it when the process dies (even by
+    /// SIGKILL), with the last copy of its open file description.
+    fn try_lock(&self, path: &Path) -> Result<FileLock, TryLockError> {
+        let file = StdLock::open(path).map_err(TryLockError::Error)?;
+        file.try_lock()?;
+        Ok(FileLock::new(StdLock(file)))
+    }
+    fn lock(&self, path: &Path) -> io::Result<FileLock> {
+        let file = StdLock::open(path)?;
+        file.lock()?;
+        Ok(FileLock::new(StdLock(file)))
     }
 }
 

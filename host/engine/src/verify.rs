@@ -89,7 +89,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, JournalError> {
     let fs = StdFs;
     let mut report = RepairReport::default();
     {
-        let _lock = DirLock::acquire(dir)?;
+        let _lock = DirLock::acquire(&fs, dir)?;
         if let Err(JournalError::Corrupt(damage)) = scan::scan_dir(&fs, dir, &mut |_, _| {}) {
             let backup = backup_dir(dir);
             fs.create_dir_all(&backup)

@@ -1,12 +1,15 @@
 //! A file system that injects failures and records what reached the disk,
-//! for tests of the engine's crash and error handling.
+//! for tests of the engine's crash and error handling (and of programs
+//! built on it). Built with the `faulty-fs` feature only: it is a test
+//! tool, not part of the engine a program ships.
 
+use std::fs::TryLockError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{FileRef, FileSystem, FsFile, StdFs};
+use super::{FileLock, FileRef, FileSystem, FsFile, StdFs};
 
 /// One operation seen by [`FaultyFs`], in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +205,9 @@ impl FileSystem for FaultyFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         StdFs.create_dir_all(path)
     }
+    fn is_dir(&self, path: &Path) -> bool {
+        StdFs.is_dir(path)
+    }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         StdFs.list_dir(path)
     }
@@ -233,5 +239,12 @@ impl FileSystem for FaultyFs {
         StdFs.sync_dir(path)?;
         self.record(FsEvent::SyncDir(path.to_path_buf()));
         Ok(())
+    }
+    // Locks are not events: a lock file holds no data and is never synced.
+    fn try_lock(&self, path: &Path) -> Result<FileLock, TryLockError> {
+        StdFs.try_lock(path)
+    }
+    fn lock(&self, path: &Path) -> io::Result<FileLock> {
+        StdFs.lock(path)
     }
 }

@@ -150,7 +150,7 @@ impl Journal {
         let dir = dir.as_ref().to_path_buf();
         let fs = options.fs.clone();
         create_dir_durably(fs.as_ref(), &dir)?;
-        let lock = DirLock::acquire(&dir)?;
+        let lock = DirLock::acquire(fs.as_ref(), &dir)?;
         let mut scan = scan::scan_dir(fs.as_ref(), &dir, &mut |_, _| {})?;
         let mut recovery = RecoveryReport {
             records: scan.records,
@@ -283,7 +283,7 @@ impl Journal {
 /// Creates `dir` and its missing ancestors, each followed by an fsync of its
 /// parent so the new directory entries survive a power loss.
 pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<(), JournalError> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !fs.is_dir(d)).collect();
     if missing.is_empty() {
         return Ok(());
     }

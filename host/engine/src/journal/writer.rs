@@ -53,13 +53,8 @@ pub(super) struct CommitQueue {
     synced_seq: u64,
     /// A buffer to reuse for the next group.
     spare: Vec<u8>,
-    /// An append came while another group was being committed (appenders
-    /// that overlap: worth lingering for).
-    overlapped: bool,
-    /// Lingers in a row in which the other thread's append did not come.
-    linger_misses: u32,
-    /// Groups led without lingering since lingering stopped paying.
-    linger_skipped: u32,
+    /// Whether the next leader waits for an append not yet made.
+    linger: Linger,
     /// The group that failed and poisoned the journal: its last seq and its
     /// error, for every appender in it (an undo that failed makes the
     /// outcome unknown, which a bare `Poisoned` would not say).
@@ -78,9 +73,7 @@ impl CommitQueue {
             last_commit: Duration::ZERO,
             synced_seq: next_seq - 1,
             spare: Vec::new(),
-            overlapped: false,
-            linger_misses: 0,
-            linger_skipped: 0,
+            linger: Linger::default(),
             failed: None,
         }
     }
@@ -171,7 +164,7 @@ fn enqueue(
     let last = queue.next_seq - 1;
     let end = queue.buf.len();
     if queue.leading {
-        queue.overlapped = true;
+        queue.linger.overlapped();
     }
     queue.units.push(Unit {
         end,
@@ -184,39 +177,97 @@ fn enqueue(
     Ok(last)
 }
 
-/// The longest a leader waits for more appenders to join its group.
-const MAX_GATHER: Duration = Duration::from_micros(500);
-/// Lingers in a row that found no other append before lingering stops.
-const LINGER_MAX_MISSES: u32 = 4;
-/// Groups led without lingering before a leader tries lingering again.
-const LINGER_RETRY: u32 = 16;
+/// Whether a leader lingers: waits for one more append than there are
+/// appenders inside `append_batch`.
+///
+/// Two threads that take turns (a queue's producer and its consumer, each
+/// doing work between its appends) are rarely inside `append_batch`
+/// together, yet each comes back within the time of a sync: a leader that
+/// waits for the other's append saves that append a sync of its own. What
+/// gives such threads away is an append that came while another group was
+/// being committed. One writer, even one moving between the threads of a
+/// pool, never overlaps itself and never lingers. Lingering stops after
+/// [`Linger::MAX_MISSES`] lingers in a row in which the other thread did
+/// not come, and is tried again every [`Linger::RETRY`] groups, so writers
+/// that append rarely pay for it at most once in that many commits.
+#[derive(Debug, Default)]
+struct Linger {
+    /// An append came while a group was being committed.
+    overlapped: bool,
+    /// Lingers in a row in which the other thread's append did not come.
+    misses: u32,
+    /// Groups led without lingering since lingering stopped paying.
+    skipped: u32,
+}
+
+impl Linger {
+    /// Lingers in a row that found no other append before lingering stops.
+    const MAX_MISSES: u32 = 4;
+    /// Groups led without lingering before a leader tries lingering again.
+    const RETRY: u32 = 16;
+
+    /// An append came while a group was being committed.
+    fn overlapped(&mut self) {
+        self.overlapped = true;
+    }
+
+    /// Whether the leader of the group starting now lingers; if it does, it
+    /// tells [`Linger::lingered`] how that went.
+    fn starts(&mut self) -> bool {
+        if !std::mem::take(&mut self.overlapped) {
+            return false;
+        }
+        if self.misses < Self::MAX_MISSES || self.skipped >= Self::RETRY {
+            self.skipped = 0;
+            true
+        } else {
+            self.skipped += 1;
+            false
+        }
+    }
+
+    /// Whether the append a leader lingered for came.
+    fn lingered(&mut self, came: bool) {
+        self.misses = if came {
+            0
+        } else {
+            self.misses.saturating_add(1)
+        };
+    }
+}
 
 type LeadResult<'a> =
     Result<MutexGuard<'a, CommitQueue>, (MutexGuard<'a, CommitQueue>, JournalError)>;
 
 /// Takes every queued unit, writes and syncs them as one group with the
 /// queue unlocked, and marks them durable (or poisons the journal).
-///
-/// Before it takes the queue, the leader lets the appenders that are inside
-/// `append_batch` but not queued (those of the group just finished, waking
-/// up, and coming back with their next append) join, for at most the time of
-/// the last commit: otherwise groups alternate and each fsync carries only
-/// half of the appenders. A lone appender never waits.
-///
-/// It also lingers for one more append when an append came while the last
-/// group was being committed: two threads that take turns (a queue's
-/// producer and its consumer, each doing work between its appends) are
-/// rarely inside `append_batch` together, yet each comes back within the
-/// time of a sync. One writer, even one moving between the threads of a
-/// pool, never overlaps itself and never lingers. Lingering stops
-/// after [`LINGER_MAX_MISSES`] lingers in a row in which the other thread
-/// did not come, and is tried again every [`LINGER_RETRY`] groups, so writers
-/// that append rarely pay for it at most once in that many commits.
 fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> LeadResult<'a> {
     queue.leading = true;
-    let taking_turns = std::mem::take(&mut queue.overlapped);
-    let linger = taking_turns
-        && (queue.linger_misses < LINGER_MAX_MISSES || queue.linger_skipped >= LINGER_RETRY);
+    let mut queue = gather(inner, queue);
+    let spare = std::mem::take(&mut queue.spare);
+    let buf = std::mem::replace(&mut queue.buf, spare);
+    let units = std::mem::take(&mut queue.units);
+    drop(queue);
+
+    let started = Instant::now();
+    let result = write_group(inner, &buf, &units);
+    let group_last = units.last().map_or(0, |u| u.last_seq);
+    finish_group(inner, buf, group_last, started, result)
+}
+
+/// The longest a leader waits for more appenders to join its group.
+const MAX_GATHER: Duration = Duration::from_micros(500);
+
+/// Lets the appenders that are inside `append_batch` but not queued (those
+/// of the group just finished, waking up, and coming back with their next
+/// append) join the group, for at most the time of the last commit:
+/// otherwise groups alternate and each fsync carries only half of the
+/// appenders. A lone appender never waits, unless the [`Linger`] says so.
+fn gather<'a>(
+    inner: &'a Inner,
+    mut queue: MutexGuard<'a, CommitQueue>,
+) -> MutexGuard<'a, CommitQueue> {
+    let linger = queue.linger.starts();
     let target = if linger {
         queue.appenders.max(2)
     } else {
@@ -237,51 +288,52 @@ fn lead_group<'a>(inner: &'a Inner, mut queue: MutexGuard<'a, CommitQueue>) -> L
     }
     queue.gathering = false;
     if linger {
-        if queue.units.len() >= target {
-            queue.linger_misses = 0;
-        } else {
-            queue.linger_misses += 1;
-        }
-        queue.linger_skipped = 0;
-    } else if taking_turns {
-        queue.linger_skipped += 1;
+        let came = queue.units.len() >= target;
+        queue.linger.lingered(came);
     }
-    let spare = std::mem::take(&mut queue.spare);
-    let buf = std::mem::replace(&mut queue.buf, spare);
-    let units = std::mem::take(&mut queue.units);
-    drop(queue);
+    queue
+}
 
-    let started = Instant::now();
-    let group_last = units.last().map_or(0, |u| u.last_seq);
-    let result = match units.last() {
-        Some(last) => {
-            let mut files = lock(&inner.files);
-            let options = &inner.options;
-            let segments = files.segments.len();
-            let result = files
-                .commit(
-                    options.fs.as_ref(),
-                    &inner.dir,
-                    options.segment_size,
-                    &buf,
-                    &units,
-                )
-                .map(|()| last.last_seq);
-            if files.segments.len() != segments {
-                *lock(&inner.index) = files.index();
-            }
-            inner
-                .size_bytes
-                .store(files.size_bytes(), Ordering::Release);
-            result
-        }
-        None => Ok(0),
+/// Writes and syncs `buf`, the lines of `units`; returns the group's last
+/// sequence number (0 for an empty group).
+fn write_group(inner: &Inner, buf: &[u8], units: &[Unit]) -> Result<u64, Failed> {
+    let Some(last) = units.last() else {
+        return Ok(0);
     };
+    let mut files = lock(&inner.files);
+    let options = &inner.options;
+    let segments = files.segments.len();
+    let result = files
+        .commit(
+            options.fs.as_ref(),
+            &inner.dir,
+            options.segment_size,
+            buf,
+            units,
+        )
+        .map(|()| last.last_seq);
+    if files.segments.len() != segments {
+        *lock(&inner.index) = files.index();
+    }
+    inner
+        .size_bytes
+        .store(files.size_bytes(), Ordering::Release);
+    result
+}
 
+/// Back under the queue's lock after a group ending at `group_last` was
+/// written: keeps `buf` for the next group, wakes the waiters, and marks
+/// the group durable or poisons the journal.
+fn finish_group(
+    inner: &Inner,
+    mut buf: Vec<u8>,
+    group_last: u64,
+    started: Instant,
+    result: Result<u64, Failed>,
+) -> LeadResult<'_> {
     let mut queue = lock(&inner.queue);
     queue.leading = false;
     queue.last_commit = started.elapsed();
-    let mut buf = buf;
     buf.clear();
     queue.spare = buf;
     inner.synced.notify_all();

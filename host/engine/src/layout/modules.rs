@@ -6,14 +6,13 @@
 //! atomically (temporary file, fdatasync, rename, directory fsync) under a
 //! lock, so concurrent hosts never leave it half written.
 
-use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{MODULES_FILE, MODULES_LOCK};
-use crate::fs::StdFs;
+use crate::fs::{FileSystem, StdFs};
 
 /// One module version that opened a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,14 +100,8 @@ pub fn record_module(
         source: io::Error::other(e),
     })?;
     let lock_path = ns_dir.join(MODULES_LOCK);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io_error(&lock_path))?;
     // Held only for a read and a rewrite of a small file.
-    lock.lock().map_err(io_error(&lock_path))?;
+    let _lock = fs.lock(&lock_path).map_err(io_error(&lock_path))?;
     let mut modules = modules_of(ns_dir)?;
     let record = match modules.iter_mut().find(|r| r.module == module) {
         Some(record) => {
@@ -139,9 +132,6 @@ pub fn record_module(
     text.push('\n');
     super::replace_file(&fs, ns_dir, MODULES_FILE, text.as_bytes())
         .map_err(io_error(&ns_dir.join(MODULES_FILE)))?;
-    // Unlocked before closing: a child process forked meanwhile shares the
-    // open file description and would otherwise keep the lock.
-    let _ = lock.unlock();
     Ok(record)
 }
 

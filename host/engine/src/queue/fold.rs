@@ -253,27 +253,14 @@ impl QueueState {
                 avail,
                 dedup,
                 payload,
-            } => {
-                if self.messages.contains_key(&id) {
-                    return Err(FoldError {
-                        id,
-                        record: "push",
-                        problem: "the message exists already",
-                    });
-                }
-                self.next_id = self.next_id.max(id + 1);
-                if let Some(key) = &dedup {
-                    self.insert_dedup(key.clone(), (id, at));
-                }
-                self.put(Message {
-                    id,
-                    payload,
-                    at,
-                    attempts: 0,
-                    place: Place::Ready { avail },
-                    dedup,
-                });
-            }
+            } => self.apply_push(Message {
+                id,
+                payload,
+                at,
+                attempts: 0,
+                place: Place::Ready { avail },
+                dedup,
+            })?,
             QueueRecord::Lease {
                 attempt,
                 token,
@@ -281,11 +268,10 @@ impl QueueState {
                 ..
             } => {
                 self.not_dead(id, "lease")?;
-                if let Some(mut message) = self.take(id) {
+                self.update(id, |message| {
                     message.attempts = attempt;
                     message.place = Place::Leased { token, deadline };
-                    self.put(message);
-                }
+                });
             }
             QueueRecord::Ack { .. } => {
                 self.leased(id, "ack")?;
@@ -293,28 +279,26 @@ impl QueueState {
             }
             QueueRecord::Nack { avail, .. } => {
                 self.leased(id, "nack")?;
-                self.move_to(id, Place::Ready { avail });
+                self.update(id, |message| message.place = Place::Ready { avail });
             }
             QueueRecord::Extend { deadline, .. } => {
                 self.leased(id, "extend")?;
-                if let Some(mut message) = self.take(id) {
+                self.update(id, |message| {
                     if let Place::Leased { deadline: d, .. } = &mut message.place {
                         *d = deadline;
                     }
-                    self.put(message);
-                }
+                });
             }
             QueueRecord::Dead { .. } => {
                 self.not_dead(id, "dead")?;
-                self.move_to(id, Place::Dead);
+                self.update(id, |message| message.place = Place::Dead);
             }
             QueueRecord::Requeue { avail, .. } => {
                 self.dead(id, "requeue")?;
-                if let Some(mut message) = self.take(id) {
+                self.update(id, |message| {
                     message.attempts = 0;
                     message.place = Place::Ready { avail };
-                    self.put(message);
-                }
+                });
             }
             QueueRecord::Purge { .. } => {
                 self.dead(id, "purge")?;
@@ -324,9 +308,29 @@ impl QueueState {
         Ok(())
     }
 
-    fn move_to(&mut self, id: u64, place: Place) {
+    /// Applies the push of `message`, which must be new.
+    fn apply_push(&mut self, message: Message) -> Result<(), FoldError> {
+        let id = message.id;
+        if self.messages.contains_key(&id) {
+            return Err(FoldError {
+                id,
+                record: "push",
+                problem: "the message exists already",
+            });
+        }
+        self.next_id = self.next_id.max(id + 1);
+        if let Some(key) = &message.dedup {
+            self.insert_dedup(key.clone(), (id, message.at));
+        }
+        self.put(message);
+        Ok(())
+    }
+
+    /// Changes message `id`, if it is live, and indexes it again (a change
+    /// of place moves it in the index of deliverable messages).
+    fn update(&mut self, id: u64, change: impl FnOnce(&mut Message)) {
         if let Some(mut message) = self.take(id) {
-            message.place = place;
+            change(&mut message);
             self.put(message);
         }
     }

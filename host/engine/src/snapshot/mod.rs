@@ -244,7 +244,7 @@ impl SnapshotStore {
         let dir = dir.as_ref().to_path_buf();
         let fs = options.fs.clone();
         crate::journal::create_dir_durably(fs.as_ref(), &dir)?;
-        let lock = DirLock::acquire(&dir)?;
+        let lock = DirLock::acquire(fs.as_ref(), &dir)?;
         let mut removed = false;
         for name in fs.list_dir(&dir).map_err(SnapshotError::io(&dir))? {
             if name.starts_with(TEMP_PREFIX) {

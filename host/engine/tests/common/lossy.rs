@@ -14,11 +14,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::fs::TryLockError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mini_engine::fs::{FileRef, FileSystem, FsFile, StdFs};
+use mini_engine::fs::{FileLock, FileRef, FileSystem, FsFile, StdFs};
 
 use super::Rng;
 
@@ -251,6 +252,9 @@ impl FileSystem for LossyFs {
         self.check_up()?;
         StdFs.create_dir_all(path)
     }
+    fn is_dir(&self, path: &Path) -> bool {
+        StdFs.is_dir(path)
+    }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         StdFs.list_dir(path)
     }
@@ -322,5 +326,13 @@ impl FileSystem for LossyFs {
         state.removed.retain(|p, _| p.parent() != Some(path));
         state.renamed.retain(|r| r.to.parent() != Some(path));
         Ok(())
+    }
+    // A lock file holds no data, and a lock ends with the process (which a
+    // power loss ends too): there is nothing to lose.
+    fn try_lock(&self, path: &Path) -> Result<FileLock, TryLockError> {
+        StdFs.try_lock(path)
+    }
+    fn lock(&self, path: &Path) -> io::Result<FileLock> {
+        StdFs.lock(path)
     }
 }

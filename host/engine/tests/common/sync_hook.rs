@@ -3,11 +3,12 @@
 //! altogether. Everything else goes to the file system it wraps.
 
 use std::fmt;
+use std::fs::TryLockError;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use mini_engine::fs::{FileRef, FileSystem, FsFile, StdFs};
+use mini_engine::fs::{FileLock, FileRef, FileSystem, FsFile, StdFs};
 
 /// Called for each `fdatasync` with the real sync to run (or not).
 pub type SyncHook = dyn Fn(&dyn Fn() -> io::Result<()>) -> io::Result<()> + Send + Sync;
@@ -93,6 +94,9 @@ impl FileSystem for SyncHookFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.inner.create_dir_all(path)
     }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.inner.is_dir(path)
+    }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         self.inner.list_dir(path)
     }
@@ -116,5 +120,11 @@ impl FileSystem for SyncHookFs {
             return Ok(());
         }
         self.inner.sync_dir(path)
+    }
+    fn try_lock(&self, path: &Path) -> Result<FileLock, TryLockError> {
+        self.inner.try_lock(path)
+    }
+    fn lock(&self, path: &Path) -> io::Result<FileLock> {
+        self.inner.lock(path)
     }
 }

@@ -1,0 +1,338 @@
+//! Scanning one segment file: its header, its records line by line, and
+//! what lies where the records stop. Where they stop decides everything:
+//! the end of the file or preallocated zeros are a clean end; a line cut
+//! short, or a bad last line, in the last segment is a torn tail to cut;
+//! anything else is damage, reported with the file, offset and sequence.
+
+use std::path::Path;
+
+use super::TornTail;
+use crate::error::{Corruption, CorruptionKind, JournalError};
+use crate::fs::FileSystem;
+use crate::segment::{self, LineScanner};
+
+/// Progress is reported once per this many lines: often enough for a
+/// progress bar, rarely enough to cost nothing.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// What scanning one segment found.
+pub(super) enum SegmentOutcome {
+    /// The header is incomplete: the process died while creating this, the
+    /// last, segment.
+    TornHeader {
+        /// The file's length: all of it is dropped.
+        file_len: u64,
+    },
+    /// The segment's records, up to its torn tail if it has one.
+    Scanned {
+        /// Records in complete batches.
+        records: u64,
+        /// The sequence number after the last record kept.
+        next_seq: u64,
+        /// Where the last record kept ends.
+        valid_len: u64,
+        /// What recovery cuts, if anything.
+        tail: Option<TornTail>,
+    },
+}
+
+/// The segment to scan, and where it stands in the journal.
+pub(super) struct SegmentRef<'a> {
+    pub path: &'a Path,
+    /// The first sequence number its file name gives.
+    pub first_seq: u64,
+    /// The sequence number the previous segment ends before (`None` for the
+    /// first segment, which may start anywhere after compaction).
+    pub expected_first: Option<u64>,
+    /// Only the last segment may end in a torn tail: every other one was
+    /// synced whole before the next was created.
+    pub is_last: bool,
+}
+
+impl SegmentRef<'_> {
+    fn corrupt(&self, offset: u64, seq: u64, kind: CorruptionKind) -> JournalError {
+        JournalError::Corrupt(Corruption {
+            file: self.path.to_path_buf(),
+            offset,
+            seq,
+            kind,
+        })
+    }
+
+    fn io(&self) -> impl FnOnce(std::io::Error) -> JournalError {
+        JournalError::io(self.path)
+    }
+}
+
+/// Where the lines of records stop.
+enum End {
+    /// The file ends after a complete line.
+    Eof,
+    /// Preallocated zeros run from `at` to the end of the file.
+    Preallocated { at: u64 },
+    /// The line at `offset` has no newline before the end of the file (a
+    /// write cut short) or is longer than [`segment::MAX_LINE_LEN`]. The
+    /// bytes written end at `written_end`: preallocated zeros that the write
+    /// did not reach may follow.
+    TornLine { offset: u64, written_end: u64 },
+    /// The complete line at `offset` is not the record expected there.
+    BadLine { offset: u64, kind: CorruptionKind },
+}
+
+/// What follows a torn or bad line: whether it is the last line, which
+/// only the last segment's last line may be to count as a torn tail.
+enum Following {
+    /// The end of the file.
+    Nothing,
+    /// Preallocated zeros from `at` to the end of the file.
+    Preallocated { at: u64 },
+    /// More lines: the line before them is damage.
+    Lines,
+}
+
+/// The lines of a batch (`"more":true` on all but its last) whose last line
+/// has not been read yet.
+struct OpenBatch {
+    offset: u64,
+    first_seq: u64,
+    lines: u64,
+}
+
+/// The records read so far.
+struct Records {
+    /// The sequence number the next line must carry.
+    expected: u64,
+    /// Records in complete batches (a single record is a batch of one).
+    complete: u64,
+    /// Where the last complete batch ends.
+    valid_len: u64,
+    open: Option<OpenBatch>,
+}
+
+/// Scans the segment `seg`. `progress` is called with the bytes scanned so
+/// far in this file.
+pub(super) fn scan_segment(
+    fs: &dyn FileSystem,
+    seg: &SegmentRef<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SegmentOutcome, JournalError> {
+    let file = fs.open_read(seg.path).map_err(seg.io())?;
+    let file_len = file.len().map_err(seg.io())?;
+    let mut scanner = LineScanner::new(file, 0);
+    let Some(header_end) = read_header(&mut scanner, seg)? else {
+        return Ok(SegmentOutcome::TornHeader { file_len });
+    };
+    check_follows_previous(seg)?;
+    let mut records = Records {
+        expected: seg.first_seq,
+        complete: 0,
+        valid_len: header_end,
+        open: None,
+    };
+    let end = records.read(&mut scanner, seg, progress)?;
+    let tail = records.tail(&mut scanner, seg, end, file_len)?;
+    Ok(SegmentOutcome::Scanned {
+        records: records.complete,
+        // Records of an open batch are cut with the tail: the next append
+        // takes the first one's seq again.
+        next_seq: records
+            .open
+            .as_ref()
+            .map_or(records.expected, |b| b.first_seq),
+        valid_len: records.valid_len,
+        tail,
+    })
+}
+
+/// Reads and checks the header line; returns where it ends, or `None` when
+/// the last segment's header is incomplete.
+fn read_header(
+    scanner: &mut LineScanner,
+    seg: &SegmentRef<'_>,
+) -> Result<Option<u64>, JournalError> {
+    let bad_header = |why| seg.corrupt(0, seg.first_seq, CorruptionKind::BadHeader(why));
+    let line = scanner.next_line().map_err(seg.io())?;
+    let Some(line) = line.filter(|line| line.complete) else {
+        // A header is written and synced before any record: an incomplete
+        // one means the process died while creating this segment.
+        if seg.is_last {
+            return Ok(None);
+        }
+        return Err(bad_header("missing or incomplete header".into()));
+    };
+    let seq = segment::parse_header(line.bytes).map_err(bad_header)?;
+    if seq != seg.first_seq {
+        return Err(bad_header(format!(
+            "header says first_seq {seq}, the file name says {}",
+            seg.first_seq
+        )));
+    }
+    Ok(Some(line.end))
+}
+
+/// A segment must start where the previous one ended.
+fn check_follows_previous(seg: &SegmentRef<'_>) -> Result<(), JournalError> {
+    match seg.expected_first {
+        // The sequence named is the first one missing (the one expected here).
+        Some(expected) if expected != seg.first_seq => Err(seg.corrupt(
+            0,
+            expected,
+            CorruptionKind::MissingSegment {
+                expected,
+                found: seg.first_seq,
+            },
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Records {
+    /// Reads record lines until they stop, and says where and why.
+    fn read(
+        &mut self,
+        scanner: &mut LineScanner,
+        seg: &SegmentRef<'_>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<End, JournalError> {
+        let mut lines = 0u64;
+        while let Some(line) = scanner.next_line().map_err(seg.io())? {
+            lines += 1;
+            if lines.is_multiple_of(PROGRESS_EVERY) {
+                progress(line.end);
+            }
+            if !line.complete {
+                return Ok(if segment::is_preallocated(&line) {
+                    End::Preallocated { at: line.offset }
+                } else {
+                    End::TornLine {
+                        offset: line.offset,
+                        written_end: line.end - trailing_zeros(line.bytes),
+                    }
+                });
+            }
+            match segment::check_line(line.bytes, self.expected) {
+                Ok(rec) => self.add(rec.seq, rec.more, line.offset, line.end),
+                Err(kind) => {
+                    return Ok(End::BadLine {
+                        offset: line.offset,
+                        kind,
+                    });
+                }
+            }
+        }
+        Ok(End::Eof)
+    }
+
+    /// Adds the valid record line `seq` that runs from `offset` to `end`.
+    fn add(&mut self, seq: u64, more: bool, offset: u64, end: u64) {
+        self.expected += 1;
+        if more {
+            self.open
+                .get_or_insert(OpenBatch {
+                    offset,
+                    first_seq: seq,
+                    lines: 0,
+                })
+                .lines += 1;
+        } else {
+            self.complete += 1 + self.open.take().map_or(0, |b| b.lines);
+            self.valid_len = end;
+        }
+    }
+
+    /// What the records' `end` means: nothing to cut, a torn tail to cut,
+    /// or damage (the error).
+    fn tail(
+        &self,
+        scanner: &mut LineScanner,
+        seg: &SegmentRef<'_>,
+        end: End,
+        file_len: u64,
+    ) -> Result<Option<TornTail>, JournalError> {
+        let (offset, content_end) = match end {
+            End::Eof => return self.unfinished_batch(seg, file_len),
+            End::Preallocated { at } => return self.unfinished_batch(seg, at),
+            End::TornLine {
+                offset,
+                written_end,
+            } => {
+                let following = read_following(scanner, seg)?;
+                if !seg.is_last {
+                    let kind = CorruptionKind::Garbage("incomplete line".into());
+                    return Err(seg.corrupt(offset, self.expected, kind));
+                }
+                (offset, following.zeros_at().unwrap_or(written_end))
+            }
+            End::BadLine { offset, kind } => {
+                let following = read_following(scanner, seg)?;
+                // Only the very last line can be a write cut short: a bad
+                // line with records after it was acknowledged damage.
+                if !seg.is_last || matches!(following, Following::Lines) {
+                    return Err(seg.corrupt(offset, self.expected, kind));
+                }
+                (offset, following.zeros_at().unwrap_or(file_len))
+            }
+        };
+        Ok(Some(self.cut(seg, offset, content_end)))
+    }
+
+    /// At a clean end (`content_end`: the end of what was written), a batch
+    /// still open is the last segment's torn tail, and damage in any other:
+    /// a segment is only closed after the batches in it.
+    fn unfinished_batch(
+        &self,
+        seg: &SegmentRef<'_>,
+        content_end: u64,
+    ) -> Result<Option<TornTail>, JournalError> {
+        match &self.open {
+            None => Ok(None),
+            Some(open) if seg.is_last => Ok(Some(self.cut(seg, open.offset, content_end))),
+            Some(open) => Err(seg.corrupt(
+                open.offset,
+                open.first_seq,
+                CorruptionKind::UnterminatedBatch,
+            )),
+        }
+    }
+
+    /// The cut of everything from `offset` (or from the start of the batch
+    /// still open, which goes whole) to `content_end`.
+    fn cut(&self, seg: &SegmentRef<'_>, offset: u64, content_end: u64) -> TornTail {
+        let offset = self.open.as_ref().map_or(offset, |b| b.offset);
+        TornTail::Cut {
+            path: seg.path.to_path_buf(),
+            offset,
+            dropped_bytes: content_end - offset,
+            dropped_records: self.open.as_ref().map_or(0, |b| b.lines),
+        }
+    }
+}
+
+/// Reads the line after a torn or bad one (the one-line lookahead).
+fn read_following(
+    scanner: &mut LineScanner,
+    seg: &SegmentRef<'_>,
+) -> Result<Following, JournalError> {
+    Ok(match scanner.next_line().map_err(seg.io())? {
+        None => Following::Nothing,
+        Some(next) if segment::is_preallocated(&next) => {
+            Following::Preallocated { at: next.offset }
+        }
+        Some(_) => Following::Lines,
+    })
+}
+
+impl Following {
+    /// Where preallocated zeros start, if they follow.
+    fn zeros_at(&self) -> Option<u64> {
+        match self {
+            Following::Preallocated { at } => Some(*at),
+            Following::Nothing | Following::Lines => None,
+        }
+    }
+}
+
+/// How many NUL bytes `bytes` ends with.
+fn trailing_zeros(bytes: &[u8]) -> u64 {
+    bytes.iter().rev().take_while(|&&b| b == 0).count() as u64
+}
