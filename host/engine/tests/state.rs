@@ -591,3 +591,41 @@ proptest! {
         prop_assert_eq!(mgr.sequence(), acked.len() as u64);
     }
 }
+
+/// A failed automatic checkpoint is an error of the apply that triggered it
+/// (which is durable and applied), shows in the stats until a checkpoint
+/// succeeds, and loses nothing.
+#[test]
+fn a_failed_automatic_checkpoint_shows_in_the_stats_until_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = mini_engine::fs::faulty::FaultyFs::new();
+    let options = StateOptions {
+        checkpoint: CheckpointPolicy {
+            every_records: Some(2),
+            every_bytes: None,
+        },
+        fs: Arc::new(fs.clone()),
+        ..StateOptions::default()
+    };
+    let state = Manager::open_with(dir.path(), options.clone()).unwrap();
+    state.apply(Op::Inc { by: 1 }).unwrap();
+    assert_eq!(state.stats().checkpoint_error, None);
+    fs.fail_sync_dir_after(0);
+    let failed = state.apply(Op::Inc { by: 2 });
+    assert!(
+        matches!(failed, Err(StateError::AutoCheckpoint { seq: 2, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(state.state().value, 3, "the mutation was applied");
+    assert!(
+        state.stats().checkpoint_error.is_some(),
+        "the failed checkpoint is not in the stats"
+    );
+    // The next apply is due again; its checkpoint succeeds and clears it.
+    state.apply(Op::Inc { by: 1 }).unwrap();
+    assert_eq!(state.stats().checkpoint_error, None);
+    drop(state);
+    let state = Manager::open_with(dir.path(), options).unwrap();
+    assert_eq!(state.state().value, 4, "nothing was lost");
+    assert_eq!(state.state().count, 3);
+}

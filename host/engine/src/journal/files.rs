@@ -204,6 +204,7 @@ impl SegmentFiles {
             self.allocated = self.offset;
         }
         let (path, file) = create_segment(fs, dir, first_seq)?;
+        tracing::debug!(segment = %path.display(), first_seq, "journal: rotated to a new segment");
         let offset = self.offset;
         if let Some(active) = self.segments.last_mut() {
             active.valid_len = offset;

@@ -269,12 +269,16 @@ impl Journal {
             if let Err(source) = fs.sync_dir(&self.inner.dir) {
                 // A failed fsync poisons the handle, as in `append`.
                 self.inner.poisoned.store(true, Ordering::Release);
+                tracing::warn!(dir = %self.inner.dir.display(), error = %source, "journal poisoned: a directory fsync failed during compaction; reopen it");
                 return Err(JournalError::Io {
                     path: self.inner.dir.clone(),
                     source,
                 });
             }
             removed += 1;
+        }
+        if removed > 0 {
+            tracing::debug!(dir = %self.inner.dir.display(), before_seq = seq, segments_deleted = removed, "journal compacted");
         }
         Ok(removed)
     }
@@ -302,12 +306,31 @@ pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<(), 
 
 fn cut_torn_tail(fs: &dyn FileSystem, dir: &Path, tail: &TornTail) -> Result<(), JournalError> {
     match tail {
-        TornTail::Cut { path, offset, .. } => {
+        TornTail::Cut {
+            path,
+            offset,
+            dropped_records,
+            ..
+        } => {
+            // Never an acknowledged record (those were synced whole): what a
+            // crash cut short. An operator still wants to know it happened.
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                bytes = tail.dropped_bytes(),
+                records = dropped_records,
+                "journal open: torn tail cut"
+            );
             let file = fs.open_write(path).map_err(JournalError::io(path))?;
             file.set_len(*offset).map_err(JournalError::io(path))?;
             file.sync_data().map_err(JournalError::io(path))?;
         }
         TornTail::RemoveSegment { path, .. } => {
+            tracing::warn!(
+                file = %path.display(),
+                bytes = tail.dropped_bytes(),
+                "journal open: torn segment header, segment removed"
+            );
             fs.remove_file(path).map_err(JournalError::io(path))?;
             fs.sync_dir(dir).map_err(JournalError::io(dir))?;
         }

@@ -351,6 +351,7 @@ fn finish_group(
             // refuse everything until the journal is reopened and recovery
             // reads what is really there.
             inner.poisoned.store(true, Ordering::Release);
+            tracing::warn!(dir = %inner.dir.display(), durable_seq, error = %error, "journal poisoned: a write or fsync failed; it refuses appends until reopened");
             queue.failed = Some((group_last, error.clone()));
             queue.buf.clear();
             queue.units.clear();

@@ -182,7 +182,11 @@ fn restore_in(
                     skipped,
                 }));
             }
-            Err(damage) => skipped.push(SkippedSnapshot { seq, path, damage }),
+            Err(damage) => {
+                let skipped_one = SkippedSnapshot { seq, path, damage };
+                tracing::warn!(snapshot = %skipped_one, "damaged snapshot passed over; an older one is used");
+                skipped.push(skipped_one);
+            }
         }
     }
     Err(SnapshotError::AllDamaged { skipped })

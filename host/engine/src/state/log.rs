@@ -224,6 +224,7 @@ impl StateLog {
         {
             segments_deleted = self.journal.truncate_before(oldest + 1)?;
         }
+        tracing::debug!(dir = %self.journal.dir().display(), seq, segments_deleted, "state checkpoint made");
         Ok(Checkpoint {
             seq,
             kept_snapshots: created.kept,

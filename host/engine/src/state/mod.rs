@@ -153,7 +153,7 @@ pub struct Checkpoint {
 }
 
 /// Counters for deciding when to checkpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateStats {
     /// The seq of the last applied mutation.
     pub seq: u64,
@@ -167,6 +167,10 @@ pub struct StateStats {
     pub journal_bytes: u64,
     /// The first seq the journal still holds.
     pub journal_first_seq: u64,
+    /// Why the last automatic checkpoint failed, if it did and none
+    /// succeeded since (the mutations stay durable; the journal grows until
+    /// a checkpoint succeeds).
+    pub checkpoint_error: Option<String>,
 }
 
 /// A state that survives crashes: every mutation is logged durably before it
@@ -186,6 +190,8 @@ pub struct StateManager<S, M> {
     /// Serializes appliers and checkpoints; counts the bytes of mutations
     /// logged since the last checkpoint.
     writer: Mutex<u64>,
+    /// Why the last automatic checkpoint failed, until one succeeds.
+    checkpoint_error: Mutex<Option<String>>,
     recovery: StateRecovery,
     _mutation: PhantomData<fn(M)>,
 }
@@ -246,6 +252,7 @@ where
             state: RwLock::new(state),
             seq: AtomicU64::new(last),
             writer: Mutex::new(bytes),
+            checkpoint_error: Mutex::new(None),
             recovery,
             _mutation: PhantomData,
         })
@@ -290,12 +297,18 @@ where
             .every_records
             .is_some_and(|n| records_since >= n)
             || self.policy.every_bytes.is_some_and(|n| *bytes_since >= n);
-        if due {
-            self.checkpoint_locked(&mut bytes_since)
-                .map_err(|e| StateError::AutoCheckpoint {
-                    seq: last,
-                    source: Box::new(e),
-                })?;
+        if due && let Err(e) = self.checkpoint_locked(&mut bytes_since) {
+            tracing::warn!(
+                dir = %self.log.dir().display(),
+                seq = last,
+                error = %e,
+                "automatic checkpoint of a state failed; the mutation is durable, the journal is not compacted"
+            );
+            *self.lock_checkpoint_error() = Some(e.to_string());
+            return Err(StateError::AutoCheckpoint {
+                seq: last,
+                source: Box::new(e),
+            });
         }
         Ok(last)
     }
@@ -315,7 +328,14 @@ where
         };
         let done = self.log.checkpoint(seq, &json)?;
         *bytes_since = 0;
+        *self.lock_checkpoint_error() = None;
         Ok(done)
+    }
+
+    fn lock_checkpoint_error(&self) -> MutexGuard<'_, Option<String>> {
+        self.checkpoint_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, u64> {
@@ -351,6 +371,7 @@ where
             bytes_since_checkpoint,
             journal_bytes: log.journal_bytes,
             journal_first_seq: log.journal_first_seq,
+            checkpoint_error: self.lock_checkpoint_error().clone(),
         }
     }
 
