@@ -1,14 +1,71 @@
 //! [`Error`]: every failure of the SDK, mirroring the WIT `error` variant
-//! plus the failures that happen inside the guest.
+//! plus the failures that happen inside the guest, and [`Resource`]: the
+//! kind of thing an error is about.
 
-use crate::bindings::mini::storage::store as wit;
+use std::fmt;
+
+use crate::bindings::mini::storage::types as wit;
+
+/// The kind of storage a call went to: what an [`Error::InvalidName`] or an
+/// [`Error::Corrupt`] is about (its `Display` is what the messages say:
+/// `journal`, `state`, `snapshot store`, `queue`).
+///
+/// ```no_run
+/// use mini_guest::{Error, RawQueue, Resource};
+///
+/// match RawQueue::open("a/b") {
+///     Err(Error::InvalidName { resource: Resource::Queue, reason }) => {
+///         eprintln!("not a queue name: {reason}")
+///     }
+///     other => println!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// A journal (`mini:storage/store`: [`Journal`](crate::Journal),
+    /// [`RawJournal`](crate::RawJournal) and their reads).
+    Journal,
+    /// A state (`mini:storage/state`: [`StateManager`](crate::StateManager)).
+    State,
+    /// A snapshot store (`mini:storage/snapshot`:
+    /// [`Snapshots`](crate::Snapshots)).
+    Snapshots,
+    /// A queue (`mini:storage/queue`: [`Queue`](crate::Queue),
+    /// [`RawQueue`](crate::RawQueue) and their deliveries).
+    Queue,
+}
+
+impl Resource {
+    /// What the messages call it: `"journal"`, `"state"`, `"snapshot
+    /// store"`, `"queue"`.
+    ///
+    /// ```no_run
+    /// assert_eq!(mini_guest::Resource::Snapshots.noun(), "snapshot store");
+    /// ```
+    pub fn noun(self) -> &'static str {
+        match self {
+            Resource::Journal => "journal",
+            Resource::State => "state",
+            Resource::Snapshots => "snapshot store",
+            Resource::Queue => "queue",
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.noun())
+    }
+}
 
 /// Why an operation failed.
 ///
-/// The first nine variants mirror the WIT `error` variant of
-/// `mini:storage/store` one to one (the `snapshot` and `state` interfaces
-/// use the same variant); [`Error::Serialize`], [`Error::Deserialize`],
-/// [`Error::BadMutation`] and [`Error::BadSnapshot`] are failures of
+/// The variants from [`Error::InvalidRecord`] to [`Error::Other`] mirror
+/// the WIT `error` variant of `mini:storage/types` (which every interface
+/// uses) one to one; [`Error::InvalidName`] and [`Error::Corrupt`] also say
+/// which kind of storage ([`Resource`]) they are about.
+/// [`Error::Serialize`], [`Error::Deserialize`], [`Error::BadMutation`],
+/// [`Error::BadSnapshot`] and [`Error::BadPayload`] are failures of
 /// `serde_json` inside the guest. Nothing already stored changes when an
 /// operation fails, with one exception that says so:
 /// [`Error::AutoCheckpoint`] (the mutation was stored and applied, the
@@ -33,16 +90,28 @@ pub enum Error {
     /// limit in bytes.
     #[error("record too large: the limit is {0} bytes")]
     RecordTooLarge(u64),
-    /// The journal name is not valid (empty, too long, `.`/`..`, `/`, `\`,
-    /// NUL or control characters); carries the reason.
-    #[error("invalid journal name: {0}")]
-    InvalidName(String),
-    /// The journal on disk is damaged before its tail; carries the file, the
-    /// byte offset and the sequence number. An operator runs `mini verify`.
-    #[error("journal corrupt: {0}")]
-    Corrupt(String),
-    /// An I/O error on the host. After a failed fsync the journal handle
-    /// stays failed until the journal is opened again.
+    /// The name is not valid for a journal, state, snapshot store or queue
+    /// (empty, too long, `.`/`..`, `/`, `\`, NUL or control characters).
+    #[error("invalid {resource} name: {reason}")]
+    InvalidName {
+        /// What the name was to name.
+        resource: Resource,
+        /// The host's reason (it quotes the name).
+        reason: String,
+    },
+    /// The stored data is damaged: a journal before its tail (the reason
+    /// carries the file, the byte offset and the sequence number), a state
+    /// or queue that cannot be recovered, a snapshot store whose snapshots
+    /// are all damaged. An operator runs `mini verify`.
+    #[error("{resource} corrupt: {reason}")]
+    Corrupt {
+        /// What is damaged.
+        resource: Resource,
+        /// The host's description of the damage.
+        reason: String,
+    },
+    /// An I/O error on the host. After a failed fsync the handle stays
+    /// failed until it is opened again.
     #[error("i/o error: {0}")]
     Io(String),
     /// A limit of this instance is exhausted (disk quota, open handles, what
@@ -58,9 +127,13 @@ pub enum Error {
     #[error("locked: {0}")]
     Locked(String),
     /// A sequence number outside the journal (for example before its first
-    /// record after compaction).
+    /// record after compaction), or a checkpoint's outside the state's.
     #[error("sequence number out of range: {0}")]
     OutOfRange(String),
+    /// An argument the call cannot take whatever the stored data (a zero
+    /// lease, a zero `max`); carries the reason.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// No such item: a queue message that is not (or no longer) in the
     /// queue, or not where the call needs it; carries the reason.
     #[error("not found: {0}")]
@@ -72,15 +145,26 @@ pub enum Error {
     /// Any other failure reported by the host.
     #[error("{0}")]
     Other(String),
-    /// A value could not be serialized to JSON in the guest (nothing was sent
-    /// to the host).
-    #[error("cannot serialize record: {0}")]
+    /// A value (a record, a mutation, a state, a message) could not be
+    /// serialized to JSON in the guest (nothing was sent to the host).
+    #[error("cannot serialize to JSON: {0}")]
     Serialize(String),
-    /// A stored record could not be deserialized into the requested type.
+    /// A journal record could not be deserialized into the requested type.
     #[error("cannot deserialize record {seq}: {message}")]
     Deserialize {
         /// The sequence number of the record.
         seq: u64,
+        /// What `serde_json` reported.
+        message: String,
+    },
+    /// A queue message's payload could not be deserialized into the
+    /// [`Queue`](crate::Queue)'s message type `T` (see
+    /// [`Delivery::payload`](crate::Delivery::payload) and
+    /// [`DeadLetter::parse`](crate::DeadLetter::parse)).
+    #[error("cannot deserialize the payload of message {id}: {message}")]
+    BadPayload {
+        /// The message id.
+        id: u64,
         /// What `serde_json` reported.
         message: String,
     },
@@ -123,8 +207,9 @@ pub enum Error {
 impl Error {
     /// The variant's name in kebab case, as in the WIT (`"invalid-record"`,
     /// `"record-too-large"`, …; `"serialize"`, `"deserialize"`,
-    /// `"bad-mutation"`, `"bad-snapshot"` and `"auto-checkpoint"` for the
-    /// others). Handy for logs and machine-checked output.
+    /// `"bad-mutation"`, `"bad-snapshot"`, `"bad-payload"` and
+    /// `"auto-checkpoint"` for the others). Handy for logs and
+    /// machine-checked output.
     ///
     /// ```no_run
     /// use mini_guest::RawJournal;
@@ -139,13 +224,14 @@ impl Error {
         match self {
             Error::InvalidRecord(_) => "invalid-record",
             Error::RecordTooLarge(_) => "record-too-large",
-            Error::InvalidName(_) => "invalid-name",
-            Error::Corrupt(_) => "corrupt",
+            Error::InvalidName { .. } => "invalid-name",
+            Error::Corrupt { .. } => "corrupt",
             Error::Io(_) => "io",
             Error::Quota(_) => "quota",
             Error::AccessDenied(_) => "access-denied",
             Error::Locked(_) => "locked",
             Error::OutOfRange(_) => "out-of-range",
+            Error::InvalidArgument(_) => "invalid-argument",
             Error::NotFound(_) => "not-found",
             Error::StaleToken(_) => "stale-token",
             Error::Other(_) => "other",
@@ -153,6 +239,7 @@ impl Error {
             Error::Deserialize { .. } => "deserialize",
             Error::BadMutation { .. } => "bad-mutation",
             Error::BadSnapshot { .. } => "bad-snapshot",
+            Error::BadPayload { .. } => "bad-payload",
             Error::AutoCheckpoint { .. } => "auto-checkpoint",
         }
     }
@@ -195,21 +282,44 @@ impl Error {
     }
 }
 
-impl From<wit::Error> for Error {
-    fn from(e: wit::Error) -> Self {
-        match e {
+impl Error {
+    /// The SDK's error for `error`, an error the host returned from a call
+    /// to `resource` through the raw [`bindings`](crate::bindings).
+    ///
+    /// ```no_run
+    /// use mini_guest::bindings::mini::storage::state::State;
+    /// use mini_guest::{Error, Resource};
+    ///
+    /// let state = State::open("app").map_err(|e| Error::from_host(Resource::State, e))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_host(resource: Resource, error: wit::Error) -> Self {
+        match error {
             wit::Error::InvalidRecord(s) => Error::InvalidRecord(s),
             wit::Error::RecordTooLarge(n) => Error::RecordTooLarge(n),
-            wit::Error::InvalidName(s) => Error::InvalidName(s),
-            wit::Error::Corrupt(s) => Error::Corrupt(s),
+            wit::Error::InvalidName(reason) => Error::InvalidName { resource, reason },
+            wit::Error::Corrupt(reason) => Error::Corrupt { resource, reason },
             wit::Error::Io(s) => Error::Io(s),
             wit::Error::Quota(s) => Error::Quota(s),
             wit::Error::AccessDenied(s) => Error::AccessDenied(s),
             wit::Error::Locked(s) => Error::Locked(s),
             wit::Error::OutOfRange(s) => Error::OutOfRange(s),
+            wit::Error::InvalidArgument(s) => Error::InvalidArgument(s),
             wit::Error::NotFound(s) => Error::NotFound(s),
             wit::Error::StaleToken(s) => Error::StaleToken(s),
             wit::Error::Other(s) => Error::Other(s),
         }
+    }
+}
+
+/// Host results made SDK results, with the [`Resource`] they came from.
+pub(crate) trait HostResult<T> {
+    /// `self` with its error made an [`Error`] about `resource`.
+    fn on(self, resource: Resource) -> Result<T, Error>;
+}
+
+impl<T> HostResult<T> for Result<T, wit::Error> {
+    fn on(self, resource: Resource) -> Result<T, Error> {
+        self.map_err(|e| Error::from_host(resource, e))
     }
 }

@@ -8,7 +8,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::mini::storage::snapshot as wit;
-use crate::{Error, to_json};
+use crate::error::HostResult;
+use crate::{Error, Resource, to_json};
+
+const SNAPSHOTS: Resource = Resource::Snapshots;
 
 /// A snapshot file as listed by [`Snapshots::list`].
 ///
@@ -96,7 +99,9 @@ impl<S> Snapshots<S> {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Self::from_bindings(wit::Snapshots::open(name)?))
+        Ok(Self::from_bindings(
+            wit::Snapshots::open(name).on(SNAPSHOTS)?,
+        ))
     }
 
     /// Every snapshot file, ascending by sequence number. The files are not
@@ -110,7 +115,8 @@ impl<S> Snapshots<S> {
     pub fn list(&self) -> Result<Vec<SnapshotInfo>, Error> {
         Ok(self
             .handle
-            .list()?
+            .list()
+            .on(SNAPSHOTS)?
             .into_iter()
             .map(|info| SnapshotInfo {
                 seq: info.seq,
@@ -128,7 +134,7 @@ impl<S> Snapshots<S> {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn delete_older_than(&self, seq: u64) -> Result<u32, Error> {
-        Ok(self.handle.delete_older_than(seq)?)
+        self.handle.delete_older_than(seq).on(SNAPSHOTS)
     }
 
     /// Wraps a WIT resource handle obtained from the raw
@@ -138,7 +144,7 @@ impl<S> Snapshots<S> {
     /// use mini_guest::bindings::mini::storage::snapshot::Snapshots as Raw;
     ///
     /// let snapshots = mini_guest::Snapshots::<serde_json::Value>::from_bindings(Raw::open("app")?);
-    /// # Ok::<(), mini_guest::Error>(())
+    /// # Ok::<(), mini_guest::bindings::mini::storage::types::Error>(())
     /// ```
     pub fn from_bindings(handle: wit::Snapshots) -> Self {
         Self {
@@ -150,9 +156,14 @@ impl<S> Snapshots<S> {
     /// The underlying WIT resource handle.
     ///
     /// ```no_run
-    /// let snapshots = mini_guest::Snapshots::<serde_json::Value>::open("app")?;
-    /// let raw = snapshots.as_bindings().restore()?; // the state as JSON text
-    /// # Ok::<(), mini_guest::Error>(())
+    /// use mini_guest::{Error, Resource, Snapshots};
+    ///
+    /// let snapshots = Snapshots::<serde_json::Value>::open("app")?;
+    /// let raw = snapshots // the state as JSON text
+    ///     .as_bindings()
+    ///     .restore()
+    ///     .map_err(|e| Error::from_host(Resource::Snapshots, e))?;
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn as_bindings(&self) -> &wit::Snapshots {
         &self.handle
@@ -186,7 +197,7 @@ impl<S: Serialize> Snapshots<S> {
     /// ```
     pub fn create(&self, state: &S, seq: u64) -> Result<(), Error> {
         let json = to_json(state)?;
-        Ok(self.handle.create(&json, seq)?)
+        self.handle.create(&json, seq).on(SNAPSHOTS)
     }
 }
 
@@ -204,7 +215,7 @@ impl<S: DeserializeOwned> Snapshots<S> {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn restore(&self) -> Result<Option<Restored<S>>, Error> {
-        let Some(restored) = self.handle.restore()? else {
+        let Some(restored) = self.handle.restore().on(SNAPSHOTS)? else {
             return Ok(None);
         };
         let state = serde_json::from_str(&restored.state).map_err(|e| Error::BadSnapshot {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use mini_guest::bindings::mini::storage::snapshot::Snapshots;
 use mini_guest::bindings::mini::storage::state::State;
 use mini_guest::bindings::mini::storage::store::Journal;
-use mini_guest::{Error, RawQueue};
+use mini_guest::{Error, RawQueue, Resource};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -51,9 +51,15 @@ fn number(args: &[String], i: usize) -> Result<u64, String> {
 /// Opens the unit `name` of `kind` and drops it at once.
 fn open_unit(kind: &str, name: &str) -> Result<(), Error> {
     match kind {
-        "journal" => Journal::open(name).map(drop).map_err(Error::from),
-        "state" => State::open(name).map(drop).map_err(Error::from),
-        "snapshots" => Snapshots::open(name).map(drop).map_err(Error::from),
+        "journal" => Journal::open(name)
+            .map(drop)
+            .map_err(|e| Error::from_host(Resource::Journal, e)),
+        "state" => State::open(name)
+            .map(drop)
+            .map_err(|e| Error::from_host(Resource::State, e)),
+        "snapshots" => Snapshots::open(name)
+            .map(drop)
+            .map_err(|e| Error::from_host(Resource::Snapshots, e)),
         "queue" => RawQueue::open(name).map(drop),
         other => Err(Error::Other(format!("unknown kind {other}"))),
     }
@@ -74,8 +80,8 @@ fn open_many(kind: &str, n: u64) -> bool {
     report(
         "append-after",
         Journal::open(&format!("{kind}-0"))
-            .map_err(Error::from)
-            .and_then(|j| j.append("{\"after\":true}").map_err(Error::from)),
+            .and_then(|j| j.append("{\"after\":true}"))
+            .map_err(|e| Error::from_host(Resource::Journal, e)),
     );
     true
 }
@@ -168,22 +174,11 @@ fn access(specs: &[String]) {
 }
 
 fn messages() -> Result<(), Error> {
-    let first = State::open("owned").map_err(Error::from)?;
-    report(
-        "state-twice",
-        State::open("owned")
-            .map(drop)
-            .map_err(Error::from)
-            .map(|()| ""),
-    );
+    let open_state = || State::open("owned").map_err(|e| Error::from_host(Resource::State, e));
+    let first = open_state()?;
+    report("state-twice", open_state().map(|_| ""));
     drop(first);
-    report(
-        "state-after-drop",
-        State::open("owned")
-            .map(drop)
-            .map_err(Error::from)
-            .map(|()| ""),
-    );
+    report("state-after-drop", open_state().map(|_| ""));
     let queue = RawQueue::open("tokens")?;
     queue.push("1")?;
     let delivery = queue.pop(LEASE)?.ok_or(Error::Other("no message".into()))?;
@@ -192,7 +187,7 @@ fn messages() -> Result<(), Error> {
         "wrong-token",
         handle
             .ack(delivery.id(), "not-a-token")
-            .map_err(Error::from)
+            .map_err(|e| Error::from_host(Resource::Queue, e))
             .map(|()| ""),
     );
     let old_token = delivery.token().to_owned();
@@ -201,7 +196,10 @@ fn messages() -> Result<(), Error> {
     let again = queue.pop(LEASE)?.ok_or(Error::Other("no message".into()))?;
     report(
         "stale-token",
-        handle.ack(id, &old_token).map_err(Error::from).map(|()| ""),
+        handle
+            .ack(id, &old_token)
+            .map_err(|e| Error::from_host(Resource::Queue, e))
+            .map(|()| ""),
     );
     again.ack()?;
     Ok(())

@@ -15,8 +15,9 @@
 //! 4. `requeue-not-dead` (message 2), `purge-unknown` (999), bad names
 //!    `name-empty`, `name-dotdot`, `name-slash`;
 //! 5. `stats: ready <r> leased <l> delayed <d> dead <x>`;
-//! 6. the pollable of `subscribe`, on the queue `watch` (each prints `ok
-//!    ready` or `ok not-ready`, or the id of a push or pop):
+//! 6. the pollable of `queue-poll`'s `subscribe`, on the queue `watch`
+//!    (each prints `ok ready` or `ok not-ready`, or the id of a push or
+//!    pop):
 //!    `subscribe-empty`, `push-delayed` (60 s), `subscribe-delayed`,
 //!    `push-soon` (1 s), `block-until-delay` (the pollable's block returns
 //!    when that delay ends), `pop-after-block`, `subscribe-leased` (one
@@ -28,19 +29,19 @@
 
 use std::process::ExitCode;
 
-use mini_guest::bindings::mini::storage::queue::{PushOptions, Queue};
-use mini_guest::bindings::mini::storage::store;
-use mini_guest::{Error, Pollable};
+use mini_guest::bindings::mini::storage::queue::{PushMessage, PushOptions, Queue};
+use mini_guest::bindings::mini::storage::{queue_poll, types};
+use mini_guest::{Error, Pollable, Resource};
 
 /// Prints the outcome of one case and returns whether it succeeded.
-fn report<T: std::fmt::Display>(name: &str, result: Result<T, store::Error>) -> bool {
+fn report<T: std::fmt::Display>(name: &str, result: Result<T, types::Error>) -> bool {
     match result {
         Ok(value) => {
             println!("case {name}: ok {value}");
             true
         }
         Err(e) => {
-            let e = Error::from(e);
+            let e = Error::from_host(Resource::Queue, e);
             println!("case {name}: err {}", e.kind());
             eprintln!("queue-probe: case {name}: {e}");
             false
@@ -52,6 +53,14 @@ fn plain() -> PushOptions<'static> {
     PushOptions {
         delay_ms: 0,
         dedup_key: None,
+    }
+}
+
+/// One message of a batch, pushed with no options.
+fn message(payload: &str) -> PushMessage<'_> {
+    PushMessage {
+        payload,
+        options: plain(),
     }
 }
 
@@ -82,7 +91,7 @@ fn main() -> ExitCode {
     report(
         "batch-with-bad",
         queue
-            .push_batch(&[(r#"{"n":9}"#, plain()), ("not json", plain())])
+            .push_batch(&[message(r#"{"n":9}"#), message("not json")])
             .map(|ids| ids.len()),
     );
     report("empty-batch", queue.push_batch(&[]).map(|ids| ids.len()));
@@ -150,28 +159,28 @@ fn readiness(pollable: &Pollable) -> &'static str {
     }
 }
 
-/// Step 6: what the pollable of `subscribe` says, and when its block ends.
+/// Step 6: what the pollable of `queue-poll.subscribe` says, and when its block ends.
 fn watch_cases() -> bool {
     let queue = match Queue::open("watch") {
         Ok(queue) => queue,
         Err(e) => return report::<u64>("open-watch", Err(e)),
     };
-    let taken_empty = queue.subscribe();
+    let taken_empty = queue_poll::subscribe(&queue);
     println!("case subscribe-empty: ok {}", readiness(&taken_empty));
     let mut healthy = report("push-delayed", queue.push(r#"{"w":1}"#, delayed(60_000)));
     println!(
         "case subscribe-delayed: ok {}",
-        readiness(&queue.subscribe())
+        readiness(&queue_poll::subscribe(&queue))
     );
     healthy &= report("push-soon", queue.push(r#"{"w":2}"#, delayed(1_000)));
-    let waiting = queue.subscribe();
+    let waiting = queue_poll::subscribe(&queue);
     waiting.block();
     println!("case block-until-delay: ok {}", readiness(&waiting));
     let popped = queue.pop(60_000).map(|m| m.map_or(0, |m| m.id));
     healthy &= report("pop-after-block", popped);
     println!(
         "case subscribe-leased: ok {}",
-        readiness(&queue.subscribe())
+        readiness(&queue_poll::subscribe(&queue))
     );
     healthy &= report("push-now", queue.push(r#"{"w":3}"#, plain()));
     println!("case subscribe-after-push: ok {}", readiness(&taken_empty));

@@ -24,20 +24,27 @@
 
 use std::process::ExitCode;
 
-use mini_guest::Error;
 use mini_guest::bindings::mini::storage::snapshot::Snapshots;
 use mini_guest::bindings::mini::storage::state::State;
-use mini_guest::bindings::mini::storage::store;
+use mini_guest::bindings::mini::storage::types;
+use mini_guest::{Error, Resource};
 
-/// Prints the outcome of one case and returns whether it succeeded.
-fn report<T: std::fmt::Display>(name: &str, result: Result<T, store::Error>) -> bool {
+/// Prints the outcome of one case and returns whether it succeeded. The
+/// `snaps-*` cases are about the snapshot store, the others about the state
+/// (which shows in the message on stderr, not in the variant).
+fn report<T: std::fmt::Display>(name: &str, result: Result<T, types::Error>) -> bool {
     match result {
         Ok(value) => {
             println!("case {name}: ok {value}");
             true
         }
         Err(e) => {
-            let e = Error::from(e);
+            let resource = if name.starts_with("snaps-") {
+                Resource::Snapshots
+            } else {
+                Resource::State
+            };
+            let e = Error::from_host(resource, e);
             println!("case {name}: err {}", e.kind());
             eprintln!("state-probe: case {name}: {e}");
             false
@@ -143,7 +150,7 @@ fn main() -> ExitCode {
 }
 
 /// `<snapshot seq> <state> <mutations after it, as a JSON array>`.
-fn recovery(state: &State) -> Result<String, store::Error> {
+fn recovery(state: &State) -> Result<String, types::Error> {
     let point = state.recover()?;
     let mut tail = Vec::new();
     loop {

@@ -3,8 +3,11 @@
 use std::fmt;
 
 use super::DEFAULT_CHUNK;
-use crate::Error;
 use crate::bindings::mini::storage::store as wit;
+use crate::error::HostResult;
+use crate::{Error, Resource};
+
+const JOURNAL: Resource = Resource::Journal;
 
 /// A journal whose records are JSON text, passed to the host unchanged.
 ///
@@ -32,7 +35,8 @@ impl RawJournal {
     /// it does not exist.
     ///
     /// Fails with [`Error::InvalidName`] for a bad name, [`Error::Locked`]
-    /// when another process holds it, [`Error::Corrupt`] when it is damaged.
+    /// when another process holds it, [`Error::Corrupt`] when it is damaged
+    /// (both with [`Resource::Journal`]).
     ///
     /// ```no_run
     /// let journal = mini_guest::RawJournal::open("events")?;
@@ -40,7 +44,7 @@ impl RawJournal {
     /// ```
     pub fn open(name: &str) -> Result<Self, Error> {
         Ok(Self {
-            handle: wit::Journal::open(name)?,
+            handle: wit::Journal::open(name).on(JOURNAL)?,
         })
     }
 
@@ -54,7 +58,7 @@ impl RawJournal {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn append(&self, record: &str) -> Result<u64, Error> {
-        Ok(self.handle.append(record)?)
+        self.handle.append(record).on(JOURNAL)
     }
 
     /// Appends records as one atomic unit (after a crash either all of them
@@ -68,7 +72,7 @@ impl RawJournal {
     /// ```
     pub fn append_batch<S: AsRef<str>>(&self, records: &[S]) -> Result<u64, Error> {
         let records: Vec<&str> = records.iter().map(AsRef::as_ref).collect();
-        Ok(self.handle.append_batch(&records)?)
+        self.handle.append_batch(&records).on(JOURNAL)
     }
 
     /// Reads every record still stored, from the first one, in sequence
@@ -98,7 +102,7 @@ impl RawJournal {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn read_from(&self, seq: u64) -> Result<RawRecords, Error> {
-        Ok(RawRecords::new(self.handle.read(seq)?))
+        Ok(RawRecords::new(self.handle.read(seq).on(JOURNAL)?))
     }
 
     /// The sequence number of the first record still stored, or the next
@@ -110,7 +114,7 @@ impl RawJournal {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn first_seq(&self) -> Result<u64, Error> {
-        Ok(self.handle.first_seq()?)
+        self.handle.first_seq().on(JOURNAL)
     }
 
     /// The sequence number of the last durable record; `0` when nothing was
@@ -122,7 +126,7 @@ impl RawJournal {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn last_seq(&self) -> Result<u64, Error> {
-        Ok(self.handle.last_seq()?)
+        self.handle.last_seq().on(JOURNAL)
     }
 
     /// The underlying WIT resource handle.
@@ -143,7 +147,7 @@ impl RawJournal {
     ///
     /// let handle = Journal::open("events")?;
     /// let journal = mini_guest::RawJournal::from_bindings(handle);
-    /// # Ok::<(), mini_guest::bindings::mini::storage::store::Error>(())
+    /// # Ok::<(), mini_guest::bindings::mini::storage::types::Error>(())
     /// ```
     pub fn from_bindings(handle: wit::Journal) -> Self {
         Self { handle }
@@ -253,7 +257,7 @@ impl Iterator for RawRecords {
             }
             Err(e) => {
                 self.done = true;
-                Some(Err(e.into()))
+                Some(Err(Error::from_host(JOURNAL, e)))
             }
         }
     }

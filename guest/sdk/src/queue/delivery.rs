@@ -76,8 +76,8 @@ impl<T> Delivery<T> {
         self.raw.attempt()
     }
 
-    /// The payload, or [`Error::Deserialize`] (its `seq` is the message id)
-    /// when the message's JSON is not a `T`. The lease is held either way.
+    /// The payload, or [`Error::BadPayload`] (with the message id) when the
+    /// message's JSON is not a `T`. The lease is held either way.
     ///
     /// ```no_run
     /// # let queue = mini_guest::Queue::<u64>::open("numbers")?;

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::Error;
 use crate::bindings::mini::storage::queue as wit;
+use crate::{Error, Resource};
 
 mod delivery;
 mod raw;
@@ -21,6 +21,9 @@ pub use delivery::Delivery;
 pub use raw::RawQueue;
 pub use raw_delivery::RawDelivery;
 pub use typed::Queue;
+
+/// What every error of a queue call is about.
+const QUEUE: Resource = Resource::Queue;
 
 /// The longest wait one host call of `pop-wait` makes (the WIT bounds it
 /// to 60 s). [`Queue::pop_wait`] and [`RawQueue::pop_wait`] accept longer
@@ -108,6 +111,14 @@ impl PushOptions {
             dedup_key: self.dedup_key.as_deref(),
         }
     }
+
+    /// One message of a `push-batch`: `payload` pushed with these options.
+    fn message<'a>(&'a self, payload: &'a str) -> wit::PushMessage<'a> {
+        wit::PushMessage {
+            payload,
+            options: self.to_wit(),
+        }
+    }
 }
 
 /// How many messages of a queue are where: [`Queue::stats`].
@@ -183,8 +194,8 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The payload deserialized into `T`; [`Error::Deserialize`] (with the
-    /// message id as `seq`) if it is not a `T`.
+    /// The payload deserialized into `T`; [`Error::BadPayload`] (with the
+    /// message id) if it is not a `T`.
     ///
     /// ```no_run
     /// #[derive(serde::Deserialize)]
@@ -224,9 +235,10 @@ fn time(ms: u64) -> SystemTime {
         .unwrap_or(UNIX_EPOCH)
 }
 
+/// The payload of message `id` as a `T`, or [`Error::BadPayload`].
 fn from_json<T: DeserializeOwned>(id: u64, json: &str) -> Result<T, Error> {
-    serde_json::from_str(json).map_err(|e| Error::Deserialize {
-        seq: id,
+    serde_json::from_str(json).map_err(|e| Error::BadPayload {
+        id,
         message: e.to_string(),
     })
 }

@@ -4,8 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{DeadLetter, MAX_WAIT_PER_CALL, PushOptions, QueueStats, RawDelivery, millis, time};
-use crate::bindings::mini::storage::queue as wit;
+use super::{
+    DeadLetter, MAX_WAIT_PER_CALL, PushOptions, QUEUE, QueueStats, RawDelivery, millis, time,
+};
+use crate::bindings::mini::storage::{queue as wit, queue_poll};
+use crate::error::HostResult;
 use crate::{Error, Pollable};
 
 /// A queue whose payloads are JSON text, passed to the host unchanged.
@@ -40,14 +43,15 @@ impl RawQueue {
     ///
     /// Fails with [`Error::InvalidName`] for a bad name, [`Error::Locked`]
     /// when another process holds it, [`Error::Corrupt`] when its files are
-    /// damaged, [`Error::Quota`] when the instance holds too many handles.
+    /// damaged (both with [`Resource::Queue`](crate::Resource::Queue)),
+    /// [`Error::Quota`] when the instance holds too many handles.
     ///
     /// ```no_run
     /// let queue = mini_guest::RawQueue::open("jobs")?;
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Self, Error> {
-        Ok(Self::from_bindings(wit::Queue::open(name)?))
+        Ok(Self::from_bindings(wit::Queue::open(name).on(QUEUE)?))
     }
 
     /// Pushes one message (the text of one JSON value) durably and returns
@@ -78,7 +82,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn push_with(&self, payload: &str, options: &PushOptions) -> Result<u64, Error> {
-        Ok(self.handle.push(payload, options.to_wit())?)
+        self.handle.push(payload, options.to_wit()).on(QUEUE)
     }
 
     /// Pushes messages as one atomic unit (after a crash all of them are
@@ -93,11 +97,11 @@ impl RawQueue {
     /// ```
     pub fn push_batch<S: AsRef<str>>(&self, payloads: &[S]) -> Result<Vec<u64>, Error> {
         let options = PushOptions::default();
-        let messages: Vec<(&str, wit::PushOptions<'_>)> = payloads
+        let messages: Vec<wit::PushMessage<'_>> = payloads
             .iter()
-            .map(|p| (p.as_ref(), options.to_wit()))
+            .map(|p| options.message(p.as_ref()))
             .collect();
-        Ok(self.handle.push_batch(&messages)?)
+        self.handle.push_batch(&messages).on(QUEUE)
     }
 
     /// Like [`RawQueue::push_batch`], with options for each message.
@@ -118,15 +122,15 @@ impl RawQueue {
         &self,
         messages: &[(S, PushOptions)],
     ) -> Result<Vec<u64>, Error> {
-        let messages: Vec<(&str, wit::PushOptions<'_>)> = messages
+        let messages: Vec<wit::PushMessage<'_>> = messages
             .iter()
-            .map(|(p, o)| (p.as_ref(), o.to_wit()))
+            .map(|(p, o)| o.message(p.as_ref()))
             .collect();
-        Ok(self.handle.push_batch(&messages)?)
+        self.handle.push_batch(&messages).on(QUEUE)
     }
 
     /// The next available message, leased for `lease` (millisecond
-    /// resolution, rounded up; a zero lease is [`Error::OutOfRange`]);
+    /// resolution, rounded up; a zero lease is [`Error::InvalidArgument`]);
     /// `None` if no message is available now. Does not wait: see
     /// [`RawQueue::pop_wait`].
     ///
@@ -140,7 +144,11 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn pop(&self, lease: Duration) -> Result<Option<RawDelivery>, Error> {
-        Ok(self.handle.pop(millis(lease))?.map(|m| self.delivery(m)))
+        Ok(self
+            .handle
+            .pop(millis(lease))
+            .on(QUEUE)?
+            .map(|m| self.delivery(m)))
     }
 
     /// Up to `max` available messages, each leased for `lease`, in delivery
@@ -159,7 +167,8 @@ impl RawQueue {
     pub fn pop_batch(&self, max: u32, lease: Duration) -> Result<Vec<RawDelivery>, Error> {
         Ok(self
             .handle
-            .pop_batch(max, millis(lease))?
+            .pop_batch(max, millis(lease))
+            .on(QUEUE)?
             .into_iter()
             .map(|m| self.delivery(m))
             .collect())
@@ -193,7 +202,7 @@ impl RawQueue {
             let wait = left.min(MAX_WAIT_PER_CALL);
             // Truncated, not rounded up: never wait past the caller's timeout.
             let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-            if let Some(message) = self.handle.pop_wait(lease_ms, wait_ms)? {
+            if let Some(message) = self.handle.pop_wait(lease_ms, wait_ms).on(QUEUE)? {
                 return Ok(Some(self.delivery(message)));
             }
             if left <= MAX_WAIT_PER_CALL || start.elapsed() >= timeout {
@@ -207,7 +216,9 @@ impl RawQueue {
     /// together with other pollables (another queue, a timer) through
     /// [`poll`](crate::poll); waiting holds no host thread. Readiness is a
     /// hint: another consumer may take the message first, so pop, and
-    /// subscribe again when the pop finds nothing.
+    /// subscribe again when the pop finds nothing. (This is
+    /// `mini:storage/queue-poll`'s `subscribe`: the one queue call that
+    /// needs `wasi:io` from the host.)
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -226,7 +237,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn subscribe(&self) -> Pollable {
-        self.handle.subscribe()
+        queue_poll::subscribe(&self.handle)
     }
 
     /// How many messages are where, now.
@@ -238,7 +249,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn stats(&self) -> Result<QueueStats, Error> {
-        let s = self.handle.stats()?;
+        let s = self.handle.stats().on(QUEUE)?;
         Ok(QueueStats {
             ready: s.ready,
             leased: s.leased,
@@ -285,7 +296,8 @@ impl RawQueue {
     pub fn dead_letters_from(&self, from_id: u64, max: u32) -> Result<Vec<DeadLetter>, Error> {
         Ok(self
             .handle
-            .dead_letters(from_id, max)?
+            .dead_letters(from_id, max)
+            .on(QUEUE)?
             .into_iter()
             .map(|info| DeadLetter {
                 id: info.id,
@@ -308,7 +320,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn requeue(&self, ids: &[u64]) -> Result<u32, Error> {
-        Ok(self.handle.requeue(Some(ids))?)
+        self.handle.requeue(Some(ids)).on(QUEUE)
     }
 
     /// Puts every dead letter back in the queue; returns how many.
@@ -319,7 +331,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn requeue_all(&self) -> Result<u32, Error> {
-        Ok(self.handle.requeue(None)?)
+        self.handle.requeue(None).on(QUEUE)
     }
 
     /// Deletes the dead letters `ids` for good; returns how many. If one of
@@ -332,7 +344,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn purge(&self, ids: &[u64]) -> Result<u32, Error> {
-        Ok(self.handle.purge(Some(ids))?)
+        self.handle.purge(Some(ids)).on(QUEUE)
     }
 
     /// Deletes every dead letter for good; returns how many.
@@ -343,7 +355,7 @@ impl RawQueue {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn purge_all(&self) -> Result<u32, Error> {
-        Ok(self.handle.purge(None)?)
+        self.handle.purge(None).on(QUEUE)
     }
 
     /// The underlying WIT resource handle (for example to ack with a token
@@ -365,7 +377,7 @@ impl RawQueue {
     /// use mini_guest::bindings::mini::storage::queue::Queue;
     ///
     /// let queue = mini_guest::RawQueue::from_bindings(Queue::open("jobs")?);
-    /// # Ok::<(), mini_guest::bindings::mini::storage::store::Error>(())
+    /// # Ok::<(), mini_guest::bindings::mini::storage::types::Error>(())
     /// ```
     pub fn from_bindings(handle: wit::Queue) -> Self {
         Self {

@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 
 #[cfg(doc)]
 use super::RawQueue;
-use super::{millis, time};
+use super::{QUEUE, millis, time};
 use crate::Error;
 use crate::bindings::mini::storage::queue as wit;
+use crate::error::HostResult;
 
 /// One delivery of a message from a [`RawQueue`]: the payload as JSON text
 /// and the lease on it.
@@ -131,7 +132,9 @@ impl RawDelivery {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn ack(self) -> Result<(), Error> {
-        Ok(self.queue.ack(self.message.id, &self.message.token)?)
+        self.queue
+            .ack(self.message.id, &self.message.token)
+            .on(QUEUE)
     }
 
     /// Acknowledges the delivery and takes the next available message,
@@ -152,7 +155,8 @@ impl RawDelivery {
     pub fn ack_next(self, lease: Duration) -> Result<Option<RawDelivery>, Error> {
         let next = self
             .queue
-            .ack_next(self.message.id, &self.message.token, millis(lease))?;
+            .ack_next(self.message.id, &self.message.token, millis(lease))
+            .on(QUEUE)?;
         Ok(next.map(|message| RawDelivery {
             queue: self.queue.clone(),
             message,
@@ -170,9 +174,9 @@ impl RawDelivery {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn nack(self, delay: Duration) -> Result<(), Error> {
-        Ok(self
-            .queue
-            .nack(self.message.id, &self.message.token, millis(delay))?)
+        self.queue
+            .nack(self.message.id, &self.message.token, millis(delay))
+            .on(QUEUE)
     }
 
     /// Extends the lease to `lease` from now (for long work); returns the
@@ -189,7 +193,8 @@ impl RawDelivery {
     pub fn extend(&mut self, lease: Duration) -> Result<SystemTime, Error> {
         let deadline = self
             .queue
-            .extend(self.message.id, &self.message.token, millis(lease))?;
+            .extend(self.message.id, &self.message.token, millis(lease))
+            .on(QUEUE)?;
         self.message.deadline = deadline;
         Ok(time(deadline))
     }

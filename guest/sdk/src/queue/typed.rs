@@ -51,8 +51,8 @@ use crate::{Error, Pollable, to_json};
 ///
 /// A typed pop never fails because of one message's payload: every
 /// delivered message comes back as a [`Delivery<T>`] holding the lease, and
-/// [`Delivery::payload`] gives either the `T` or an [`Error::Deserialize`]
-/// whose `seq` is the message id. The worker decides: ack it to drop a
+/// [`Delivery::payload`] gives either the `T` or an [`Error::BadPayload`]
+/// with the message id. The worker decides: ack it to drop a
 /// poison message, nack it, or let it be (after the maximum number of
 /// deliveries it lands in the dead letters, where
 /// [`DeadLetter::payload`] still has the raw JSON).

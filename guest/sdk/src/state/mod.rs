@@ -14,7 +14,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::mini::storage::state as wit;
-use crate::{DEFAULT_CHUNK, Error, to_json};
+use crate::error::HostResult;
+use crate::{DEFAULT_CHUNK, Error, Resource, to_json};
+
+const STATE: Resource = Resource::State;
 
 mod types;
 
@@ -135,12 +138,12 @@ where
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn open_with(name: &str, policy: CheckpointPolicy) -> Result<Self, Error> {
-        let handle = wit::State::open(name)?;
+        let handle = wit::State::open(name).on(STATE)?;
         let wit::Recovery {
             snapshot,
             warnings,
             mutations,
-        } = handle.recover()?;
+        } = handle.recover().on(STATE)?;
         let (mut state, snapshot_seq) = match snapshot {
             Some(point) => {
                 let state: S =
@@ -155,17 +158,20 @@ where
         let mut seq = snapshot_seq.unwrap_or(0);
         let mut since = Since::default();
         loop {
-            let entries = mutations.next(DEFAULT_CHUNK)?;
+            let entries = mutations.next(DEFAULT_CHUNK).on(STATE)?;
             if entries.is_empty() {
                 break;
             }
             for entry in entries {
                 if entry.seq != seq + 1 {
-                    return Err(Error::Corrupt(format!(
-                        "state {name:?}: recovery returned mutation {} after {seq} \
-                         (sequence numbers must be contiguous)",
-                        entry.seq
-                    )));
+                    return Err(Error::Corrupt {
+                        resource: STATE,
+                        reason: format!(
+                            "{name:?}: recovery returned mutation {} after {seq} \
+                             (sequence numbers must be contiguous)",
+                            entry.seq
+                        ),
+                    });
                 }
                 let mutation: M =
                     serde_json::from_str(&entry.data).map_err(|e| Error::BadMutation {
@@ -179,12 +185,15 @@ where
             }
         }
         drop(mutations);
-        let durable = handle.current_seq()?;
+        let durable = handle.current_seq().on(STATE)?;
         if durable != seq {
-            return Err(Error::Corrupt(format!(
-                "state {name:?}: recovery reached seq {seq}, but the last durable \
-                 mutation is {durable}"
-            )));
+            return Err(Error::Corrupt {
+                resource: STATE,
+                reason: format!(
+                    "{name:?}: recovery reached seq {seq}, but the last durable \
+                     mutation is {durable}"
+                ),
+            });
         }
         Ok(StateManager {
             handle,
@@ -223,7 +232,7 @@ where
     /// ```
     pub fn apply(&mut self, mutation: M) -> Result<u64, Error> {
         let record = to_json(&mutation)?;
-        let seq = self.handle.commit(&record)?;
+        let seq = self.handle.commit(&record).on(STATE)?;
         mutation.apply(&mut self.state);
         self.stored(seq, 1, record.len() as u64)
     }
@@ -256,7 +265,7 @@ where
             .map(to_json)
             .collect::<Result<Vec<_>, _>>()?;
         let borrowed: Vec<&str> = records.iter().map(String::as_str).collect();
-        let seq = self.handle.commit_batch(&borrowed)?;
+        let seq = self.handle.commit_batch(&borrowed).on(STATE)?;
         for mutation in &mutations {
             mutation.apply(&mut self.state);
         }
@@ -301,7 +310,7 @@ where
     /// ```
     pub fn checkpoint(&mut self) -> Result<Checkpoint, Error> {
         let json = to_json(&self.state)?;
-        let info = self.handle.checkpoint(&json, self.seq)?;
+        let info = self.handle.checkpoint(&json, self.seq).on(STATE)?;
         self.since = Since::default();
         Ok(info.into())
     }
@@ -385,7 +394,7 @@ impl<S, M> StateManager<S, M> {
     /// # Ok::<(), mini_guest::Error>(())
     /// ```
     pub fn stats(&self) -> Result<StateStats, Error> {
-        Ok(self.handle.stats()?.into())
+        Ok(self.handle.stats().on(STATE)?.into())
     }
 
     /// What recovery found when the state was opened: the snapshot it
@@ -477,9 +486,14 @@ impl<S, M> StateManager<S, M> {
     /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct S;
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct M;
     /// # impl Mutator<S> for M { fn apply(&self, _: &mut S) {} }
+    /// use mini_guest::{Error, Resource};
+    ///
     /// let mgr = StateManager::<S, M>::open("app")?;
-    /// let durable = mgr.as_bindings().current_seq()?;
-    /// # Ok::<(), mini_guest::Error>(())
+    /// let durable = mgr
+    ///     .as_bindings()
+    ///     .current_seq()
+    ///     .map_err(|e| Error::from_host(Resource::State, e))?;
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn as_bindings(&self) -> &wit::State {
         &self.handle

@@ -4,7 +4,7 @@
 
 #[cfg(doc)]
 use super::StateManager;
-use crate::bindings::mini::storage::state as wit;
+use crate::bindings::mini::storage::types as wit;
 
 /// A mutation of a state `S`.
 ///
@@ -224,8 +224,8 @@ pub struct StateStats {
     pub journal_first_seq: u64,
 }
 
-impl From<wit::Stats> for StateStats {
-    fn from(stats: wit::Stats) -> Self {
+impl From<wit::StateStats> for StateStats {
+    fn from(stats: wit::StateStats) -> Self {
         StateStats {
             seq: stats.seq,
             checkpoint_seq: stats.checkpoint_seq,
