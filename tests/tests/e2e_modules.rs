@@ -21,7 +21,7 @@ const APP: &str = r#"
 name = "app"
 version = "2.1.0"
 description = "opens what it was granted, and tries what it was not"
-imports = ["mini:storage/store@0.1.0", "mini:storage/queue@0.1.0"]
+imports = ["mini:storage/store@0.2.0", "mini:storage/queue@0.2.0"]
 
 [component.capabilities]
 wasi = ["wasi:cli/stdout"]

@@ -23,7 +23,7 @@ use crate::storage::StorageCapabilities;
 /// version = "1.2.0"
 /// description = "Invoices"
 /// exports = ["billing:api/invoices@1.0.0"]
-/// imports = ["mini:storage/store@0.1.0"]   # or a table keyed by interface
+/// imports = ["mini:storage/store@0.2.0"]   # or a table keyed by interface
 ///
 /// [component.capabilities]
 /// wasi = ["wasi:clocks"]

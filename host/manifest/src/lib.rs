@@ -20,7 +20,7 @@
 //!     [component]
 //!     name = "billing"
 //!     version = "1.2.0"
-//!     imports = ["mini:storage/store@0.1.0", "mini:storage/queue@0.1.0"]
+//!     imports = ["mini:storage/store@0.2.0", "mini:storage/queue@0.2.0"]
 //!
 //!     [component.capabilities.storage]
 //!     journals = ["invoices", "audit-*"]

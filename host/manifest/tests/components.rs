@@ -101,7 +101,7 @@ const FULL_STORAGE: &str = r#"
 [component]
 name = "billing"
 version = "1.2.0"
-imports = ["mini:storage/store@0.1.0", "mini:storage/queue@0.1.0"]
+imports = ["mini:storage/store@0.2.0", "mini:storage/queue@0.2.0"]
 
 [component.capabilities.resources]
 memory_max = 134217728
