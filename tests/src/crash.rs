@@ -4,32 +4,21 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitStatus, Stdio};
 
-/// A small xorshift generator: the crash tests need varied kill moments, not
-/// cryptographic randomness.
-pub struct Rng {
-    state: u64,
-    /// The seed, printed by [`Rng::from_clock`] so a failure can be replayed.
-    pub seed: u64,
-}
+/// The crash tests' seeded generator (the engine's tests use the same).
+pub use fastrand::Rng;
 
-impl Rng {
-    /// A generator seeded from the clock; prints `<test> seed <seed>`.
-    pub fn from_clock(test: &str) -> Rng {
-        let seed = std::time::SystemTime::now()
+/// A generator for the crash test `test`, and its seed: from
+/// `MINI_TEST_SEED` to replay a failure, else from the clock. Prints
+/// `<test> seed <seed>`.
+pub fn seeded(test: &str) -> (Rng, u64) {
+    let seed = match std::env::var("MINI_TEST_SEED") {
+        Ok(s) => s.parse().expect("MINI_TEST_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-            | 1;
-        eprintln!("{test} seed {seed}");
-        Rng { state: seed, seed }
-    }
-
-    /// A number below `bound`.
-    pub fn next(&mut self, bound: u64) -> u64 {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state % bound
-    }
+            .map_or(1, |d| d.as_nanos() as u64),
+    };
+    eprintln!("{test} seed {seed} (set MINI_TEST_SEED to replay)");
+    (Rng::with_seed(seed), seed)
 }
 
 /// How a child run by [`run_and_kill`] ended.
@@ -37,7 +26,7 @@ pub struct Killed {
     /// The rest of every stdout line that started with the prefix, in order
     /// (the lines already in the pipe when the kill came included).
     pub lines: Vec<String>,
-    /// Whether kill(2) succeeded.
+    /// Whether the SIGKILL was sent.
     pub kill_sent: bool,
     /// The child's exit status.
     pub status: ExitStatus,
@@ -74,9 +63,7 @@ pub fn run_and_kill(cmd: &mut Command, prefix: &str, kill_after: usize) -> Kille
             }
         }
     }
-    let pid = i32::try_from(child.id()).expect("a pid");
-    // SAFETY: kill(2) on our own child's pid has no memory effects.
-    let kill_sent = unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
+    let kill_sent = child.kill().is_ok();
     for line in lines {
         let Ok(line) = line else { break };
         if let Some(rest) = line.strip_prefix(prefix) {

@@ -1,4 +1,4 @@
-//! The operator's tools cannot be fooled by names (DESIGN.md, contract 13):
+//! The operator's tools cannot be fooled by names (DESIGN.md, "The contract", 13):
 //! a guest chooses the names of its namespaces, journals, states, snapshot
 //! stores and queues, so `mini verify`, `cat`, `repair` and `modules` decide
 //! what a directory is from its position under the data root (`.mini`),

@@ -129,9 +129,10 @@ fn sigterm_stops_every_instance_gracefully_and_a_restart_loses_nothing() {
             done += 1;
         }
     }
-    // SAFETY: kill(2) on the child's pid, which has not been reaped.
-    let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(killed, 0, "cannot signal mini up");
+    // SIGTERM, not `Child::kill`'s SIGKILL: the graceful stop is under test.
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+        .expect("cannot signal mini up");
     let status = child.wait().expect("mini up ends");
     let first = reader.join().expect("the reader");
     let mut err = String::new();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use mini_engine::Journal;
-use mini_tests::crash::{self, Rng};
+use mini_tests::crash;
 use mini_tests::{assert_contiguous, guest_component, journal_dir, mini_binary, read_journal};
 
 const ROUNDS: u64 = 20;
@@ -33,14 +33,13 @@ fn run_and_kill(data: &Path, batch: u64, kill_after: u64) -> Vec<u64> {
 
 #[test]
 fn sigkilled_component_keeps_every_acknowledged_record() {
-    let mut rng = Rng::from_clock("crash_component");
-    let seed = rng.seed;
+    let (mut rng, seed) = crash::seeded("crash_component");
     let data = tempfile::tempdir().expect("temp dir");
     let dir = journal_dir(data.path(), "crash", "log");
     let mut all_acked = Vec::new();
     for round in 0..ROUNDS {
         let batch = if round % 2 == 0 { 1 } else { BATCH };
-        let acked = run_and_kill(data.path(), batch, 1 + rng.next(40));
+        let acked = run_and_kill(data.path(), batch, 1 + rng.u64(..40));
         assert!(!acked.is_empty(), "round {round}: nothing acknowledged");
         all_acked.extend(acked);
 

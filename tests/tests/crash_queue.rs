@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use mini_tests::crash::{self, Rng};
+use mini_tests::crash;
 use mini_tests::{guest_component, mini_binary};
 
 const ROUNDS: u64 = 20;
@@ -40,8 +40,7 @@ fn run_and_kill(
 
 #[test]
 fn sigkilled_producers_and_workers_lose_no_push_and_redeliver_no_ack() {
-    let mut rng = Rng::from_clock("crash_queue");
-    let seed = rng.seed;
+    let (mut rng, seed) = crash::seeded("crash_queue");
     let data = tempfile::tempdir().expect("temp dir");
     let queue_dir = data.path().join("broker/queue/jobs");
     let mut pushed = BTreeSet::new();
@@ -55,7 +54,7 @@ fn sigkilled_producers_and_workers_lose_no_push_and_redeliver_no_ack() {
                 "producer",
                 &["1000000", "--from", &from],
                 "pushed ",
-                1 + rng.next(30) as usize,
+                1 + rng.usize(..30),
             );
             for words in lines {
                 pushed.insert(words[0]);
@@ -69,7 +68,7 @@ fn sigkilled_producers_and_workers_lose_no_push_and_redeliver_no_ack() {
                 "worker",
                 &["1000000", "--lease-ms", "300", "--idle-ms", "3000"],
                 "done ",
-                1 + rng.next(20) as usize,
+                1 + rng.usize(..20),
             );
             for words in lines {
                 assert!(

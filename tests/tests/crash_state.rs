@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use mini_tests::crash::{self, Rng};
+use mini_tests::crash;
 use mini_tests::{guest_component, mini_binary, run_component};
 
 const ROUNDS: u64 = 50;
@@ -45,16 +45,15 @@ fn fold(seq: u64) -> serde_json::Value {
 
 #[test]
 fn sigkilled_state_component_recovers_to_the_fold_of_every_acknowledged_mutation() {
-    let mut rng = Rng::from_clock("crash_state");
-    let seed = rng.seed;
+    let (mut rng, seed) = crash::seeded("crash_state");
     let data = tempfile::tempdir().expect("temp dir");
     let kv = guest_component("kv");
     let mut max_acked = 0;
     let mut compacted = false;
     for round in 0..ROUNDS {
         let batch = if round % 2 == 0 { 1 } else { 4 };
-        let checkpoint_every = 3 + rng.next(8);
-        let acked = apply_and_kill(data.path(), batch, checkpoint_every, 1 + rng.next(40));
+        let checkpoint_every = 3 + rng.u64(..8);
+        let acked = apply_and_kill(data.path(), batch, checkpoint_every, 1 + rng.u64(..40));
         max_acked = max_acked.max(acked);
 
         let (code, out, err) = run_component(&kv, data.path(), "crash", &["open"]);

@@ -1,7 +1,7 @@
-//! Bad input gets a clear error and loses nothing (contract line 9): the
-//! `bad-input` component throws bad records and bad names at the host; each
-//! gets the right error variant, the journal's earlier records are unchanged,
-//! the host keeps serving and does not panic.
+//! Bad input gets a clear error and loses nothing (DESIGN.md, "The
+//! contract", 9): the `bad-input` component throws bad records and bad names
+//! at the host; each gets the right error variant, the journal's earlier
+//! records are unchanged, the host keeps serving and does not panic.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
-use common::{Rng, read_all};
+use common::{Rng, read_all, seed_from_env};
 use full_disk::*;
 use mini_engine::queue::{ManualClock, QueueError, QueueOptions};
 use mini_engine::state::StateOptions;
@@ -52,11 +52,11 @@ fn journal_round(journal: &Journal, ids: &AtomicU64, seed: u64, threads: u64) ->
         let appenders: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
-                    let mut rng = Rng::new(seed.wrapping_mul(7919).wrapping_add(t));
+                    let mut rng = Rng::with_seed(seed.wrapping_mul(7919).wrapping_add(t));
                     let mut round = Round::default();
                     for _ in 0..2000 {
-                        let n = if rng.range(0, 3) == 0 {
-                            rng.range(2, 4)
+                        let n = if rng.u64(0..=3) == 0 {
+                            rng.u64(2..=4)
                         } else {
                             1
                         };
@@ -99,7 +99,7 @@ fn journal_fills_the_disk(preallocate: u64) {
     };
     let ballast = disk.ballast("ballast", BALLAST);
     let mut crumbs = disk.crumbs(CRUMBS, CRUMB);
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (MINI_TEST_SEED), preallocate {preallocate}");
     let dir = disk.path().join("journal");
     let options = JournalOptions {
@@ -132,7 +132,7 @@ fn journal_fills_the_disk(preallocate: u64) {
     drop(reopen_journal(&dir, &options, &acked, &failed));
     std::fs::remove_file(ballast).expect("removing the ballast");
     let journal = reopen_journal(&dir, &options, &acked, &failed);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     for _ in 0..AFTER_FREEING {
         let data = record(ids.fetch_add(1, Ordering::Relaxed), &mut rng, 1500);
         let seq = journal
@@ -163,9 +163,9 @@ fn a_full_disk_fails_state_commits_definitely() {
     };
     let ballast = disk.ballast("ballast", BALLAST);
     let mut crumbs = disk.crumbs(CRUMBS, CRUMB);
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (MINI_TEST_SEED)");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     let dir = disk.path().join("state");
     let options = StateOptions {
         segment_size: SEGMENT,
@@ -176,7 +176,7 @@ fn a_full_disk_fails_state_commits_definitely() {
     'reopen: for _ in 0..100_000 {
         let log = reopen_state(&dir, &options, &acked, &failed);
         for _ in 0..100_000 {
-            if rng.range(0, 79) == 0 {
+            if rng.u64(0..=79) == 0 {
                 // A failed checkpoint changes nothing the fold depends on:
                 // the same handle goes on (a poisoned journal fails next).
                 match log.checkpoint(log.last_seq(), &fold(&acked)) {
@@ -188,8 +188,8 @@ fn a_full_disk_fails_state_commits_definitely() {
                 }
                 continue;
             }
-            let n = if rng.range(0, 3) == 0 {
-                rng.range(2, 3)
+            let n = if rng.u64(0..=3) == 0 {
+                rng.u64(2..=3)
             } else {
                 1
             };
@@ -243,9 +243,9 @@ fn a_full_disk_fails_queue_calls_definitely() {
     };
     let ballast = disk.ballast("ballast", BALLAST);
     let mut crumbs = disk.crumbs(CRUMBS, CRUMB);
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (MINI_TEST_SEED)");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     let dir = disk.path().join("queue");
     let options = QueueOptions {
         segment_size: SEGMENT,

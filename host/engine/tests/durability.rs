@@ -102,12 +102,12 @@ fn every_append_is_written_and_synced_before_it_returns() {
     let dir = dir.path();
     let fs = FaultyFs::new();
     let journal = Journal::open_with(dir, with_fs(1024, Arc::new(fs.clone()))).unwrap();
-    let mut rng = Rng::new(7);
+    let mut rng = Rng::with_seed(7);
     let mut rotations = 0;
     for _ in 0..150 {
         let start = fs.events().len();
         let first = journal.next_seq();
-        let unit: Vec<String> = (0..rng.range(1, 4)).map(|k| rec(first + k)).collect();
+        let unit: Vec<String> = (0..rng.u64(1..=4)).map(|k| rec(first + k)).collect();
         let last = if unit.len() == 1 {
             journal.append(&unit[0])
         } else {

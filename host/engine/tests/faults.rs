@@ -56,7 +56,7 @@ fn attempt(run: &mut Run, unit: &[String]) -> Result<u64, JournalError> {
 fn until_failure(run: &mut Run, rng: &mut Rng) -> (JournalError, Vec<String>) {
     for _ in 0..1000 {
         let n = run.journal.next_seq();
-        let unit: Vec<String> = (0..rng.range(1, 3)).map(|k| rec(n + k)).collect();
+        let unit: Vec<String> = (0..rng.u64(1..=3)).map(|k| rec(n + k)).collect();
         if let Err(e) = attempt(run, &unit) {
             return (e, unit);
         }
@@ -123,7 +123,7 @@ fn a_failed_fdatasync_poisons_the_handle() {
     // segment being closed, the sync of a new segment's header.
     for n in 0..30 {
         let mut run = start(512);
-        let mut rng = Rng::new(n + 1);
+        let mut rng = Rng::with_seed(n + 1);
         run.fs.fail_sync_data_after(n);
         let (err, failed) = until_failure(&mut run, &mut rng);
         check_poisoned(&run, &err);

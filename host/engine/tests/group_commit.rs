@@ -194,11 +194,11 @@ fn concurrent_batches_stay_whole_and_in_order() {
         .map(|t| {
             let journal = journal.clone();
             thread::spawn(move || {
-                let mut rng = Rng::new(t + 1);
+                let mut rng = Rng::with_seed(t + 1);
                 let mut units = Vec::new();
                 for u in 0..60 {
                     let unit: Vec<String> =
-                        (0..rng.range(1, 6)).map(|k| data(t, u * 10 + k)).collect();
+                        (0..rng.u64(1..=6)).map(|k| data(t, u * 10 + k)).collect();
                     let last = journal.append_batch(&unit).unwrap();
                     units.push((last, unit));
                 }

@@ -94,22 +94,22 @@ fn crash_child() {
     };
     let var = |name: &str| std::env::var(name).unwrap().parse::<u64>().unwrap();
     let journal = Journal::open_with(&dir, small(var("MINI_CRASH_SEGMENT"))).unwrap();
-    let mut rng = Rng::new(var("MINI_CRASH_SEED"));
+    let mut rng = Rng::with_seed(var("MINI_CRASH_SEED"));
     let mut out = std::io::stdout().lock();
     writeln!(out, "MINI-OPEN {}", journal.next_seq()).unwrap();
     out.flush().unwrap();
     // Bounded, so that a parent that stops reading cannot hang forever.
     for _ in 0..20_000 {
         let first = journal.next_seq();
-        let n = if rng.range(0, 2) == 0 {
-            rng.range(1, 8)
+        let n = if rng.u64(0..=2) == 0 {
+            rng.u64(1..=8)
         } else {
             1
         };
         let unit: Vec<String> = (first..first + n)
             .map(|seq| crash_record(seq, first, n))
             .collect();
-        let last = if n == 1 && rng.range(0, 1) == 0 {
+        let last = if n == 1 && rng.u64(0..=1) == 0 {
             journal.append(&unit[0])
         } else {
             journal.append_batch(&unit)
@@ -162,9 +162,9 @@ fn check_after_crash(dir: &Path, acked: &BTreeMap<u64, u64>) -> (u64, u64) {
 fn killed_writers_lose_no_acknowledged_record() {
     const ROUNDS: u64 = 100;
     const ROUNDS_PER_JOURNAL: u64 = 20;
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (set MINI_TEST_SEED to replay)");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     let base = tmp();
     let (mut acks_total, mut torn, mut unacked, mut max_segments) = (0, 0, 0, 0);
     let mut dir = base.path().join("j0");
@@ -180,14 +180,14 @@ fn killed_writers_lose_no_acknowledged_record() {
         let segment = if round % 4 == 3 {
             1 << 20
         } else {
-            rng.range(600, 3000)
+            rng.u64(600..=3000)
         };
         let mut child = child_test(
             "crash_child",
             &[
                 ("MINI_CRASH_CHILD", dir.to_str().unwrap()),
                 ("MINI_CRASH_SEGMENT", &segment.to_string()),
-                ("MINI_CRASH_SEED", &rng.next_u64().to_string()),
+                ("MINI_CRASH_SEED", &rng.u64(..).to_string()),
             ],
         )
         .stdout(Stdio::piped())
@@ -203,10 +203,10 @@ fn killed_writers_lose_no_acknowledged_record() {
             ),
             None => child_failed(child, "the child did not open the journal"),
         }
-        let target = if rng.range(0, 3) == 0 {
-            rng.range(1, 10)
+        let target = if rng.u64(0..=3) == 0 {
+            rng.u64(1..=10)
         } else {
-            rng.range(1, 300)
+            rng.u64(1..=300)
         };
         let mut seen = 0;
         while seen < target {

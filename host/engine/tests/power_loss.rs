@@ -34,15 +34,15 @@ const ROUNDS: u64 = 150;
 const LIVES: usize = 4;
 
 fn random_record(rng: &mut Rng, n: u64) -> String {
-    let pad = "p".repeat(rng.below(700) as usize);
+    let pad = "p".repeat(rng.u64(..700) as usize);
     format!(r#"{{"n":{n},"pad":"{pad}"}}"#)
 }
 
 /// Appends until the power goes out; returns the unit that was in flight.
 fn write_until_power_loss(journal: &Journal, rng: &mut Rng, acked: &mut Vec<Entry>) -> Vec<String> {
     loop {
-        let n = if rng.below(4) == 0 {
-            1 + rng.below(6)
+        let n = if rng.u64(..4) == 0 {
+            1 + rng.u64(..6)
         } else {
             1
         };
@@ -114,16 +114,16 @@ fn a_power_loss_never_loses_an_acknowledged_record() {
     let mut repaired = 0;
     let mut kept_in_flight = 0;
     for round in 0..ROUNDS {
-        let mut rng = Rng::new(round + 1);
+        let mut rng = Rng::with_seed(round + 1);
         let base = tmp();
         let dir = base.path().join("j");
         let mut acked: Vec<Entry> = Vec::new();
         for life in 0..LIVES {
             let what = format!("round {round} life {life}");
-            let fs = LossyFs::power_off_at_sync(1 + rng.below(40));
+            let fs = LossyFs::power_off_at_sync(1 + rng.u64(..40));
             let options = JournalOptions {
-                segment_size: 1024 + rng.below(8192),
-                preallocate: [0, 4096, 1 << 20][rng.below(3) as usize],
+                segment_size: 1024 + rng.u64(..8192),
+                preallocate: [0, 4096, 1 << 20][rng.u64(..3) as usize],
                 fs: Arc::new(fs.clone()),
                 ..JournalOptions::default()
             };
@@ -172,14 +172,14 @@ type Manager = StateManager<Added, Add>;
 /// was in flight (empty if a checkpoint was).
 fn apply_until_power_loss(mgr: &Manager, rng: &mut Rng, acked: &mut Vec<u64>) -> Vec<u64> {
     loop {
-        if rng.below(6) == 0 {
+        if rng.u64(..6) == 0 {
             if mgr.checkpoint().is_err() {
                 return Vec::new();
             }
             continue;
         }
-        let n = 1 + rng.below(4);
-        let values: Vec<u64> = (0..n).map(|_| rng.below(1_000_000)).collect();
+        let n = 1 + rng.u64(..4);
+        let values: Vec<u64> = (0..n).map(|_| rng.u64(..1_000_000)).collect();
         let result = if n == 1 {
             mgr.apply(Add(values[0]))
         } else {
@@ -236,16 +236,16 @@ fn recover_state(dir: &Path, acked: &[u64], in_flight: &[u64], what: &str) -> Ve
 fn a_state_with_checkpoints_survives_power_loss() {
     let mut from_compacted_journal = 0;
     for round in 0..60 {
-        let mut rng = Rng::new(10_000 + round);
+        let mut rng = Rng::with_seed(10_000 + round);
         let base = tmp();
         let dir = base.path().join("state");
         let mut acked: Vec<u64> = Vec::new();
         for life in 0..LIVES {
             let what = format!("round {round} life {life}");
-            let fs = LossyFs::power_off_at_sync(1 + rng.below(60));
+            let fs = LossyFs::power_off_at_sync(1 + rng.u64(..60));
             let options = StateOptions {
-                segment_size: 512 + rng.below(2048),
-                preallocate: [0, 1 << 20][rng.below(2) as usize],
+                segment_size: 512 + rng.u64(..2048),
+                preallocate: [0, 1 << 20][rng.u64(..2) as usize],
                 fs: Arc::new(fs.clone()),
                 ..StateOptions::default()
             };

@@ -1358,28 +1358,28 @@ fn concurrent_calls_leave_the_journal_that_folds_to_the_same_queue() {
         ..QueueOptions::default()
     };
     let q = Arc::new(Queue::open_with(dir.path(), options.clone()).unwrap());
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (set MINI_TEST_SEED to replay)");
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
             let (q, clock) = (q.clone(), clock.clone());
-            let mut rng = Rng::new(seed.wrapping_add(t));
+            let mut rng = Rng::with_seed(seed.wrapping_add(t));
             thread::spawn(move || {
                 let mut keyed: Vec<(String, u64)> = Vec::new();
                 let mut acked = Vec::new();
                 for i in 0..OPS {
-                    match rng.range(0, 9) {
+                    match rng.u64(0..=9) {
                         0 | 1 => {
-                            let k = format!("key-{}", rng.range(0, 20));
+                            let k = format!("key-{}", rng.u64(0..=20));
                             let payload = format!(r#"{{"t":{t},"i":{i}}}"#);
                             keyed.push((k.clone(), q.push(&payload, &key(&k)).unwrap()));
                         }
                         2 => {
-                            let batch = [("1", now()), ("2", delay(rng.range(0, 30)))];
+                            let batch = [("1", now()), ("2", delay(rng.u64(0..=30)))];
                             q.push_batch(&batch).unwrap();
                         }
-                        3 => clock.advance(rng.range(0, 20)),
-                        4 if rng.range(0, 5) == 0 => {
+                        3 => clock.advance(rng.u64(0..=20)),
+                        4 if rng.u64(0..=5) == 0 => {
                             q.checkpoint().unwrap();
                         }
                         4 => {
@@ -1387,12 +1387,12 @@ fn concurrent_calls_leave_the_journal_that_folds_to_the_same_queue() {
                         }
                         _ => {
                             for d in q
-                                .pop_batch(rng.range(1, 3) as usize, rng.range(1, 40))
+                                .pop_batch(rng.u64(1..=3) as usize, rng.u64(1..=40))
                                 .unwrap()
                             {
-                                let r = match rng.range(0, 3) {
+                                let r = match rng.u64(0..=3) {
                                     0 => q.ack(d.id, &d.token).map(|()| acked.push(d.id)),
-                                    1 => q.nack(d.id, &d.token, rng.range(0, 10)),
+                                    1 => q.nack(d.id, &d.token, rng.u64(0..=10)),
                                     2 => q.extend(d.id, &d.token, 20).map(|_| ()),
                                     _ => Ok(()),
                                 };

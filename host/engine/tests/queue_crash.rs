@@ -55,7 +55,7 @@ fn queue_crash_child() {
         return;
     };
     let var = |name: &str| std::env::var(name).unwrap().parse::<u64>().unwrap();
-    let mut rng = Rng::new(var("MINI_QUEUE_SEED"));
+    let mut rng = Rng::with_seed(var("MINI_QUEUE_SEED"));
     let mut n = var("MINI_QUEUE_BASE");
     let q = Queue::open_with(&dir, options()).unwrap();
     let mut out = std::io::stdout().lock();
@@ -65,11 +65,11 @@ fn queue_crash_child() {
     };
     say("open".into());
     for _ in 0..1_000_000 {
-        match rng.range(0, 9) {
+        match rng.u64(0..=9) {
             0..=1 => {
                 n += 1;
-                let delay_ms = if rng.range(0, 4) == 0 {
-                    rng.range(1, 100)
+                let delay_ms = if rng.u64(0..=4) == 0 {
+                    rng.u64(1..=100)
                 } else {
                     0
                 };
@@ -86,7 +86,7 @@ fn queue_crash_child() {
                 say(format!("pushed {id} {n}"));
             }
             2 => {
-                let batch: Vec<(String, PushOptions)> = (0..rng.range(2, 4))
+                let batch: Vec<(String, PushOptions)> = (0..rng.u64(2..=4))
                     .map(|_| {
                         n += 1;
                         (payload(n), PushOptions::default())
@@ -115,14 +115,14 @@ fn queue_crash_child() {
                     ));
                 }
                 for d in deliveries {
-                    match rng.range(0, 19) {
+                    match rng.u64(0..=19) {
                         0..=10 => {
                             say(format!("acking {}", d.id));
                             q.ack(d.id, &d.token).unwrap();
                             say(format!("acked {}", d.id));
                         }
                         11..=13 => {
-                            q.nack(d.id, &d.token, rng.range(0, 50)).unwrap();
+                            q.nack(d.id, &d.token, rng.u64(0..=50)).unwrap();
                             say(format!("nacked {}", d.id));
                         }
                         14..=15 => {
@@ -322,9 +322,9 @@ fn drain(dir: &Path, known: &mut Known) -> usize {
 fn killed_queues_lose_no_push_and_redeliver_no_ack() {
     const ROUNDS: u64 = 80;
     const ROUNDS_PER_DIR: u64 = 40;
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (set MINI_TEST_SEED to replay)");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     let base = tmp();
     let mut dir = base.path().join("q0");
     let mut known = Known::default();
@@ -342,7 +342,7 @@ fn killed_queues_lose_no_push_and_redeliver_no_ack() {
             "queue_crash_child",
             &[
                 ("MINI_QUEUE_CHILD", dir.to_str().unwrap()),
-                ("MINI_QUEUE_SEED", &rng.next_u64().to_string()),
+                ("MINI_QUEUE_SEED", &rng.u64(..).to_string()),
                 ("MINI_QUEUE_BASE", &(round * 1_000_000).to_string()),
             ],
         )
@@ -351,14 +351,14 @@ fn killed_queues_lose_no_push_and_redeliver_no_ack() {
         .spawn()
         .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        if rng.range(0, 9) == 0 {
+        if rng.u64(0..=9) == 0 {
             // Now and then, kill it early: while it starts or recovers.
-            std::thread::sleep(Duration::from_millis(rng.range(0, 60)));
+            std::thread::sleep(Duration::from_millis(rng.u64(0..=60)));
         } else {
-            let target = if rng.range(0, 3) == 0 {
-                rng.range(1, 10)
+            let target = if rng.u64(0..=3) == 0 {
+                rng.u64(1..=10)
             } else {
-                rng.range(10, 1500)
+                rng.u64(10..=1500)
             };
             for _ in 0..target {
                 match next_line(&mut out, "MINI ") {

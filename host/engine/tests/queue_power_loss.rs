@@ -57,12 +57,12 @@ fn work_until_power_loss(
     next: &mut u64,
 ) -> InFlight {
     loop {
-        clock.advance(rng.below(LEASE_MS / 2));
-        if rng.below(2) == 0 {
+        clock.advance(rng.u64(..LEASE_MS / 2));
+        if rng.u64(..2) == 0 {
             *next += 1;
             let payload = format!(
                 r#"{{"n":{next},"pad":"{}"}}"#,
-                "q".repeat(rng.below(300) as usize)
+                "q".repeat(rng.u64(..300) as usize)
             );
             match queue.push(&payload, &PushOptions::default()) {
                 Ok(id) => {
@@ -77,9 +77,9 @@ fn work_until_power_loss(
             Ok(None) => continue,
             Err(_) => return InFlight::Nothing,
         };
-        let result = match rng.below(4) {
+        let result = match rng.u64(..4) {
             0 => continue, // the lease runs out; the message comes back
-            1 => queue.nack(delivery.id, &delivery.token, rng.below(LEASE_MS)),
+            1 => queue.nack(delivery.id, &delivery.token, rng.u64(..LEASE_MS)),
             _ => match queue.ack(delivery.id, &delivery.token) {
                 Ok(()) => {
                     model.live.remove(&delivery.id);
@@ -165,7 +165,7 @@ fn a_queue_keeps_acknowledged_pushes_and_acks_across_power_losses() {
     let mut repaired = 0;
     let mut compacted = 0;
     for round in 0..ROUNDS {
-        let mut rng = Rng::new(20_000 + round);
+        let mut rng = Rng::with_seed(20_000 + round);
         let base = tmp();
         let dir = base.path().join("queue");
         let clock = Arc::new(ManualClock::new(T0));
@@ -173,10 +173,10 @@ fn a_queue_keeps_acknowledged_pushes_and_acks_across_power_losses() {
         let mut next = 0;
         for life in 0..LIVES {
             let what = format!("round {round} life {life}");
-            let fs = LossyFs::power_off_at_sync(1 + rng.below(80));
+            let fs = LossyFs::power_off_at_sync(1 + rng.u64(..80));
             let lossy = QueueOptions {
-                segment_size: 1024 + rng.below(4096),
-                preallocate: [0, 1 << 20][rng.below(2) as usize],
+                segment_size: 1024 + rng.u64(..4096),
+                preallocate: [0, 1 << 20][rng.u64(..2) as usize],
                 fs: Arc::new(fs.clone()),
                 ..options(&clock)
             };

@@ -16,13 +16,13 @@ const TOTAL: u64 = 5000;
 /// both between single records and before batches), reopening the journal
 /// halfway through.
 fn write_many(dir: &Path) -> Journal {
-    let mut rng = Rng::new(0x5eed);
+    let mut rng = Rng::with_seed(0x5eed);
     let mut journal = Journal::open_with(dir, small(SEGMENT)).unwrap();
     let mut next = 1;
     while next <= TOTAL {
-        let n = rng.range(1, 12).min(TOTAL - next + 1);
+        let n = rng.u64(1..=12).min(TOTAL - next + 1);
         let unit: Vec<String> = (next..next + n).map(rec).collect();
-        let last = if n == 1 && rng.range(0, 1) == 0 {
+        let last = if n == 1 && rng.u64(0..=1) == 0 {
             journal.append(&unit[0]).unwrap()
         } else {
             journal.append_batch(&unit).unwrap()

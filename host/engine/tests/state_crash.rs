@@ -86,14 +86,14 @@ fn state_crash_child() {
     let var = |name: &str| std::env::var(name).unwrap().parse::<u64>().unwrap();
     let opts = options(var("MINI_STATE_SEGMENT"), var("MINI_STATE_EVERY"));
     let mgr: StateManager<Folded, Add> = StateManager::open_with(&dir, opts).unwrap();
-    let mut rng = Rng::new(var("MINI_STATE_SEED"));
+    let mut rng = Rng::with_seed(var("MINI_STATE_SEED"));
     let mut out = std::io::stdout().lock();
     writeln!(out, "MINI-OPEN {}", mgr.sequence()).unwrap();
     out.flush().unwrap();
     for _ in 0..20_000 {
         let first = mgr.sequence() + 1;
-        let n = if rng.range(0, 3) == 0 {
-            rng.range(1, 5)
+        let n = if rng.u64(0..=3) == 0 {
+            rng.u64(1..=5)
         } else {
             1
         };
@@ -106,7 +106,7 @@ fn state_crash_child() {
         assert_eq!(last, first + n - 1);
         writeln!(out, "MINI-ACK {last}").unwrap();
         out.flush().unwrap();
-        if rng.range(0, 4) == 0 {
+        if rng.u64(0..=4) == 0 {
             writeln!(out, "MINI-CKPT").unwrap();
             out.flush().unwrap();
             mgr.checkpoint().unwrap();
@@ -147,9 +147,9 @@ fn check_after_crash(dir: &Path, last_acked: u64, opts: StateOptions) -> u64 {
 fn killed_state_managers_lose_no_acknowledged_mutation() {
     const ROUNDS: u64 = 80;
     const ROUNDS_PER_DIR: u64 = 20;
-    let seed = Rng::seed_from_env();
+    let seed = seed_from_env();
     eprintln!("seed {seed} (set MINI_TEST_SEED to replay)");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::with_seed(seed);
     let base = tmp();
     let mut dir = base.path().join("s0");
     let mut last_acked = 0;
@@ -159,15 +159,15 @@ fn killed_state_managers_lose_no_acknowledged_mutation() {
             dir = base.path().join(format!("s{round}"));
             last_acked = 0;
         }
-        let segment = rng.range(300, 1500);
-        let every = rng.range(2, 8);
+        let segment = rng.u64(300..=1500);
+        let every = rng.u64(2..=8);
         let mut child = child_test(
             "state_crash_child",
             &[
                 ("MINI_STATE_CHILD", dir.to_str().unwrap()),
                 ("MINI_STATE_SEGMENT", &segment.to_string()),
                 ("MINI_STATE_EVERY", &every.to_string()),
-                ("MINI_STATE_SEED", &rng.next_u64().to_string()),
+                ("MINI_STATE_SEED", &rng.u64(..).to_string()),
             ],
         )
         .stdout(Stdio::piped())
@@ -183,10 +183,10 @@ fn killed_state_managers_lose_no_acknowledged_mutation() {
             opened >= last_acked,
             "the child lost acknowledged mutations"
         );
-        let target = if rng.range(0, 3) == 0 {
-            rng.range(1, 8)
+        let target = if rng.u64(0..=3) == 0 {
+            rng.u64(1..=8)
         } else {
-            rng.range(1, 120)
+            rng.u64(1..=120)
         };
         // Every other round, kill right as an explicit checkpoint starts.
         let in_checkpoint = round % 2 == 1;

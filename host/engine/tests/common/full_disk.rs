@@ -121,7 +121,7 @@ pub fn state_error_ok(e: &StateError) -> bool {
 
 /// A record with a unique `id` and a pad of up to `max_pad` bytes.
 pub fn record(id: u64, rng: &mut Rng, max_pad: u64) -> String {
-    let pad = "p".repeat(rng.range(0, max_pad) as usize);
+    let pad = "p".repeat(rng.u64(0..=max_pad) as usize);
     format!(r#"{{"id":{id},"pad":"{pad}"}}"#)
 }
 
@@ -290,9 +290,9 @@ pub fn queue_op(
         .filter(|(_, l)| l.is_some())
         .map(|(&p, _)| p)
         .collect();
-    let op = rng.range(0, 99);
+    let op = rng.u64(0..=99);
     if op < 25 && !leased.is_empty() {
-        let p = leased[rng.range(0, leased.len() as u64 - 1) as usize];
+        let p = leased[rng.usize(..leased.len())];
         let Some(Some((id, token))) = live.get(&p).cloned() else {
             unreachable!()
         };

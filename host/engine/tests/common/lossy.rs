@@ -134,7 +134,7 @@ impl LossyFs {
         let mut state = self.lock();
         state.down = true;
         for renamed in std::mem::take(&mut state.renamed).into_iter().rev() {
-            if rng.coin() {
+            if rng.bool() {
                 continue;
             }
             std::fs::rename(&renamed.to, &renamed.from).expect("undo a rename");
@@ -150,7 +150,7 @@ impl LossyFs {
             }
         }
         for path in std::mem::take(&mut state.created) {
-            if rng.coin() {
+            if rng.bool() {
                 let _ = std::fs::remove_file(&path);
                 state.synced.remove(&path);
             } else {
@@ -158,7 +158,7 @@ impl LossyFs {
             }
         }
         for (path, bytes) in std::mem::take(&mut state.removed) {
-            if rng.coin() {
+            if rng.bool() {
                 std::fs::write(&path, &bytes).expect("bring a removed file back");
                 state.synced.insert(path, bytes);
             }
@@ -175,7 +175,7 @@ impl LossyFs {
 /// What a file that held `synced` at its last sync and `now` in the page
 /// cache may hold after a power loss.
 fn torn(synced: &[u8], now: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let len = if synced.len() == now.len() || rng.coin() {
+    let len = if synced.len() == now.len() || rng.bool() {
         now.len()
     } else {
         synced.len()
@@ -186,7 +186,7 @@ fn torn(synced: &[u8], now: &[u8], rng: &mut Rng) -> Vec<u8> {
         let old = |i: usize| synced.get(i).copied().unwrap_or(0);
         let new = |i: usize| now.get(i).copied().unwrap_or(0);
         let changed = (start..end).any(|i| old(i) != new(i));
-        let reached_disk = !changed || rng.coin();
+        let reached_disk = !changed || rng.bool();
         out.extend((start..end).map(|i| if reached_disk { new(i) } else { old(i) }));
     }
     out

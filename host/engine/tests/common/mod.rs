@@ -253,9 +253,7 @@ pub fn child_test(name: &str, env: &[(&str, &str)]) -> Command {
 
 /// Kills `child` with SIGKILL and checks that the signal is what ended it.
 pub fn kill(child: &mut Child) {
-    // SAFETY: kill(2) on the pid of a child we have not waited for yet.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill failed");
+    child.kill().expect("kill failed");
     let status = child.wait().unwrap();
     assert_eq!(
         status.signal(),
@@ -290,49 +288,18 @@ pub fn child_failed(mut child: Child, what: &str) -> ! {
     panic!("{what}; child stderr:\n{err}");
 }
 
-/// A small deterministic pseudo-random generator (xorshift64*), so failures
-/// can be replayed from the printed seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The tests' seeded generator: a failure is replayed from the seed it
+/// printed (`MINI_TEST_SEED`).
+pub use fastrand::Rng;
 
-impl Rng {
-    /// A generator from `seed` (0 is replaced).
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
+/// A seed from the environment variable `MINI_TEST_SEED`, else from the clock.
+pub fn seed_from_env() -> u64 {
+    if let Ok(s) = std::env::var("MINI_TEST_SEED") {
+        return s.parse().expect("MINI_TEST_SEED is a number");
     }
-
-    /// A seed from the environment variable `MINI_TEST_SEED`, else from the clock.
-    pub fn seed_from_env() -> u64 {
-        if let Ok(s) = std::env::var("MINI_TEST_SEED") {
-            return s.parse().expect("MINI_TEST_SEED is a number");
-        }
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    }
-
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// Heads or tails.
-    pub fn coin(&mut self) -> bool {
-        self.next_u64() & 1 == 1
-    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 /// `(path, size)` of every regular file under `dir`, recursively, sorted.
