@@ -59,20 +59,29 @@ pub(crate) fn default_data_dir() -> PathBuf {
 }
 
 /// Logs what an operator must know (a torn tail cut, a damaged snapshot
-/// passed over, a failed automatic checkpoint) to stderr: warnings unless
-/// `RUST_LOG` says otherwise.
-fn init_logging() {
+/// passed over, a failed automatic checkpoint, a guest call refused by a
+/// limit) to stderr: warnings unless `RUST_LOG` says otherwise. The
+/// inspecting commands report what they find in their own words, so there
+/// the engine's own warnings are left out by default. Colours only on a
+/// terminal.
+fn init_logging(command: &Command) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let default = match command {
+        Command::Run(_) | Command::Up(_) => "warn",
+        _ => "warn,mini_engine=error",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Up(args) => up::up(args),

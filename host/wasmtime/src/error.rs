@@ -101,14 +101,36 @@ impl types::Host for MiniCtxView<'_> {
 fn log_refusal(namespace: &str, module: Option<&mini_manifest::ModuleId>, err: &Error) {
     let module = module.map(ToString::to_string);
     let module = module.as_deref().unwrap_or("-");
+    let (kind, reason) = describe(err);
     match err {
         Error::Quota(_) | Error::RecordTooLarge(_) | Error::AccessDenied(_) => {
-            tracing::warn!(namespace, module, error = %err, "guest call refused by a limit of the instance");
+            tracing::warn!(namespace, module, kind, reason = %reason, "guest call refused by a limit of the instance");
         }
         Error::Corrupt(_) | Error::Io(_) | Error::Other(_) => {
-            tracing::warn!(namespace, module, error = %err, "guest call failed");
+            tracing::warn!(namespace, module, kind, reason = %reason, "guest call failed");
         }
-        _ => tracing::debug!(namespace, module, error = %err, "guest call returned an error"),
+        _ => {
+            tracing::debug!(namespace, module, kind, reason = %reason, "guest call returned an error")
+        }
+    }
+}
+
+/// The WIT case of `err` and what it carries, as text.
+fn describe(err: &Error) -> (&'static str, String) {
+    match err {
+        Error::InvalidRecord(s) => ("invalid-record", s.clone()),
+        Error::RecordTooLarge(limit) => ("record-too-large", format!("the limit is {limit} bytes")),
+        Error::InvalidName(s) => ("invalid-name", s.clone()),
+        Error::Corrupt(s) => ("corrupt", s.clone()),
+        Error::Io(s) => ("io", s.clone()),
+        Error::Quota(s) => ("quota", s.clone()),
+        Error::AccessDenied(s) => ("access-denied", s.clone()),
+        Error::Locked(s) => ("locked", s.clone()),
+        Error::OutOfRange(s) => ("out-of-range", s.clone()),
+        Error::InvalidArgument(s) => ("invalid-argument", s.clone()),
+        Error::NotFound(s) => ("not-found", s.clone()),
+        Error::StaleToken(s) => ("stale-token", s.clone()),
+        Error::Other(s) => ("other", s.clone()),
     }
 }
 

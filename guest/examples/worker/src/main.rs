@@ -185,18 +185,21 @@ fn run(args: &Args) -> Result<()> {
             nacked += 1;
             writeln!(out, "nacked {id} {n} attempt {attempt}")?;
         } else if !bounded || processed + 1 < args.count {
-            // Ack and take the next job in one durable write.
+            // The job is done before it is acked (at least once: a stop
+            // between the two delivers it again; the other order could ack
+            // a job whose "done" is never seen). Then ack and take the next
+            // job in one durable write.
+            writeln!(out, "done {id} {n} attempt {attempt}")?;
             next = delivery
                 .ack_next(args.lease)
                 .with_context(|| format!("ack of message {id} failed"))?;
             processed += 1;
-            writeln!(out, "done {id} {n} attempt {attempt}")?;
         } else {
+            writeln!(out, "done {id} {n} attempt {attempt}")?;
             delivery
                 .ack()
                 .with_context(|| format!("ack of message {id} failed"))?;
             processed += 1;
-            writeln!(out, "done {id} {n} attempt {attempt}")?;
         }
         out.flush()?;
     }
