@@ -312,3 +312,21 @@ macro_rules! os_args {
         vec![$(::std::ffi::OsStr::new(&$arg).to_os_string()),*]
     };
 }
+
+/// `ms` since the Unix epoch in RFC 3339 (UTC, to the millisecond), as GNU
+/// `date` writes it: an oracle independent of the formatter `mini` uses.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{}", ms / 1000), "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .expect("date runs");
+    assert!(out.status.success(), "date failed");
+    let seconds = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    format!("{seconds}.{:03}Z", ms % 1000)
+}
+
+/// The two fields of a time in the tools' JSON:
+/// `"NAME_ms":MS,"NAME":"RFC 3339"`.
+pub fn json_time(name: &str, ms: u64) -> String {
+    format!("\"{name}_ms\":{ms},\"{name}\":\"{}\"", rfc3339_ms(ms))
+}

@@ -1,24 +1,31 @@
 //! `mini cat`: prints a journal's records, or snapshots, as JSON lines.
 
+use std::ffi::OsString;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
 use mini_engine::Entry;
 use mini_engine::layout::UnitKind;
+use mini_engine::snapshot::{list_unlocked, read_file};
 use mini_engine::state::JOURNAL_DIR;
 
+use crate::address::{self, Address, Kind};
+use crate::exit::{damage, usage};
 use crate::layout::{self, Target};
-use crate::state::Start;
+use crate::out::{self, RecordLine, SnapshotLine, closed_or};
+use crate::state::Tail;
 
 /// How often `--follow` looks for new records.
 const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 
 /// Print a journal's records, one JSON line each: `{"seq":N,"data":<record>}`.
 ///
+/// What to print is PATH, or NAMESPACE NAME in the data directory --data DIR
+/// (with --kind when the namespace has units of several kinds so named).
 /// PATH is a journal directory, a state or queue directory (its journal is
 /// printed; with --after-snapshot only the records after its newest valid
 /// snapshot), a snapshot directory or a snapshot file (each valid snapshot
@@ -28,29 +35,33 @@ const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 ///
 /// Streams (never holds the log in memory) and takes no lock, so it works
 /// while a component writes the journal; it stops at the last complete
-/// record or batch. Pipe it to `jq`, e.g. `mini cat DIR | jq .data`.
+/// record or batch. Pipe it to `jq`, e.g. `mini cat DIR | jq .data`. Exits
+/// with 1 on damage, 2 on a wrong argument, 3 when it cannot read.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").args(["journal", "state", "snapshot"])))]
 pub struct CatArgs {
-    /// A journal, state or snapshot directory, or a snapshot file (or use
-    /// --namespace with --journal, --state or --snapshot).
-    #[arg(value_name = "PATH", conflicts_with_all = ["namespace", "which"])]
-    dir: Option<PathBuf>,
-    /// The data directory (with --namespace).
+    /// PATH (a journal, state, queue or snapshot directory, or a snapshot
+    /// file), or NAMESPACE NAME (with --data).
+    #[arg(value_name = "PATH | NAMESPACE NAME", conflicts_with_all = ["namespace", "which"])]
+    target: Vec<OsString>,
+    /// The data directory (with NAMESPACE NAME).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     data: PathBuf,
-    /// The namespace (with --journal, --state or --snapshot).
-    #[arg(long, requires = "which")]
+    /// With NAMESPACE NAME: the kind of unit NAME is (needed only when the
+    /// namespace has units of several kinds so named).
+    #[arg(long, value_enum)]
+    kind: Option<Kind>,
+    /// The old spelling of NAMESPACE (with --journal, --state or --snapshot).
+    #[arg(long, requires = "which", hide = true)]
     namespace: Option<String>,
-    /// The journal's name: prints DATA/NAMESPACE/journal/NAME.
-    #[arg(long, requires = "namespace")]
+    /// The old spelling of NAME with --kind journal.
+    #[arg(long, requires = "namespace", hide = true)]
     journal: Option<String>,
-    /// The state's name: prints the journal of DATA/NAMESPACE/state/NAME.
-    #[arg(long, requires = "namespace")]
+    /// The old spelling of NAME with --kind state.
+    #[arg(long, requires = "namespace", hide = true)]
     state: Option<String>,
-    /// The snapshot directory's name: prints the snapshots of
-    /// DATA/NAMESPACE/snapshot/NAME.
-    #[arg(long, requires = "namespace")]
+    /// The old spelling of NAME with --kind snapshot.
+    #[arg(long, requires = "namespace", hide = true)]
     snapshot: Option<String>,
     /// The first sequence number to print (0: the first stored).
     #[arg(long, default_value_t = 0, value_name = "SEQ")]
@@ -77,21 +88,21 @@ enum Print {
     SnapshotFile,
 }
 
-/// The path to print and what it is.
-fn target(args: &CatArgs) -> Result<(PathBuf, Print)> {
-    if let Some(path) = &args.dir {
-        return Ok((path.clone(), what_to_print(path)?));
+/// The path to print.
+fn target(args: &CatArgs) -> Result<PathBuf> {
+    if let Some(ns) = &args.namespace {
+        let (kind, name) = match (&args.journal, &args.state, &args.snapshot) {
+            (Some(name), _, _) => (UnitKind::Journal, name),
+            (_, Some(name), _) => (UnitKind::State, name),
+            (_, _, Some(name)) => (UnitKind::Snapshots, name),
+            _ => usage!("give --journal, --state or --snapshot with --namespace"),
+        };
+        return address::named_unit(&args.data, ns, Some(kind), name);
     }
-    let Some(ns) = &args.namespace else {
-        bail!("give a path, or --namespace with --journal, --state or --snapshot");
-    };
-    let (kind, name, print) = match (&args.journal, &args.state, &args.snapshot) {
-        (Some(name), _, _) => (UnitKind::Journal, name, Print::Journal),
-        (_, Some(name), _) => (UnitKind::State, name, Print::State),
-        (_, _, Some(name)) => (UnitKind::Snapshots, name, Print::Snapshots),
-        _ => bail!("give --journal, --state or --snapshot with --namespace"),
-    };
-    Ok((layout::named_unit(&args.data, ns, kind, name)?, print))
+    match address::resolve(&args.target, &args.data, args.kind.map(UnitKind::from))? {
+        Address::Path(path) | Address::Named(path) => Ok(path),
+        Address::Data(_) => usage!("give NAMESPACE NAME (with --data DIR), or PATH"),
+    }
 }
 
 /// What the path `path` is, asked of the layout.
@@ -103,17 +114,17 @@ fn what_to_print(path: &Path) -> Result<Print> {
         Target::Unit(UnitKind::State | UnitKind::Queue) => Print::State,
         Target::Unit(UnitKind::Snapshots) | Target::UnitSnapshots => Print::Snapshots,
         Target::SnapshotFile => Print::SnapshotFile,
-        Target::SegmentFile => bail!(
+        Target::SegmentFile => usage!(
             "{} is a journal segment: give its directory (the journal)",
             path.display()
         ),
-        Target::Units(..) => bail!(
+        Target::Units(..) => usage!(
             "{} {not_one}: it holds them (see `mini verify` or `mini modules`)",
             path.display()
         ),
-        Target::Foreign(why) => bail!("{} {not_one}: {why}", path.display()),
+        Target::Foreign(why) => usage!("{} {not_one}: {why}", path.display()),
         Target::Missing => bail!("{} {not_one}: it does not exist", path.display()),
-        Target::NoRoot => bail!(
+        Target::NoRoot => usage!(
             "{} {not_one}: {}",
             path.display(),
             layout::no_root_reason(path)
@@ -123,9 +134,10 @@ fn what_to_print(path: &Path) -> Result<Print> {
 
 /// `mini cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let (path, print) = target(&args)?;
+    let path = target(&args)?;
+    let print = what_to_print(&path)?;
     if args.after_snapshot && print != Print::State {
-        bail!(
+        usage!(
             "--after-snapshot needs a state directory (journal/ and snapshots/); {} is not one",
             path.display()
         );
@@ -142,7 +154,7 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
         }
         Print::Snapshots | Print::SnapshotFile => {
             if args.follow || args.from != 0 {
-                bail!(
+                usage!(
                     "--follow and --from are for journals; {} holds snapshots",
                     path.display()
                 );
@@ -171,11 +183,10 @@ fn cat_journal(dir: &Path, from: u64, follow: bool) -> Result<ExitCode> {
 /// Prints the journal records of the state in `dir` after its newest valid
 /// snapshot.
 fn cat_after_snapshot(dir: &Path, follow: bool) -> Result<ExitCode> {
-    let start = Start::find(dir)?;
-    for warning in start.warnings() {
+    let (point, mut tail) = Tail::open(dir)?;
+    for warning in point.warnings() {
         eprintln!("mini: warning: {warning}");
     }
-    let mut tail = start.tail()?;
     print_records(follow, || tail.next_entry())
 }
 
@@ -189,14 +200,8 @@ fn print_records(
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     loop {
-        match next() {
-            Ok(Some(entry)) => {
-                // `data` is one JSON value without a raw newline: it goes in as is.
-                let line = writeln!(out, "{{\"seq\":{},\"data\":{}}}", entry.seq, entry.data);
-                if let Err(e) = line {
-                    return closed_or(e);
-                }
-            }
+        let entry = match next() {
+            Ok(Some(entry)) => entry,
             Err(e) => {
                 // What was read before the damage still goes out.
                 let _ = out.flush();
@@ -210,23 +215,37 @@ fn print_records(
                     return Ok(ExitCode::SUCCESS);
                 }
                 std::thread::sleep(FOLLOW_PAUSE);
+                continue;
             }
+        };
+        let line = out::line(&RecordLine {
+            seq: entry.seq,
+            data: out::raw(&entry.data)?,
+        })?;
+        if let Err(e) = writeln!(out, "{line}") {
+            return closed_or(e);
         }
     }
+}
+
+fn snapshot_line(seq: u64, state: &str) -> Result<String> {
+    out::line(&SnapshotLine {
+        seq,
+        state: out::raw(state)?,
+    })
 }
 
 /// Prints every valid snapshot in `dir`, ascending; damaged ones are
 /// reported on stderr and make it fail at the end.
 fn cat_snapshot_dir(dir: &Path) -> Result<ExitCode> {
-    let (files, _) =
-        layout::snapshot_files(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let listing = list_unlocked(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut damaged = 0;
-    for (_, path) in files {
-        match layout::read_snapshot(&path) {
+    for (_, path) in listing.files {
+        match read_file(&path) {
             Ok((seq, state)) => {
-                if let Err(e) = writeln!(out, "{}", layout::snapshot_line(seq, &state)) {
+                if let Err(e) = writeln!(out, "{}", snapshot_line(seq, &state)?) {
                     return closed_or(e);
                 }
             }
@@ -241,30 +260,17 @@ fn cat_snapshot_dir(dir: &Path) -> Result<ExitCode> {
         return closed_or(e);
     }
     if damaged > 0 {
-        return Err(anyhow!(
+        return Err(damage(format!(
             "{damaged} damaged snapshot(s) in {}",
             dir.display()
-        ));
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the snapshot in the file `path`, or fails naming its damage.
 fn cat_snapshot_file(path: &Path) -> Result<ExitCode> {
-    let (seq, state) = layout::read_snapshot(path)
-        .map_err(|damage| anyhow!("damaged snapshot {}: {damage}", path.display()))?;
-    let mut out = io::stdout().lock();
-    match writeln!(out, "{}", layout::snapshot_line(seq, &state)).and_then(|()| out.flush()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => closed_or(e),
-    }
-}
-
-/// A reader that went away (`mini cat | head`) is a normal end.
-pub fn closed_or(e: io::Error) -> Result<ExitCode> {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(e).context("cannot write to stdout")
-    }
+    let (seq, state) = read_file(path)
+        .map_err(|why| damage(format!("damaged snapshot {}: {why}", path.display())))?;
+    out::print_lines([snapshot_line(seq, &state)])
 }

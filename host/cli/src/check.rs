@@ -4,21 +4,28 @@
 //! path, by its position under the data root, whatever the guests named it;
 //! the entries the layout does not account for are listed, not skipped.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mini_engine::Corruption;
 use mini_engine::layout::{
     DataRoot, Location, ModulesError, UnitKind, Unknown, modules_of, unknown_in_unit, walk,
 };
-use mini_engine::segment::parse_segment_file_name;
-use mini_engine::state::JOURNAL_DIR;
+use serde::Serialize;
 
+use crate::address::{self, Address, Kind};
+use crate::exit::usage;
 use crate::layout::{self, Target};
 
+mod repair;
+mod report;
 mod unit;
+
+pub use repair::{RepairArgs, repair};
+use report::Report;
 
 /// Check every crc and sequence number of journals, states, snapshot stores
 /// and queues.
@@ -42,34 +49,41 @@ mod unit;
 /// `unknown  PATH: why`, and counted in the summary line; unknown entries
 /// alone do not make verify fail.
 ///
+/// What to check is PATH, or NAMESPACE NAME in the data directory --data
+/// DIR (with --kind when the namespace has units of several kinds so
+/// named), or, with neither, the whole data directory --data DIR.
+///
 /// Takes no lock and changes nothing. Exits with 1 when anything is damaged,
 /// naming the file (and, in a journal, the byte offset and sequence number
-/// of the first damage). A damaged snapshot is damage even when recovery
-/// still works by falling back to an older one; the output says so.
+/// of the first damage); a unit that cannot be read counts as damaged, since
+/// nothing vouches for it. A damaged snapshot is damage even when recovery
+/// still works by falling back to an older one; the output says so. Exits
+/// with 2 on a wrong argument and 3 when PATH cannot be read at all.
+///
+/// With --json, prints one JSON object: {"ok":BOOL,"checked":{KIND:N},
+/// "damaged":N,"units":[{"path","kind","damaged","lines":[{"status","path",
+/// "text"}],"journal"?,"snapshots"?,"recovery"?,"queue"?}],
+/// "modules_damaged":[{"path","error"}],"unknown":[{"path","why"}]}.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A data directory, a namespace, a unit's directory, a part of one,
-    /// or a snapshot file.
-    path: PathBuf,
+    /// PATH (a data directory, a namespace, a unit's directory, a part of
+    /// one, or a snapshot file), or NAMESPACE NAME (with --data); none: the
+    /// data directory --data.
+    #[arg(value_name = "PATH | NAMESPACE NAME")]
+    target: Vec<OsString>,
+    /// The data directory (with NAMESPACE NAME, or alone).
+    #[arg(long, default_value_os_t = crate::default_data_dir())]
+    data: PathBuf,
+    /// With NAMESPACE NAME: the kind of unit NAME is.
+    #[arg(long, value_enum)]
+    kind: Option<Kind>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
     /// Treat PATH as a data directory even without its `.mini` marker (the
     /// marker is not written).
     #[arg(long)]
     root: bool,
-}
-
-/// Cut a damaged journal at its first damage (only with --yes).
-///
-/// The damaged line and everything after it are moved out of the journal
-/// into `<journal>/repair-<time>/`, so they can still be inspected. Without
-/// --yes, prints what would be cut and exits with 1.
-#[derive(Debug, Args)]
-pub struct RepairArgs {
-    /// The journal directory (a journal, or the journal/ of a state or
-    /// queue).
-    path: PathBuf,
-    /// Really cut the journal.
-    #[arg(long)]
-    yes: bool,
 }
 
 /// One check `verify` runs.
@@ -93,18 +107,29 @@ impl Check {
         }
     }
 
-    /// Runs the check, printing its lines; true if it found damage.
-    fn run(&self) -> Result<bool> {
+    /// Runs the check.
+    fn run(&self) -> Result<Report> {
         match self {
-            Check::Unit(UnitKind::Journal, dir) | Check::Journal(dir) => {
-                Ok(unit::check_journal(dir)?.damage.is_some())
-            }
+            Check::Unit(UnitKind::Journal, dir) | Check::Journal(dir) => unit::check_journal(dir),
             Check::Unit(UnitKind::State, dir) => unit::check_state(dir),
             Check::Unit(UnitKind::Queue, dir) => unit::check_queue(dir),
             Check::Unit(UnitKind::Snapshots, dir) | Check::Snapshots(dir) => {
-                Ok(unit::check_snapshots(dir)?.1)
+                unit::check_snapshots(dir)
             }
             Check::SnapshotFile(file) => Ok(unit::check_snapshot_file(file)),
+        }
+    }
+
+    /// What the summary line counts it as.
+    fn noun(&self) -> (&'static str, &'static str) {
+        match self {
+            Check::Unit(UnitKind::Journal, _) | Check::Journal(_) => ("journal", "journals"),
+            Check::Unit(UnitKind::State, _) => ("state", "states"),
+            Check::Unit(UnitKind::Snapshots, _) | Check::Snapshots(_) => {
+                ("snapshot directory", "snapshot directories")
+            }
+            Check::Unit(UnitKind::Queue, _) => ("queue", "queues"),
+            Check::SnapshotFile(_) => ("snapshot file", "snapshot files"),
         }
     }
 }
@@ -170,8 +195,16 @@ fn single_plan(check: Check, kind: Option<UnitKind>) -> Result<Plan> {
     })
 }
 
-fn plan(args: &VerifyArgs) -> Result<Plan> {
-    let path = &args.path;
+/// The path `verify` checks.
+fn verify_path(args: &VerifyArgs) -> Result<PathBuf> {
+    Ok(
+        match address::resolve(&args.target, &args.data, args.kind.map(UnitKind::from))? {
+            Address::Data(path) | Address::Path(path) | Address::Named(path) => path,
+        },
+    )
+}
+
+fn plan(args: &VerifyArgs, path: &Path) -> Result<Plan> {
     if args.root {
         if !path.is_dir() {
             bail!("{} is not a directory", path.display());
@@ -185,16 +218,16 @@ fn plan(args: &VerifyArgs) -> Result<Plan> {
         Target::UnitJournal => single_plan(Check::Journal(owned), Some(UnitKind::Journal)),
         Target::UnitSnapshots => single_plan(Check::Snapshots(owned), Some(UnitKind::Snapshots)),
         Target::SnapshotFile => single_plan(Check::SnapshotFile(owned), None),
-        Target::SegmentFile => bail!(
+        Target::SegmentFile => usage!(
             "{} is a journal segment: give its directory (the journal)",
             path.display()
         ),
-        Target::Foreign(why) => bail!(
+        Target::Foreign(why) => usage!(
             "{} is not something mini writes ({why}): nothing to check",
             path.display()
         ),
         Target::Missing => bail!("{} does not exist", path.display()),
-        Target::NoRoot => bail!(
+        Target::NoRoot => usage!(
             "{}. If it is a data directory written before the marker existed, run: \
              mini verify --root {}",
             layout::no_root_reason(path),
@@ -203,31 +236,32 @@ fn plan(args: &VerifyArgs) -> Result<Plan> {
     }
 }
 
-/// "2 journals, 1 state" for the summary line.
-fn counts(checks: &[Check]) -> String {
-    let mut n = [0usize; 5];
+/// How many checks of each kind, by the summary line's nouns.
+fn counts(checks: &[Check]) -> Vec<(usize, &'static str, &'static str)> {
+    let mut counted: Vec<(usize, &'static str, &'static str)> = Vec::new();
     for check in checks {
-        let i = match check {
-            Check::Unit(UnitKind::Journal, _) | Check::Journal(_) => 0,
-            Check::Unit(UnitKind::State, _) => 1,
-            Check::Unit(UnitKind::Snapshots, _) | Check::Snapshots(_) => 2,
-            Check::Unit(UnitKind::Queue, _) => 3,
-            Check::SnapshotFile(_) => 4,
-        };
-        n[i] += 1;
+        let (one, many) = check.noun();
+        match counted.iter_mut().find(|(_, o, _)| *o == one) {
+            Some((n, _, _)) => *n += 1,
+            None => counted.push((1, one, many)),
+        }
     }
-    let names = [
-        ("journal", "journals"),
-        ("state", "states"),
-        ("snapshot directory", "snapshot directories"),
-        ("queue", "queues"),
-        ("snapshot file", "snapshot files"),
+    let order = [
+        "journal",
+        "state",
+        "snapshot directory",
+        "queue",
+        "snapshot file",
     ];
-    let parts: Vec<String> = n
-        .iter()
-        .zip(names)
-        .filter(|(count, _)| **count > 0)
-        .map(|(&count, (one, many))| format!("{count} {}", if count == 1 { one } else { many }))
+    counted.sort_by_key(|(_, one, _)| order.iter().position(|o| o == one));
+    counted
+}
+
+/// "2 journals, 1 state" for the summary line.
+fn counts_text(checks: &[Check]) -> String {
+    let parts: Vec<String> = counts(checks)
+        .into_iter()
+        .map(|(count, one, many)| format!("{count} {}", if count == 1 { one } else { many }))
         .collect();
     if parts.is_empty() {
         "nothing".to_owned()
@@ -236,36 +270,109 @@ fn counts(checks: &[Check]) -> String {
     }
 }
 
+/// A namespace whose record of module versions is damaged.
+#[derive(Debug, Serialize)]
+struct ModulesDamage {
+    path: String,
+    error: String,
+}
+
+/// An entry mini did not write.
+#[derive(Debug, Serialize)]
+struct UnknownJson {
+    path: String,
+    why: &'static str,
+}
+
+/// What `verify --json` prints.
+#[derive(Debug, Serialize)]
+struct VerifyJson {
+    ok: bool,
+    checked: BTreeMap<&'static str, usize>,
+    damaged: usize,
+    units: Vec<Report>,
+    modules_damaged: Vec<ModulesDamage>,
+    unknown: Vec<UnknownJson>,
+}
+
+/// Runs every check of `plan`; one unit that cannot be read does not keep
+/// the others from being checked: it counts as damaged, since nothing
+/// vouches for it.
+fn run_checks(plan: &Plan) -> Vec<Report> {
+    plan.checks
+        .iter()
+        .map(|check| {
+            check.run().unwrap_or_else(|e| {
+                let mut report = Report::new(check.path(), "unreadable");
+                report.damaged(check.path(), format!("{e:#}"));
+                report.note(format!("{e:#}"));
+                report
+            })
+        })
+        .collect()
+}
+
 /// `mini verify`.
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let plan = plan(&args)?;
+    let path = verify_path(&args)?;
+    let plan = plan(&args, &path)?;
     if plan.checks.is_empty() && plan.unknown.is_empty() {
-        bail!(
+        usage!(
             "no journal, state, snapshot store or queue found in {}",
-            args.path.display()
+            path.display()
         );
     }
-    let mut damaged = 0;
-    for check in &plan.checks {
-        // One unit that cannot be read does not keep the others from being
-        // checked; it counts as damaged, since nothing vouches for it.
-        let bad = check.run().unwrap_or_else(|e| {
-            println!("DAMAGED  {}: {e:#}", check.path().display());
-            eprintln!("mini: {e:#}");
-            true
-        });
-        if bad {
-            damaged += 1;
-        }
+    let reports = run_checks(&plan);
+    // The record of module versions is mini's file too: a damaged one is
+    // damage, though no data depends on it.
+    let modules: Vec<ModulesDamage> = plan
+        .namespaces
+        .iter()
+        .filter_map(|ns| match modules_of(ns) {
+            Err(e @ ModulesError::Damaged { .. }) => Some(ModulesDamage {
+                path: match &e {
+                    ModulesError::Damaged { path, .. } => path.display().to_string(),
+                    _ => ns.display().to_string(),
+                },
+                error: e.to_string(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let damaged = reports.iter().filter(|r| r.damaged).count() + modules.len();
+    let code = if damaged == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::DAMAGE)
+    };
+    if args.json {
+        let json = VerifyJson {
+            ok: damaged == 0,
+            checked: counts(&plan.checks)
+                .into_iter()
+                .map(|(n, one, _)| (one, n))
+                .collect(),
+            damaged,
+            units: reports,
+            modules_damaged: modules,
+            unknown: plan
+                .unknown
+                .iter()
+                .map(|u| UnknownJson {
+                    path: u.path.display().to_string(),
+                    why: u.why,
+                })
+                .collect(),
+        };
+        crate::out::print_json(&json)?;
+        return Ok(code);
     }
-    for ns in &plan.namespaces {
-        // The record of module versions is mini's file too: a damaged one
-        // is damage, though no data depends on it.
-        if let Err(e @ ModulesError::Damaged { .. }) = modules_of(ns) {
-            println!("DAMAGED  {e}");
-            eprintln!("mini: {e}");
-            damaged += 1;
-        }
+    for report in &reports {
+        report.print();
+    }
+    for m in &modules {
+        println!("DAMAGED  {}", m.error);
+        eprintln!("mini: {}", m.error);
     }
     for unknown in &plan.unknown {
         println!("unknown  {}: {}", unknown.path.display(), unknown.why);
@@ -277,101 +384,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         };
         println!(
             "{} checked, {damaged} damaged, {entries}",
-            counts(&plan.checks)
+            counts_text(&plan.checks)
         );
     }
-    Ok(if damaged == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// Bytes that cutting at `damage` removes: the rest of the damaged segment
-/// and every later segment.
-fn bytes_after(dir: &Path, damage: &Corruption) -> Result<u64> {
-    let damaged_first = damage
-        .file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(parse_segment_file_name)
-        .unwrap_or(0);
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let entry = entry?;
-        let Some(first) = parse_segment_file_name(&entry.file_name().to_string_lossy()) else {
-            continue;
-        };
-        let len = entry.metadata()?.len();
-        if first > damaged_first {
-            total += len;
-        } else if first == damaged_first {
-            total += len.saturating_sub(damage.offset);
-        }
-    }
-    Ok(total)
-}
-
-/// `mini repair`.
-pub fn repair(args: RepairArgs) -> Result<ExitCode> {
-    let dir = &args.path;
-    match layout::resolve(dir).target {
-        Target::Unit(UnitKind::Journal) | Target::UnitJournal => {}
-        Target::Unit(kind @ (UnitKind::State | UnitKind::Queue)) => bail!(
-            "{} is a {kind} directory: repair its journal, {}",
-            dir.display(),
-            dir.join(JOURNAL_DIR).display()
-        ),
-        Target::Foreign(why) => bail!("{} is not a journal directory: {why}", dir.display()),
-        Target::NoRoot => bail!(
-            "{} is not a journal directory: {}",
-            dir.display(),
-            layout::no_root_reason(dir)
-        ),
-        _ => bail!("{} is not a journal directory", dir.display()),
-    }
-    let report = unit::verify_one(dir)?;
-    let Some(damage) = &report.damage else {
-        if report.torn_tail_bytes > 0 && args.yes {
-            let repaired = mini_engine::verify::repair(dir)
-                .with_context(|| format!("cannot repair {}", dir.display()))?;
-            println!(
-                "no damage in {}; cut a torn tail of {} bytes; {} records",
-                dir.display(),
-                repaired.bytes_removed,
-                repaired.records_left
-            );
-        } else {
-            println!(
-                "nothing to repair: {}: {}",
-                dir.display(),
-                unit::summary(&report)
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
-    if !args.yes {
-        println!(
-            "would cut {} at the first damage: {damage}\nwould remove {} bytes: the record with seq {} and everything after it\nrun again with --yes to do it",
-            dir.display(),
-            bytes_after(dir, damage)?,
-            damage.seq
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    let repaired = mini_engine::verify::repair(dir)
-        .with_context(|| format!("cannot repair {}", dir.display()))?;
-    match &repaired.cut_at {
-        Some(cut) => println!("cut {} at the first damage: {cut}", dir.display()),
-        None => println!("{} needed no cut", dir.display()),
-    }
-    let saved = repaired
-        .saved_to
-        .as_ref()
-        .map_or_else(String::new, |p| format!(", saved in {}", p.display()));
-    println!(
-        "removed {} bytes{saved}; {} records left",
-        repaired.bytes_removed, repaired.records_left
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -1,6 +1,5 @@
 //! What a path the operator gives is, asked of the engine's layout
-//! ([`mini_engine::layout`]), and the unlocked reads of snapshot files and
-//! segment listings that the operator's tools share.
+//! ([`mini_engine::layout`]).
 //!
 //! ```text
 //! <data>/.mini                       the marker of a data root
@@ -15,17 +14,12 @@
 //! every root (a unit a native program wrote where it liked) is a directory
 //! read by its entries, which only mini writes there.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::Context;
 use mini_engine::layout::{
     DataRoot, Location, ROOT_MARKER, UnitEntry, UnitKind, locate, standalone_kind, unit_entry,
 };
 use mini_engine::segment::parse_segment_file_name;
-use mini_engine::snapshot::{
-    SnapshotDamage, TEMP_PREFIX, decode_snapshot, parse_snapshot_file_name,
-};
 
 /// What a path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,79 +170,11 @@ pub fn no_root_reason(path: &Path) -> String {
     )
 }
 
-/// The directory of unit `name` of `kind` in namespace `ns` of the data
-/// root `data` (names checked by the engine); an error unless it exists.
-pub fn named_unit(data: &Path, ns: &str, kind: UnitKind, name: &str) -> anyhow::Result<PathBuf> {
-    let root = DataRoot::new(data);
-    root.namespace_dir(ns)
-        .with_context(|| format!("invalid name {ns:?}"))?;
-    let dir = root
-        .unit_dir(ns, kind, name)
-        .with_context(|| format!("invalid name {name:?}"))?;
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "no {kind} {name:?} in namespace {ns:?}: {} does not exist",
-            dir.display()
-        );
-    }
-    Ok(dir)
-}
-
-/// The first sequence numbers of the segment files in the journal `dir`,
-/// ascending.
-pub fn segment_firsts(dir: &Path) -> io::Result<Vec<u64>> {
-    let mut firsts: Vec<u64> = std::fs::read_dir(dir)?
-        .flatten()
-        .filter_map(|e| parse_segment_file_name(&e.file_name().to_string_lossy()))
-        .collect();
-    firsts.sort_unstable();
-    Ok(firsts)
-}
-
-/// The snapshot files in `dir`, ascending by the seq in their names, and the
-/// number of temporary files (snapshots being written, or left by a crash).
-pub fn snapshot_files(dir: &Path) -> io::Result<(Vec<(u64, PathBuf)>, usize)> {
-    let mut files = Vec::new();
-    let mut temporary = 0;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if let Some(seq) = parse_snapshot_file_name(&name) {
-            files.push((seq, entry.path()));
-        } else if name.starts_with(TEMP_PREFIX) {
-            temporary += 1;
-        }
-    }
-    files.sort();
-    Ok((files, temporary))
-}
-
-/// Reads and checks one snapshot file: its line, its crc and, if its name is
-/// a snapshot file name, that the seq inside matches the name. Returns the
-/// seq and the state (JSON text, exactly as stored).
-pub fn read_snapshot(path: &Path) -> Result<(u64, String), SnapshotDamage> {
-    let bytes = std::fs::read(path).map_err(|e| SnapshotDamage::Unreadable(e.to_string()))?;
-    let (seq, state) = decode_snapshot(&bytes)?;
-    let named = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(parse_snapshot_file_name);
-    match named {
-        Some(name) if name != seq => Err(SnapshotDamage::SeqMismatch { name, content: seq }),
-        _ => Ok((seq, state)),
-    }
-}
-
-/// The one JSON line that shows a snapshot: `{"seq":N,"state":<state>}`
-/// (`state` is one JSON value on one line, put in as stored).
-pub fn snapshot_line(seq: u64, state: &str) -> String {
-    format!("{{\"seq\":{seq},\"state\":{state}}}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use mini_engine::state::SNAPSHOT_DIR;
+    use std::path::PathBuf;
 
     fn target(path: &Path) -> Target {
         resolve(path).target

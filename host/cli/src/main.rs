@@ -4,37 +4,51 @@
 //! ```text
 //! mini run counter.wasm -- 5          # run a component with its storage
 //! mini up deploy/                    # run the modules of Arcella deployment specs
-//! mini cat mini-data/counter/journal/counter | jq .data
+//! mini cat counter counter | jq .data  # NAMESPACE NAME in ./mini-data (--data DIR)
+//! mini cat mini-data/counter/journal/counter   # or a path
 //! mini state app cart | jq -s          # newest valid snapshot + journal tail
-//! mini cat mini-data/app/state/cart --after-snapshot
+//! mini cat app cart --kind state --after-snapshot
 //! mini cat mini-data/app/state/cart/snapshots
 //! mini queue stats app jobs            # ready, leased, delayed, dead, bytes
 //! mini queue dead app jobs | jq .payload
-//! mini verify mini-data               # journals, states, snapshots: every crc and seq
-//! mini repair mini-data/counter/journal/counter --yes
+//! mini verify                         # all of ./mini-data: every crc and seq
+//! mini verify --json | jq .damaged
+//! mini repair counter counter --yes
 //! mini modules                       # namespaces, their module versions and units
 //! mini import-ministore old/app.journal mini-data/app/journal/events
+//! mini completions bash > ~/.local/share/bash-completion/completions/mini
 //! ```
+//!
+//! Exit codes (see [`exit`]): 0 ok, 1 damage found or a check failed, 2 a
+//! usage error, 3 could not run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+mod address;
 mod cat;
 mod check;
+mod exit;
 mod import;
 mod instance;
 mod layout;
 mod modules;
+mod out;
 mod queue;
 mod run;
 mod state;
+mod time;
 mod up;
 
 /// Durable storage for WebAssembly components.
+///
+/// Exit codes: 0 ok (a dry run included), 1 damage found or a check
+/// failed, 2 a usage error, 3 could not run (an I/O error, a lock, a
+/// missing path).
 #[derive(Debug, Parser)]
-#[command(name = "mini", version, about, long_about = None)]
+#[command(name = "mini", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +65,24 @@ enum Command {
     Repair(check::RepairArgs),
     Modules(modules::ModulesArgs),
     ImportMinistore(import::ImportArgs),
+    Completions(CompletionsArgs),
+}
+
+/// Print a completion script for SHELL to stdout, e.g.
+/// `mini completions bash > ~/.local/share/bash-completion/completions/mini`.
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// `mini completions`.
+fn completions(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "mini", &mut out);
+    let text = String::from_utf8(out)?;
+    out::print_lines(text.lines().map(|l| Ok(l.to_owned())))
 }
 
 /// Where journals live when no directory is given: `./mini-data`.
@@ -92,12 +124,13 @@ fn main() -> ExitCode {
         Command::Repair(args) => check::repair(args),
         Command::Modules(args) => modules::modules(args),
         Command::ImportMinistore(args) => import::import(args),
+        Command::Completions(args) => completions(&args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mini: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::code_of(&e))
         }
     }
 }

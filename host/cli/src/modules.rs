@@ -11,7 +11,9 @@ use clap::Args;
 use mini_engine::layout::{
     DataRoot, Location, ModuleRecord, ROOT_MARKER, UnitKind, modules_of, walk,
 };
-use serde_json::json;
+use serde::Serialize;
+
+use crate::time::utc;
 
 /// List the namespaces of a data directory: the module versions that
 /// opened each (first and last open, UTC), its journals, states, snapshot
@@ -81,14 +83,14 @@ pub fn modules(args: ModulesArgs) -> Result<ExitCode> {
             eprintln!("mini: warning: {e}");
         }
         if args.json {
-            writeln!(out, "{}", json_line(ns))
+            writeln!(out, "{}", json_line(ns)?)
         } else {
             write_text(&mut out, ns)
         }
     });
     match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => crate::cat::closed_or(e),
+        Err(e) => crate::out::closed_or(e),
     }
 }
 
@@ -188,77 +190,53 @@ fn write_text(out: &mut impl Write, ns: &Namespace) -> io::Result<()> {
     Ok(())
 }
 
-fn json_line(ns: &Namespace) -> serde_json::Value {
-    let modules: Vec<serde_json::Value> = ns
-        .modules
-        .iter()
-        .map(|m| {
-            json!({
-                "module": m.module,
-                "first_opened": utc(m.first_opened_ms),
-                "last_opened": utc(m.last_opened_ms),
-                "first_opened_ms": m.first_opened_ms,
-                "last_opened_ms": m.last_opened_ms,
-                "opens": m.opens,
+/// One module version in `--json`.
+#[derive(Debug, Serialize)]
+struct ModuleJson<'a> {
+    module: &'a str,
+    first_opened: String,
+    last_opened: String,
+    first_opened_ms: u64,
+    last_opened_ms: u64,
+    opens: u64,
+}
+
+/// One namespace in `--json`.
+#[derive(Debug, Serialize)]
+struct NamespaceJson<'a> {
+    namespace: &'a str,
+    bytes: u64,
+    modules: Vec<ModuleJson<'a>>,
+    modules_error: Option<&'a str>,
+    journals: &'a [String],
+    states: &'a [String],
+    snapshot_stores: &'a [String],
+    queues: &'a [String],
+    unknown_entries: usize,
+}
+
+fn json_line(ns: &Namespace) -> io::Result<String> {
+    let line = NamespaceJson {
+        namespace: &ns.name,
+        bytes: ns.bytes,
+        modules: ns
+            .modules
+            .iter()
+            .map(|m| ModuleJson {
+                module: &m.module,
+                first_opened: utc(m.first_opened_ms),
+                last_opened: utc(m.last_opened_ms),
+                first_opened_ms: m.first_opened_ms,
+                last_opened_ms: m.last_opened_ms,
+                opens: m.opens,
             })
-        })
-        .collect();
-    json!({
-        "namespace": ns.name,
-        "bytes": ns.bytes,
-        "modules": modules,
-        "modules_error": ns.modules_error,
-        "journals": ns.names(UnitKind::Journal),
-        "states": ns.names(UnitKind::State),
-        "snapshot_stores": ns.names(UnitKind::Snapshots),
-        "queues": ns.names(UnitKind::Queue),
-        "unknown_entries": ns.unknown,
-    })
-}
-
-/// `ms` since the Unix epoch as an RFC 3339 UTC time to the second
-/// (`2024-02-29T12:00:00Z`).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let rest = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch): eras of 400 years
-/// repeat exactly, so the date is found inside one era.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Counted from 0000-03-01, so that a leap day ends its year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(1_700_000_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(utc(1_709_208_000_999), "2024-02-29T12:00:00Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(4_107_542_399_000), "2100-02-28T23:59:59Z");
-        assert_eq!(utc(4_107_542_400_000), "2100-03-01T00:00:00Z");
-        assert_eq!(utc(253_402_300_799_000), "9999-12-31T23:59:59Z");
-    }
+            .collect(),
+        modules_error: ns.modules_error.as_deref(),
+        journals: ns.names(UnitKind::Journal),
+        states: ns.names(UnitKind::State),
+        snapshot_stores: ns.names(UnitKind::Snapshots),
+        queues: ns.names(UnitKind::Queue),
+        unknown_entries: ns.unknown,
+    };
+    serde_json::to_string(&line).map_err(io::Error::other)
 }

@@ -104,8 +104,9 @@ pub struct RunArgs {
     grant_queues: Vec<String>,
     /// Run another component at the same time, in the same process, with the
     /// same limits and grants, in the namespace of its file name (or as the
-    /// module of the manifest next to it): `"FILE
-    /// ARG…"` (the arguments split at spaces). Repeatable. The run ends when
+    /// module of the manifest next to it): `"FILE ARG…"`, split into words
+    /// as a shell splits them (quotes keep spaces: `--with "w.wasm 'a b'"`).
+    /// Repeatable. The run ends when
     /// every component has ended; the exit status is the first non-zero one
     /// (the main component's first).
     #[arg(long = "with", value_name = "\"FILE ARG…\"")]
@@ -206,12 +207,7 @@ fn parts(args: &RunArgs) -> Result<Vec<Part>> {
         args: args.args.clone(),
     }];
     for with in &args.with {
-        let mut words = with.split_whitespace();
-        let component = PathBuf::from(
-            words
-                .next()
-                .ok_or_else(|| anyhow!("--with {with:?} names no component"))?,
-        );
+        let (component, words) = with_words(with)?;
         let manifest = manifest_of(&component, None, args.no_manifest)?;
         let namespace = match &manifest {
             Some(m) => m.id().name().to_owned(),
@@ -221,10 +217,24 @@ fn parts(args: &RunArgs) -> Result<Vec<Part>> {
             namespace,
             manifest,
             component,
-            args: words.map(str::to_owned).collect(),
+            args: words,
         });
     }
     Ok(parts)
+}
+
+/// The component and the arguments of a `--with` value, split as a POSIX
+/// shell splits words: quotes keep spaces (`--with "w.wasm 'a b'"` gives
+/// the component the one argument `a b`), a backslash escapes.
+fn with_words(with: &str) -> Result<(PathBuf, Vec<String>)> {
+    let Some(mut words) = shlex::split(with) else {
+        crate::exit::usage!("--with {with:?}: an unclosed quote or a trailing backslash");
+    };
+    if words.is_empty() {
+        crate::exit::usage!("--with {with:?} names no component");
+    }
+    let component = PathBuf::from(words.remove(0));
+    Ok((component, words))
 }
 
 fn mini_ctx(args: &RunArgs, host: &MiniHost, part: &Part, stop: &StopSignal) -> Result<MiniCtx> {
@@ -333,4 +343,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_splits_as_a_shell_does() {
+        let (component, args) = with_words(r#"w.wasm 'a b' "c d" e\ f g"#).expect("split");
+        assert_eq!(component, PathBuf::from("w.wasm"));
+        assert_eq!(args, ["a b", "c d", "e f", "g"]);
+        assert!(with_words("w.wasm 'open").is_err());
+        assert!(with_words("   ").is_err());
+    }
 }

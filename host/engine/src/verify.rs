@@ -121,6 +121,96 @@ fn backup_dir(dir: &Path) -> PathBuf {
     }
 }
 
+/// What cutting at `damage` takes from one segment file.
+struct Cut {
+    seq: u64,
+    path: PathBuf,
+    len: u64,
+    /// From this byte on (0: the whole file is moved out).
+    from: u64,
+}
+
+/// The segments that cutting the journal in `dir` at `damage` touches: the
+/// damaged one from the damaged line on, and every later one whole.
+fn cuts(fs: &dyn FileSystem, dir: &Path, damage: &Corruption) -> Result<Vec<Cut>, JournalError> {
+    let damaged_first = damage
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(segment::parse_segment_file_name)
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for seq in scan::list_segments(fs, dir)? {
+        if seq < damaged_first {
+            continue;
+        }
+        let path = segment::segment_path(dir, seq);
+        let len = fs
+            .open_read(&path)
+            .and_then(|f| f.len())
+            .map_err(JournalError::io(&path))?;
+        let from = if seq == damaged_first {
+            damage.offset.min(len)
+        } else {
+            0
+        };
+        out.push(Cut {
+            seq,
+            path,
+            len,
+            from,
+        });
+    }
+    Ok(out)
+}
+
+/// What [`repair`] would do, found without changing anything or taking the
+/// journal's lock (a dry run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairPlan {
+    /// The first damage, where the journal would be cut (None: nothing to
+    /// cut).
+    pub damage: Option<Corruption>,
+    /// Bytes the cut would remove: the rest of the damaged segment and
+    /// every later segment.
+    pub bytes_to_remove: u64,
+    /// What [`verify`] found.
+    pub report: VerifyReport,
+}
+
+/// What [`repair`] would cut from the journal in `dir`, without changing it
+/// and without taking its lock. `progress` is as for [`verify`].
+///
+/// ```
+/// use mini_engine::{Journal, verify::plan_repair};
+/// let dir = tempfile::tempdir()?;
+/// Journal::open(dir.path())?.append("1")?;
+/// let plan = plan_repair(dir.path(), &mut |_, _| {})?;
+/// assert_eq!((plan.damage, plan.bytes_to_remove, plan.report.records), (None, 0, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn plan_repair(
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RepairPlan, JournalError> {
+    let report = verify(dir, progress)?;
+    let Some(damage) = report.damage.clone() else {
+        return Ok(RepairPlan {
+            report,
+            ..RepairPlan::default()
+        });
+    };
+    let bytes_to_remove = cuts(&StdFs, dir, &damage)?
+        .iter()
+        .map(|c| c.len - c.from)
+        .sum();
+    Ok(RepairPlan {
+        damage: Some(damage),
+        bytes_to_remove,
+        report,
+    })
+}
+
 /// Moves the damaged part and everything after it into `backup`; returns
 /// the bytes removed.
 fn cut_at(
@@ -129,52 +219,41 @@ fn cut_at(
     backup: &Path,
     damage: &Corruption,
 ) -> Result<u64, JournalError> {
-    let damaged_first = damage
-        .file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(segment::parse_segment_file_name)
-        .unwrap_or(0);
     let mut removed = 0;
-    for seq in scan::list_segments(fs, dir)? {
-        let path = segment::segment_path(dir, seq);
-        let len = fs
-            .open_read(&path)
-            .and_then(|f| f.len())
-            .map_err(JournalError::io(&path))?;
-        let whole = seq > damaged_first || (seq == damaged_first && damage.offset == 0);
-        if whole {
+    for Cut {
+        seq,
+        path,
+        len,
+        from,
+    } in cuts(fs, dir, damage)?
+    {
+        if from == 0 {
             let to = backup.join(segment::segment_file_name(seq));
             fs.rename(&path, &to).map_err(JournalError::io(&path))?;
             removed += len;
-        } else if seq == damaged_first {
-            let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
-            let mut cut = vec![0; (len - damage.offset) as usize];
-            let mut done = 0;
-            while done < cut.len() {
-                let n = file
-                    .read_at(&mut cut[done..], damage.offset + done as u64)
-                    .map_err(JournalError::io(&path))?;
-                if n == 0 {
-                    break;
-                }
-                done += n;
-            }
-            let saved = backup.join(format!(
-                "{}.cut-at-{}",
-                segment::segment_file_name(seq),
-                damage.offset
-            ));
-            let out = fs.create_new(&saved).map_err(JournalError::io(&saved))?;
-            out.write_all_at(&cut[..done], 0)
-                .map_err(JournalError::io(&saved))?;
-            out.sync_data().map_err(JournalError::io(&saved))?;
-            fs.sync_dir(backup).map_err(JournalError::io(backup))?;
-            file.set_len(damage.offset)
-                .map_err(JournalError::io(&path))?;
-            file.sync_data().map_err(JournalError::io(&path))?;
-            removed += len - damage.offset;
+            continue;
         }
+        let file = fs.open_write(&path).map_err(JournalError::io(&path))?;
+        let mut cut = vec![0; (len - from) as usize];
+        let mut done = 0;
+        while done < cut.len() {
+            let n = file
+                .read_at(&mut cut[done..], from + done as u64)
+                .map_err(JournalError::io(&path))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        let saved = backup.join(format!("{}.cut-at-{from}", segment::segment_file_name(seq)));
+        let out = fs.create_new(&saved).map_err(JournalError::io(&saved))?;
+        out.write_all_at(&cut[..done], 0)
+            .map_err(JournalError::io(&saved))?;
+        out.sync_data().map_err(JournalError::io(&saved))?;
+        fs.sync_dir(backup).map_err(JournalError::io(backup))?;
+        file.set_len(from).map_err(JournalError::io(&path))?;
+        file.sync_data().map_err(JournalError::io(&path))?;
+        removed += len - from;
     }
     Ok(removed)
 }

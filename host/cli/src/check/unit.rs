@@ -1,24 +1,27 @@
-//! The checks of one unit (or one part of a unit) that `mini verify` runs:
-//! each prints its `ok`/`DAMAGED` lines and says whether it found damage.
+//! The checks of one unit (or one part of a unit) that `mini verify` runs.
+//! Each asks the engine ([`verify`](mini_engine::verify::verify),
+//! [`StateLog::check`], [`inspect_queue`]) and returns a [`Report`]: the
+//! lines a person reads and the same findings as JSON.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use mini_engine::queue::{Clock, SystemClock, inspect};
-use mini_engine::snapshot::SnapshotDamage;
-use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
+use mini_engine::queue::{Clock, SystemClock, inspect_queue};
+use mini_engine::snapshot::{SnapshotCheck, check_unlocked, read_file};
+use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR, StateCheck, StateError, StateLog};
 use mini_engine::verify::VerifyReport;
 
-use crate::layout;
-use crate::state::{beyond_problem, compacted_problem};
+use super::report::{
+    DamageJson, DamagedSnapshot, JournalJson, RecoveryJson, Report, SnapshotsJson,
+};
 
 /// Logs smaller than this are verified without a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Runs the engine's verify with a progress bar on a terminal.
-pub fn verify_one(dir: &Path) -> Result<VerifyReport> {
+/// Runs `work` with a progress bar on a terminal for the long work on `dir`.
+pub fn with_progress<T>(dir: &Path, work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
     let show = std::io::stderr().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let mut progress = |done: u64, total: u64| {
@@ -37,11 +40,11 @@ pub fn verify_one(dir: &Path) -> Result<VerifyReport> {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let report = mini_engine::verify::verify(dir, &mut progress);
+    let result = work(&mut progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report.with_context(|| format!("cannot verify {}", dir.display()))
+    result
 }
 
 /// What a journal holds, for its `ok` line.
@@ -66,65 +69,29 @@ pub fn summary(report: &VerifyReport) -> String {
     text
 }
 
-/// Verifies the journal in `dir` and prints its line; the report, whether
-/// damaged or not.
-pub fn check_journal(dir: &Path) -> Result<VerifyReport> {
-    let report = verify_one(dir)?;
-    match &report.damage {
-        None => println!("ok       {}: {}", dir.display(), summary(&report)),
+/// Adds the line of the journal in `dir` that `verified` describes.
+fn journal_lines(dir: &Path, verified: &VerifyReport, report: &mut Report) {
+    match &verified.damage {
+        None => report.ok(dir, summary(verified)),
         Some(damage) => {
-            println!("DAMAGED  {}: {damage}", dir.display());
-            eprintln!(
-                "mini: {damage}\nmini: to cut the journal there (what is cut is kept in a repair-* directory), run: mini repair {} --yes",
+            report.damaged(dir, damage.to_string());
+            report.note(format!(
+                "{damage}\nmini: to cut the journal there (what is cut is kept in a repair-* \
+                 directory), run: mini repair {} --yes",
                 dir.display()
-            );
+            ));
         }
     }
+    report.journal = Some(JournalJson::of(verified));
+}
+
+/// Verifies the journal in `dir`.
+pub fn check_journal(dir: &Path) -> Result<Report> {
+    let verified = with_progress(dir, |progress| mini_engine::verify::verify(dir, progress))
+        .with_context(|| format!("cannot verify {}", dir.display()))?;
+    let mut report = Report::new(dir, "journal");
+    journal_lines(dir, &verified, &mut report);
     Ok(report)
-}
-
-/// What the snapshot files of one directory hold.
-#[derive(Debug, Default)]
-pub struct SnapshotCheck {
-    /// Seqs of the valid snapshots, ascending.
-    valid: Vec<u64>,
-    /// The damaged files, ascending by seq.
-    damaged: Vec<(u64, PathBuf, SnapshotDamage)>,
-    /// Temporary files (a snapshot being written, or left by a crash).
-    temporary: usize,
-}
-
-impl SnapshotCheck {
-    /// The newest valid snapshot's seq.
-    fn newest(&self) -> Option<u64> {
-        self.valid.last().copied()
-    }
-
-    /// Damaged snapshots newer than the newest valid one: restore skips them.
-    fn skipped(&self) -> usize {
-        let newest = self.newest();
-        self.damaged
-            .iter()
-            .filter(|(seq, _, _)| newest.is_none_or(|n| *seq > n))
-            .count()
-    }
-}
-
-/// Reads and checks every snapshot file in `dir`.
-fn check_snapshot_files(dir: &Path) -> Result<SnapshotCheck> {
-    let (files, temporary) =
-        layout::snapshot_files(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let mut check = SnapshotCheck {
-        temporary,
-        ..SnapshotCheck::default()
-    };
-    for (seq, path) in files {
-        match layout::read_snapshot(&path) {
-            Ok(_) => check.valid.push(seq),
-            Err(damage) => check.damaged.push((seq, path, damage)),
-        }
-    }
-    Ok(check)
 }
 
 /// "seq 3, 6" or "seq 3..=9 (5 valid)".
@@ -143,15 +110,19 @@ fn seq_list(seqs: &[u64]) -> String {
     }
 }
 
-/// Checks the snapshots in `dir` and prints a line per damaged file and one
-/// for the directory; true if any is damaged.
-pub fn check_snapshots(dir: &Path) -> Result<(SnapshotCheck, bool)> {
-    let check = check_snapshot_files(dir)?;
-    for (_, path, damage) in &check.damaged {
-        println!("DAMAGED  {}: {damage}", path.display());
-        eprintln!("mini: damaged snapshot {}: {damage}", path.display());
+/// Adds the lines of the snapshots in `dir` that `check` describes: one
+/// per damaged file and one for the directory.
+fn snapshot_lines(dir: &Path, check: &SnapshotCheck, report: &mut Report) {
+    for s in &check.damaged {
+        report.damaged(&s.path, s.damage.to_string());
+        report.note(format!(
+            "damaged snapshot {}: {}",
+            s.path.display(),
+            s.damage
+        ));
     }
     let total = check.valid.len() + check.damaged.len();
+    let skipped = check.skipped().len();
     let mut text = if check.damaged.is_empty() {
         match total {
             0 => "no snapshot".to_owned(),
@@ -174,155 +145,174 @@ pub fn check_snapshots(dir: &Path) -> Result<(SnapshotCheck, bool)> {
         ));
     }
     if check.damaged.is_empty() {
-        println!("ok       {}: {text}", dir.display());
+        report.ok(dir, text);
     } else {
-        println!("DAMAGED  {}: {text}", dir.display());
-        match (check.newest(), check.skipped()) {
+        report.damaged(dir, text);
+        report.note(match (check.newest(), skipped) {
             (Some(seq), 0) => {
-                eprintln!("mini: the newest snapshot ({seq}) is valid: restore is not affected")
+                format!("the newest snapshot ({seq}) is valid: restore is not affected")
             }
-            (Some(seq), n) => eprintln!(
-                "mini: restore skips the {n} damaged newer snapshot(s) and falls back to snapshot {seq}"
+            (Some(seq), n) => format!(
+                "restore skips the {n} damaged newer snapshot(s) and falls back to snapshot {seq}"
             ),
-            (None, _) => eprintln!("mini: no valid snapshot is left in {}", dir.display()),
-        }
+            (None, _) => format!("no valid snapshot is left in {}", dir.display()),
+        });
     }
-    let damaged = !check.damaged.is_empty();
-    Ok((check, damaged))
+    report.snapshots = Some(SnapshotsJson {
+        valid: check.valid.clone(),
+        damaged: check
+            .damaged
+            .iter()
+            .map(|s| DamagedSnapshot {
+                seq: s.seq,
+                path: s.path.display().to_string(),
+                damage: s.damage.to_string(),
+            })
+            .collect(),
+        temporary: check.temporary,
+    });
 }
 
-/// How a state or queue directory recovers.
-enum Recovery {
-    /// Its journal is damaged, or recovery fails (the lines are printed).
-    Fails,
-    /// It recovers as `text` says; `snapshots_damaged` if a snapshot it
-    /// passes over is damaged.
-    Works {
-        text: String,
-        snapshots_damaged: bool,
-    },
+/// Checks the snapshots in `dir`.
+pub fn check_snapshots(dir: &Path) -> Result<Report> {
+    let check = check_unlocked(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut report = Report::new(dir, "snapshots");
+    snapshot_lines(dir, &check, &mut report);
+    Ok(report)
 }
 
 /// Checks the snapshots and the journal of the state or queue in `dir`,
-/// and that recovery (the newest valid snapshot + the journal after it)
-/// works.
-fn recovery(dir: &Path) -> Result<Recovery> {
-    // Snapshots before the journal: a component that checkpoints meanwhile
-    // only makes the journal read later longer at its end.
-    let (snapshots, snapshots_damaged) = check_snapshots(&dir.join(SNAPSHOT_DIR))?;
-    let journal = check_journal(&dir.join(JOURNAL_DIR))?;
+/// and that recovery works; the report and whether it recovers.
+fn recovery(dir: &Path, kind: &'static str) -> Result<(Report, bool)> {
+    let check: StateCheck = with_progress(dir, |progress| StateLog::check(dir, progress))
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut report = Report::new(dir, kind);
+    snapshot_lines(&dir.join(SNAPSHOT_DIR), &check.snapshots, &mut report);
+    journal_lines(&dir.join(JOURNAL_DIR), &check.journal, &mut report);
     let name = dir.display();
-    if journal.damage.is_some() {
-        println!("DAMAGED  {name}: its journal is damaged");
-        return Ok(Recovery::Fails);
-    }
-    let seq = snapshots.newest().unwrap_or(0);
-    let problem = if journal.first_seq > seq + 1 {
-        Some(compacted_problem(
-            snapshots.newest(),
-            snapshots.skipped(),
-            journal.first_seq,
-        ))
-    } else if seq > journal.last_seq {
-        Some(beyond_problem(seq, journal.last_seq))
-    } else {
-        None
+    let plan = match &check.recovery {
+        Ok(plan) => *plan,
+        Err(StateError::Journal(_)) => {
+            report.damaged(dir, "its journal is damaged".to_owned());
+            report.recovery = Some(RecoveryJson::failed("its journal is damaged".to_owned()));
+            return Ok((report, false));
+        }
+        Err(problem) => {
+            report.damaged(dir, format!("cannot recover: {problem}"));
+            report.note(format!("cannot recover the state in {name}: {problem}"));
+            report.recovery = Some(RecoveryJson::failed(problem.to_string()));
+            return Ok((report, false));
+        }
     };
-    if let Some(problem) = problem {
-        println!("DAMAGED  {name}: cannot recover: {problem}");
-        eprintln!("mini: cannot recover the state in {name}: {problem}");
-        return Ok(Recovery::Fails);
-    }
-    let replayed = journal.last_seq - seq;
-    let records = match replayed {
+    let seq = plan.snapshot_seq.unwrap_or(0);
+    let records = match plan.replayed() {
         0 => "no journal record".to_owned(),
         n => format!(
             "{n} journal record(s) (seq {}..={})",
             seq + 1,
-            journal.last_seq
+            plan.last_seq
         ),
     };
-    let mut text = match snapshots.newest() {
+    let mut text = match plan.snapshot_seq {
         Some(seq) => format!("recovers from snapshot {seq} + {records}"),
         None => format!("recovers from no snapshot + {records}"),
     };
-    if snapshots.skipped() > 0 {
+    if plan.skipped > 0 {
         text.push_str(&format!(
             ", falling back past {} damaged newer snapshot(s)",
-            snapshots.skipped()
+            plan.skipped
         ));
     }
-    Ok(Recovery::Works {
-        text,
-        snapshots_damaged,
-    })
+    report.recovery = Some(RecoveryJson::of(&plan));
+    report.summary = text;
+    Ok((report, true))
 }
 
 /// Checks a state directory: its snapshots, its journal, and that it
-/// recovers. True if anything is damaged.
-pub fn check_state(dir: &Path) -> Result<bool> {
-    Ok(match recovery(dir)? {
-        Recovery::Fails => true,
-        Recovery::Works {
-            text,
-            snapshots_damaged,
-        } => {
-            println!("ok       {}: {text}", dir.display());
-            snapshots_damaged
-        }
-    })
+/// recovers.
+pub fn check_state(dir: &Path) -> Result<Report> {
+    let (mut report, recovers) = recovery(dir, "state")?;
+    if recovers {
+        let text = std::mem::take(&mut report.summary);
+        report.ok(dir, text);
+    }
+    Ok(report)
 }
 
 /// Checks a queue directory as a state, and that its records fold into a
-/// queue (what opening it does). True if anything is damaged.
-pub fn check_queue(dir: &Path) -> Result<bool> {
-    let Recovery::Works {
-        text,
-        snapshots_damaged,
-    } = recovery(dir)?
-    else {
-        return Ok(true);
-    };
-    match inspect(dir) {
-        Ok((queue, _)) => {
-            let s = queue.stats(SystemClock.now_ms());
-            println!(
-                "ok       {}: {text}; the queue holds {} ready, {} leased, {} delayed, {} dead",
-                dir.display(),
-                s.ready,
-                s.leased,
-                s.delayed,
-                s.dead
+/// queue (what opening it does).
+pub fn check_queue(dir: &Path) -> Result<Report> {
+    let (mut report, recovers) = recovery(dir, "queue")?;
+    if !recovers {
+        return Ok(report);
+    }
+    let text = std::mem::take(&mut report.summary);
+    match inspect_queue(dir) {
+        Ok(found) => {
+            let s = found.state.stats(SystemClock.now_ms());
+            report.ok(
+                dir,
+                format!(
+                    "{text}; the queue holds {} ready, {} leased, {} delayed, {} dead",
+                    s.ready, s.leased, s.delayed, s.dead
+                ),
             );
-            Ok(snapshots_damaged)
+            report.queue = Some(crate::out::QueueCounts::of(&s));
         }
         Err(e) => {
             let e = anyhow::Error::new(e);
-            println!(
-                "DAMAGED  {}: the queue does not recover: {e:#}",
+            report.damaged(dir, format!("the queue does not recover: {e:#}"));
+            report.note(format!(
+                "cannot recover the queue in {}: {e:#}",
                 dir.display()
-            );
-            eprintln!("mini: cannot recover the queue in {}: {e:#}", dir.display());
-            Ok(true)
+            ));
+            if let Some(r) = &mut report.recovery {
+                r.recovers = false;
+                r.error = Some(format!("{e:#}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Checks one snapshot file.
+pub fn check_snapshot_file(path: &Path) -> Report {
+    let mut report = Report::new(path, "snapshot_file");
+    match read_file(path) {
+        Ok((seq, state)) => report.ok(
+            path,
+            format!("snapshot {seq}, state of {} bytes", state.len()),
+        ),
+        Err(damage) => {
+            report.damaged(path, damage.to_string());
+            report.note(format!("damaged snapshot {}: {damage}", path.display()));
+        }
+    }
+    report
+}
+
+impl DamageJson {
+    pub fn of(damage: &mini_engine::Corruption) -> DamageJson {
+        DamageJson {
+            file: damage.file.display().to_string(),
+            offset: damage.offset,
+            seq: damage.seq,
+            message: damage.to_string(),
         }
     }
 }
 
-/// Checks one snapshot file; true if damaged.
-pub fn check_snapshot_file(path: &Path) -> bool {
-    match layout::read_snapshot(path) {
-        Ok((seq, state)) => {
-            println!(
-                "ok       {}: snapshot {seq}, state of {} bytes",
-                path.display(),
-                state.len()
-            );
-            false
-        }
-        Err(damage) => {
-            println!("DAMAGED  {}: {damage}", path.display());
-            eprintln!("mini: damaged snapshot {}: {damage}", path.display());
-            true
+impl JournalJson {
+    /// The JSON of what `verify` found.
+    pub fn of(r: &VerifyReport) -> JournalJson {
+        JournalJson {
+            records: r.records,
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+            segments: r.segments,
+            bytes: r.bytes,
+            torn_tail_bytes: r.torn_tail_bytes,
+            damage: r.damage.as_ref().map(DamageJson::of),
         }
     }
 }

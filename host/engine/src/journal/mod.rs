@@ -25,6 +25,25 @@ pub use reader::{Reader, read_unlocked};
 use scan::{SegmentInfo, TornTail};
 use writer::CommitQueue;
 
+/// The first sequence numbers of the segment files of the journal in `dir`,
+/// ascending, listed without taking its lock. The first is the first seq the
+/// journal still holds; a segment starting at `n` means the journal reached
+/// seq `n - 1` (a segment starts only after the one before it is full).
+///
+/// ```
+/// use mini_engine::{Journal, JournalOptions, journal::list_segments};
+/// let dir = tempfile::tempdir()?;
+/// let options = JournalOptions { segment_size: 1, ..JournalOptions::default() };
+/// let journal = Journal::open_with(dir.path(), options)?; // a segment per record
+/// journal.append("1")?;
+/// journal.append("2")?;
+/// assert_eq!(list_segments(dir.path())?, [1, 2]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    scan::list_segments(&StdFs, dir)
+}
+
 /// The default segment size: a new segment starts once a segment holds 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 

@@ -64,32 +64,16 @@ impl Queue {
         record: impl Fn(u64) -> QueueRecord,
     ) -> Result<usize, QueueError> {
         let mut inner = self.lock();
-        let ids: Vec<u64> = match ids {
-            Some(ids) => {
-                // Every named message settled at once, then all checked
-                // under one hold of the lock.
-                while ids.iter().any(|id| inner.pending.contains(id)) {
-                    inner = self.wait(inner);
-                }
-                for &id in ids {
-                    match inner.state.get(id).map(|m| &m.place) {
-                        None => return Err(QueueError::UnknownMessage { id }),
-                        Some(Place::Dead) => {}
-                        Some(_) => return Err(QueueError::NotDead { id }),
-                    }
-                }
-                let mut ids = ids.to_vec();
-                ids.sort_unstable();
-                ids.dedup();
-                ids
+        if let Some(ids) = ids {
+            // Every named message settled at once, then all checked under
+            // one hold of the lock.
+            while ids.iter().any(|id| inner.pending.contains(id)) {
+                inner = self.wait(inner);
             }
-            None => inner
-                .state
-                .messages()
-                .filter(|m| m.place == Place::Dead && !inner.pending.contains(&m.id))
-                .map(|m| m.id)
-                .collect(),
-        };
+        }
+        let ids = inner
+            .state
+            .dead_letter_ids(ids, |id| inner.pending.contains(&id))?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -137,14 +121,107 @@ impl QueueState {
             ..QueueStats::default()
         };
         for message in self.messages() {
-            match &message.place {
-                Place::Ready { avail } if *avail > now => stats.delayed += 1,
-                Place::Leased { deadline, .. } if *deadline > now => stats.leased += 1,
-                Place::Ready { .. } | Place::Leased { .. } => stats.ready += 1,
-                Place::Dead => stats.dead += 1,
+            match message.place.state_at(now) {
+                MessageState::Ready => stats.ready += 1,
+                MessageState::Delayed => stats.delayed += 1,
+                MessageState::Leased => stats.leased += 1,
+                MessageState::Dead => stats.dead += 1,
             }
         }
         stats
+    }
+
+    /// The dead letters that a requeue or a purge of `ids` (every dead
+    /// letter for `None`) changes, ascending: the rule [`Queue::requeue`]
+    /// and [`Queue::purge`] apply, for a dry run to show what they would
+    /// do. An id that is no message, or no dead letter, fails the whole
+    /// call.
+    ///
+    /// ```
+    /// use mini_engine::queue::{QueueError, QueueState};
+    /// let state = QueueState::default();
+    /// assert_eq!(state.select_dead_letters(None)?, Vec::<u64>::new());
+    /// assert!(matches!(
+    ///     state.select_dead_letters(Some(&[7])),
+    ///     Err(QueueError::UnknownMessage { id: 7 })
+    /// ));
+    /// # Ok::<(), QueueError>(())
+    /// ```
+    pub fn select_dead_letters(&self, ids: Option<&[u64]>) -> Result<Vec<u64>, QueueError> {
+        self.dead_letter_ids(ids, |_| false)
+    }
+
+    /// [`QueueState::select_dead_letters`], leaving out of "every dead
+    /// letter" the messages `busy` says are being changed.
+    fn dead_letter_ids(
+        &self,
+        ids: Option<&[u64]>,
+        busy: impl Fn(u64) -> bool,
+    ) -> Result<Vec<u64>, QueueError> {
+        let Some(ids) = ids else {
+            return Ok(self
+                .messages()
+                .filter(|m| m.place == Place::Dead && !busy(m.id))
+                .map(|m| m.id)
+                .collect());
+        };
+        for &id in ids {
+            match self.get(id).map(|m| &m.place) {
+                None => return Err(QueueError::UnknownMessage { id }),
+                Some(Place::Dead) => {}
+                Some(_) => return Err(QueueError::NotDead { id }),
+            }
+        }
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+/// Where a message is at a moment: what `stats` counts and what the
+/// operator's tools show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageState {
+    /// Deliverable now (a lease that ran out included).
+    Ready,
+    /// Pushed or nacked with a delay that has not passed.
+    Delayed,
+    /// Delivered, the lease running.
+    Leased,
+    /// In the dead letters.
+    Dead,
+}
+
+impl MessageState {
+    /// Its name in the tools' output: `ready`, `delayed`, `leased`, `dead`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageState::Ready => "ready",
+            MessageState::Delayed => "delayed",
+            MessageState::Leased => "leased",
+            MessageState::Dead => "dead",
+        }
+    }
+}
+
+impl Place {
+    /// Where a message in this place is at `now` (ms).
+    ///
+    /// ```
+    /// use mini_engine::queue::{MessageState, Place};
+    /// assert_eq!(Place::Ready { avail: 10 }.state_at(5), MessageState::Delayed);
+    /// assert_eq!(Place::Ready { avail: 10 }.state_at(10), MessageState::Ready);
+    /// let leased = Place::Leased { token: "t".into(), deadline: 10 };
+    /// assert_eq!((leased.state_at(5), leased.state_at(10)), (MessageState::Leased, MessageState::Ready));
+    /// ```
+    pub fn state_at(&self, now: u64) -> MessageState {
+        match self {
+            Place::Ready { avail } if *avail > now => MessageState::Delayed,
+            Place::Leased { deadline, .. } if *deadline > now => MessageState::Leased,
+            Place::Ready { .. } | Place::Leased { .. } => MessageState::Ready,
+            Place::Dead => MessageState::Dead,
+        }
     }
 }
 

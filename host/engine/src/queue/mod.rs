@@ -45,6 +45,7 @@ mod inspect;
 mod types;
 mod watch;
 
+pub use admin::MessageState;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BadRecordKind, QueueError};
 pub use fold::{FoldError, Message, Place, QueueRecord, QueueSnapshot, QueueState};

@@ -35,12 +35,14 @@ use crate::record::check_record;
 
 mod error;
 mod file;
+mod inspect;
 
 pub use error::SnapshotError;
 pub use file::{
     SkippedSnapshot, SnapshotDamage, decode_snapshot, encode_snapshot, parse_snapshot_file_name,
     snapshot_file_name,
 };
+pub use inspect::{SnapshotCheck, SnapshotListing, check_unlocked, list_unlocked, read_file};
 
 /// The default state size limit: 64 MiB.
 pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024 * 1024;

@@ -48,8 +48,7 @@ pub enum StateError {
     /// The journal does not reach back to the newest valid snapshot (it was
     /// compacted past it, e.g. because newer snapshots are damaged): the
     /// state cannot be recovered without losing mutations.
-    #[error("the journal starts at seq {journal_first_seq} but recovery needs it from {} \
-        ({} damaged snapshots skipped)", snapshot_seq + 1, skipped.len())]
+    #[error("{}", compacted(*snapshot_seq, *journal_first_seq, skipped.len()))]
     JournalCompacted {
         /// The seq of the snapshot recovery starts from (0: none).
         snapshot_seq: u64,
@@ -81,4 +80,24 @@ pub enum StateError {
         /// Why the checkpoint failed.
         source: Box<StateError>,
     },
+}
+
+/// Why a state cannot be recovered when its journal starts at
+/// `journal_first`, after the records that recovery from `snapshot_seq`
+/// (0: no snapshot; `damaged` newer ones passed over) needs.
+fn compacted(snapshot_seq: u64, journal_first: u64, damaged: usize) -> String {
+    let start = match (snapshot_seq, damaged) {
+        (0, 0) => "there is no snapshot, so recovery starts from the beginning".to_owned(),
+        (0, n) => format!("every snapshot is damaged ({n}), so recovery starts from the beginning"),
+        (seq, 0) => format!("recovery starts from snapshot {seq}"),
+        (seq, n) => format!(
+            "recovery starts from snapshot {seq} (the newest valid one; {n} newer snapshot(s) \
+             damaged)"
+        ),
+    };
+    format!(
+        "{start} and needs the journal from seq {}, but the journal starts at seq {journal_first} \
+         (older records were compacted away)",
+        snapshot_seq + 1
+    )
 }

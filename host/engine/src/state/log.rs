@@ -31,6 +31,32 @@ impl RecoveryPoint {
         self.snapshot.as_ref().map_or(0, |s| s.seq)
     }
 
+    /// Whether recovery from this point works on a journal holding the seqs
+    /// `journal_first..=journal_last` (`journal_last` is `journal_first - 1`
+    /// when it is empty): the rule every opener and every operator's check
+    /// applies (see [`reachable`]).
+    pub fn check_journal(&self, journal_first: u64, journal_last: u64) -> Result<(), StateError> {
+        reachable(self.seq(), &self.skipped, journal_first, journal_last)
+    }
+
+    /// One warning per damaged snapshot passed over, saying what recovery
+    /// falls back to.
+    ///
+    /// ```
+    /// use mini_engine::state::RecoveryPoint;
+    /// assert!(RecoveryPoint::default().warnings().is_empty());
+    /// ```
+    pub fn warnings(&self) -> Vec<String> {
+        let fallback = match &self.snapshot {
+            Some(s) => format!("snapshot {}", s.seq),
+            None => "the start of the journal".to_owned(),
+        };
+        self.skipped
+            .iter()
+            .map(|s| format!("damaged {s}; recovery falls back to {fallback}"))
+            .collect()
+    }
+
     /// The recovery point that a snapshot restore found: its snapshot and
     /// skipped ones; when every snapshot is damaged, none (start from the
     /// empty state) and all of them skipped.
@@ -50,6 +76,41 @@ impl RecoveryPoint {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether a state whose newest valid snapshot covers `snapshot_seq` (0:
+/// none; `skipped` the damaged newer ones) recovers from a journal holding
+/// `journal_first..=journal_last`: the journal must reach back to the
+/// record after the snapshot (else mutations were compacted away) and must
+/// not end before the snapshot (else the snapshot covers records the
+/// journal never had). Never a silently wrong state.
+///
+/// ```
+/// use mini_engine::state::{StateError, reachable};
+/// assert!(reachable(5, &[], 3, 9).is_ok());
+/// assert!(matches!(reachable(0, &[], 3, 9), Err(StateError::JournalCompacted { .. })));
+/// assert!(matches!(reachable(12, &[], 3, 9), Err(StateError::SnapshotBeyondJournal { .. })));
+/// ```
+pub fn reachable(
+    snapshot_seq: u64,
+    skipped: &[SkippedSnapshot],
+    journal_first: u64,
+    journal_last: u64,
+) -> Result<(), StateError> {
+    if snapshot_seq > journal_last {
+        return Err(StateError::SnapshotBeyondJournal {
+            snapshot_seq,
+            journal_last_seq: journal_last,
+        });
+    }
+    if journal_first > snapshot_seq + 1 {
+        return Err(StateError::JournalCompacted {
+            snapshot_seq,
+            journal_first_seq: journal_first,
+            skipped: skipped.to_vec(),
+        });
+    }
+    Ok(())
 }
 
 /// The recovery point of the state (or queue) in `dir`, read without its
@@ -165,20 +226,7 @@ impl StateLog {
     /// to it: never with a silently wrong state.
     pub fn recover(&self) -> Result<RecoveryPoint, StateError> {
         let point = RecoveryPoint::from_restore(self.snapshots.restore())?;
-        let seq = point.seq();
-        if seq > self.journal.last_seq() {
-            return Err(StateError::SnapshotBeyondJournal {
-                snapshot_seq: seq,
-                journal_last_seq: self.journal.last_seq(),
-            });
-        }
-        if self.journal.first_seq() > seq + 1 {
-            return Err(StateError::JournalCompacted {
-                snapshot_seq: seq,
-                journal_first_seq: self.journal.first_seq(),
-                skipped: point.skipped,
-            });
-        }
+        point.check_journal(self.journal.first_seq(), self.journal.last_seq())?;
         Ok(point)
     }
 

@@ -50,10 +50,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod error;
+mod inspect;
 mod log;
 
 pub use error::StateError;
-pub use log::{LogStats, RecoveryPoint, StateLog, recovery_point_unlocked};
+pub use inspect::{RecoveryPlan, StateCheck, StateTail};
+pub use log::{LogStats, RecoveryPoint, StateLog, reachable, recovery_point_unlocked};
 
 use crate::fs::{FileSystem, StdFs};
 use crate::journal::{Journal, RecoveryReport};
