@@ -210,7 +210,8 @@ fn a_held_lock_exits_3() {
     let data = Data::new();
     let events = data.unit("journal", "events");
     data.damage_events();
-    let _held = mini_engine::lock::DirLock::acquire(&events).expect("lock");
+    let _held =
+        mini_engine::lock::DirLock::acquire(&mini_engine::fs::StdFs, &events).expect("lock");
     let (_, err) = code(3, os_args!["repair", &events, "--yes"]);
     assert!(err.contains("lock"), "{err}");
 }
