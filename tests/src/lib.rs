@@ -293,10 +293,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = Command::new(mini_binary())
+    run_program(&mini_binary(), args)
+}
+
+/// Runs `program` with `args`; returns (exit code, stdout, stderr).
+pub fn run_program<I, S>(program: &Path, args: I) -> (i32, String, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("the mini binary runs");
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

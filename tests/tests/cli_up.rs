@@ -156,16 +156,20 @@ fn sigterm_stops_every_instance_gracefully_and_a_restart_loses_nothing() {
         .into_iter()
         .chain(jobs(&second, "done "))
         .collect();
-    for job in &pushed_first {
+    // A worker prints `done` after its ack: the stop may come between the
+    // two (printing is a host call too, refused once stopping), so each of
+    // the two workers may have acked one job without a `done`. Such a job
+    // is gone from the queue (checked below: it is empty), never lost to it.
+    let unprinted: Vec<u64> = (1..=JOBS).filter(|job| !done.contains(job)).collect();
+    assert!(
+        unprinted.len() <= 2,
+        "jobs pushed and never done (more than one unprinted ack per worker): {unprinted:?}"
+    );
+    for job in &unprinted {
         assert!(
-            done.contains(job),
-            "job {job}, pushed before the stop, was lost"
+            pushed_first.contains(job),
+            "job {job} was not pushed before the stop, yet not done after the restart"
         );
     }
-    assert_eq!(
-        done,
-        (1..=JOBS).collect(),
-        "every job is done at least once"
-    );
     queue_is_empty(data.path());
 }

@@ -4,6 +4,16 @@
 
 use mini_tests::{guest_component, journal_dir, mini, os_args, read_journal};
 
+/// `mini run` of the appender component over `data` with `flags`, then
+/// `--` and `args`; returns (exit code, stdout, stderr).
+fn run_appender(data: &std::path::Path, flags: &[&str], args: &[&str]) -> (i32, String, String) {
+    let mut all = os_args!["run", guest_component("appender"), "--data", data];
+    all.extend(flags.iter().map(Into::into));
+    all.push("--".into());
+    all.extend(args.iter().map(Into::into));
+    mini(all)
+}
+
 /// The lines of `stderr` at level `level`.
 fn lines_at<'s>(stderr: &'s str, level: &str) -> Vec<&'s str> {
     stderr.lines().filter(|l| l.contains(level)).collect()
@@ -11,19 +21,8 @@ fn lines_at<'s>(stderr: &'s str, level: &str) -> Vec<&'s str> {
 
 #[test]
 fn a_call_refused_by_the_disk_quota_is_logged_with_its_limit_and_instance() {
-    let appender = guest_component("appender");
     let data = tempfile::tempdir().expect("tempdir");
-    let (code, out, err) = mini(os_args![
-        "run",
-        appender,
-        "--data",
-        data.path(),
-        "--quota-mb",
-        "1",
-        "--",
-        "log",
-        "100000"
-    ]);
+    let (code, out, err) = run_appender(data.path(), &["--quota-mb", "1"], &["log", "100000"]);
     assert_eq!(
         code, 1,
         "the append past the quota fails\nstdout: {out}\nstderr: {err}"
@@ -44,34 +43,16 @@ fn a_call_refused_by_the_disk_quota_is_logged_with_its_limit_and_instance() {
 
 #[test]
 fn a_successful_run_logs_nothing_at_the_default_level() {
-    let appender = guest_component("appender");
     let data = tempfile::tempdir().expect("tempdir");
-    let (code, out, err) = mini(os_args![
-        "run",
-        appender,
-        "--data",
-        data.path(),
-        "--",
-        "log",
-        "3"
-    ]);
+    let (code, out, err) = run_appender(data.path(), &[], &["log", "3"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(lines_at(&err, "WARN").is_empty(), "{err}");
 }
 
 #[test]
 fn a_torn_tail_cut_at_open_is_logged_with_its_file_and_bytes() {
-    let appender = guest_component("appender");
     let data = tempfile::tempdir().expect("tempdir");
-    let (code, out, err) = mini(os_args![
-        "run",
-        &appender,
-        "--data",
-        data.path(),
-        "--",
-        "log",
-        "3"
-    ]);
+    let (code, out, err) = run_appender(data.path(), &[], &["log", "3"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let dir = journal_dir(data.path(), "appender", "log");
     let segment = dir.join("00000000000000000001.jsonl");
@@ -88,15 +69,7 @@ fn a_torn_tail_cut_at_open_is_logged_with_its_file_and_bytes() {
         .open(&segment)
         .and_then(|f| f.set_len(torn_at as u64))
         .expect("truncate");
-    let (code, out, err) = mini(os_args![
-        "run",
-        &appender,
-        "--data",
-        data.path(),
-        "--",
-        "log",
-        "1"
-    ]);
+    let (code, out, err) = run_appender(data.path(), &[], &["log", "1"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let torn: Vec<_> = lines_at(&err, "WARN")
         .into_iter()

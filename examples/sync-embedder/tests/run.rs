@@ -4,15 +4,8 @@
 use std::process::Command;
 
 fn embedder(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mini-sync-embedder"))
-        .args(args)
-        .output()
-        .expect("the embedder runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_mini-sync-embedder"));
+    mini_tests::run_program(program, args)
 }
 
 #[test]

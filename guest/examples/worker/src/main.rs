@@ -185,21 +185,18 @@ fn run(args: &Args) -> Result<()> {
             nacked += 1;
             writeln!(out, "nacked {id} {n} attempt {attempt}")?;
         } else if !bounded || processed + 1 < args.count {
-            // The job is done before it is acked (at least once: a stop
-            // between the two delivers it again; the other order could ack
-            // a job whose "done" is never seen). Then ack and take the next
-            // job in one durable write.
-            writeln!(out, "done {id} {n} attempt {attempt}")?;
+            // Ack and take the next job in one durable write.
             next = delivery
                 .ack_next(args.lease)
                 .with_context(|| format!("ack of message {id} failed"))?;
             processed += 1;
-        } else {
             writeln!(out, "done {id} {n} attempt {attempt}")?;
+        } else {
             delivery
                 .ack()
                 .with_context(|| format!("ack of message {id} failed"))?;
             processed += 1;
+            writeln!(out, "done {id} {n} attempt {attempt}")?;
         }
         out.flush()?;
     }
