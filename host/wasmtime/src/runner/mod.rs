@@ -20,18 +20,20 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{CallHook, Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
-use crate::ctx::{MiniCtx, MiniCtxView, MiniView};
+use crate::ctx::MiniCtx;
 use crate::stop::{StopSignal, Stopped};
+
+mod store_data;
+
+pub use store_data::RunState;
+use store_data::{EpochTicker, MemoryLimitHit, MemoryLimiter, TimeLimitHit};
 
 /// The default memory limit of an instance: 256 MiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 256 * 1024 * 1024;
@@ -170,112 +172,6 @@ fn humantime(d: Duration) -> String {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())
-    }
-}
-
-/// The memory limit was hit; returned by the limiter so a trap can be told apart.
-#[derive(Debug, thiserror::Error)]
-#[error("memory limit of {limit} bytes exceeded (asked for {requested} bytes)")]
-struct MemoryLimitHit {
-    limit: usize,
-    requested: usize,
-}
-
-/// The time limit was hit; returned by the epoch callback.
-#[derive(Debug, thiserror::Error)]
-#[error("time limit exceeded")]
-struct TimeLimitHit;
-
-/// The store data of a run: WASI, storage and the limiter.
-pub struct RunState {
-    wasi: WasiCtx,
-    mini: MiniCtx,
-    table: ResourceTable,
-    limiter: MemoryLimiter,
-}
-
-impl WasiView for RunState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl MiniView for RunState {
-    fn mini(&mut self) -> MiniCtxView<'_> {
-        MiniCtxView {
-            ctx: &mut self.mini,
-            table: &mut self.table,
-        }
-    }
-}
-
-struct MemoryLimiter {
-    limit: usize,
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            return Err(MemoryLimitHit {
-                limit: self.limit,
-                requested: desired,
-            }
-            .into());
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: &Engine) -> Result<Self, RunError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (engine, flag) = (engine.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("mini-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Acquire) {
-                    std::thread::park_timeout(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| RunError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(EpochTicker {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
     }
 }
 
