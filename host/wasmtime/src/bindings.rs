@@ -54,7 +54,7 @@ pub use self::generated::mini::storage::{queue, snapshot, state, store, types};
 
 /// The interfaces with blocking host functions, for a wasmtime embedder
 /// without an async executor (`add_to_linker_sync`). Records and the error
-/// are [`types`](super::types)'; only `state.recovery`, which holds a
+/// are [`types`]'; only `state.recovery`, which holds a
 /// resource, is a type of its own here.
 pub mod sync {
     mod generated {
