@@ -40,6 +40,18 @@ pub enum JournalError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The journal has given out every sequence number it can
+    /// ([`MAX_SEQ`](crate::segment::MAX_SEQ)): nothing was written.
+    #[error(
+        "the journal's sequence numbers are exhausted: the next is {next}, {records} more would pass the largest, {}",
+        crate::segment::MAX_SEQ
+    )]
+    SequenceExhausted {
+        /// The next sequence number.
+        next: u64,
+        /// How many records the refused append had.
+        records: u64,
+    },
     /// A sequence number outside the journal.
     #[error("sequence {requested} is out of range (first stored {first}, next {next})")]
     OutOfRange {
@@ -65,6 +77,10 @@ impl Clone for JournalError {
             JournalError::Locked { path } => JournalError::Locked { path: path.clone() },
             JournalError::Corrupt(c) => JournalError::Corrupt(c.clone()),
             JournalError::Poisoned => JournalError::Poisoned,
+            JournalError::SequenceExhausted { next, records } => JournalError::SequenceExhausted {
+                next: *next,
+                records: *records,
+            },
             JournalError::Io { path, source } => JournalError::Io {
                 path: path.clone(),
                 source: std::io::Error::new(source.kind(), source.to_string()),

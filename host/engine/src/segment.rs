@@ -28,6 +28,13 @@ pub const SEGMENT_EXTENSION: &str = "jsonl";
 /// a damaged file can make a reader use).
 pub const MAX_LINE_LEN: usize = 256 * 1024 * 1024;
 
+/// The largest sequence number a journal gives out. Sequence numbers run
+/// from 1 to here; a seq or first_seq on disk outside that range is damage,
+/// and once it is reached appends are refused
+/// ([`JournalError::SequenceExhausted`](crate::JournalError::SequenceExhausted)):
+/// no arithmetic on a seq can overflow.
+pub const MAX_SEQ: u64 = u64::MAX - 1;
+
 /// The file name of the segment whose first record is `first_seq`:
 /// 20 digits, so that names sort like numbers.
 pub fn segment_file_name(first_seq: u64) -> String {
@@ -120,18 +127,23 @@ pub enum LineError {
     },
 }
 
+/// A crc as FORMAT.md writes it: exactly 8 lower-case hex digits. Any other
+/// form (`+…`, upper case) is refused, so a flipped bit in a hex letter
+/// (`e` ↔ `E` is one bit) cannot pass unnoticed.
+pub(crate) fn parse_crc(text: &str) -> Option<u32> {
+    if text.len() != 8 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
 /// Parses one record line (without its newline) and checks its CRC.
 pub fn parse_line(line: &[u8]) -> Result<RecordLine<'_>, LineError> {
     let repr: LineRepr<'_> =
         serde_json::from_slice(line).map_err(|e| LineError::Garbage(e.to_string()))?;
-    if repr.crc.len() != 8 {
-        return Err(LineError::Garbage(format!(
-            "crc {:?} is not 8 hex digits",
-            repr.crc
-        )));
-    }
-    let stored = u32::from_str_radix(repr.crc, 16)
-        .map_err(|_| LineError::Garbage(format!("crc {:?} is not hex", repr.crc)))?;
+    let stored = parse_crc(repr.crc).ok_or_else(|| {
+        LineError::Garbage(format!("crc {:?} is not 8 lower-case hex digits", repr.crc))
+    })?;
     let data = repr.data.get();
     let computed = crc32c::crc32c(data.as_bytes());
     if stored != computed {
@@ -152,6 +164,10 @@ pub fn parse_line(line: &[u8]) -> Result<RecordLine<'_>, LineError> {
 /// says what kind of damage it is if it is not that record.
 pub fn check_line(line: &[u8], expected: u64) -> Result<RecordLine<'_>, CorruptionKind> {
     match parse_line(line) {
+        Ok(rec) if rec.seq == 0 || rec.seq > MAX_SEQ => Err(CorruptionKind::Garbage(format!(
+            "seq {} is outside 1..={MAX_SEQ}",
+            rec.seq
+        ))),
         Ok(rec) if rec.seq == expected => Ok(rec),
         Ok(rec) => Err(CorruptionKind::SequenceGap {
             expected,

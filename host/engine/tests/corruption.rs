@@ -388,3 +388,53 @@ fn an_unterminated_batch_at_the_end_of_a_middle_segment() {
         seq - 1,
     );
 }
+
+/// A crc in a form FORMAT.md does not allow (upper-case hex, a sign) is
+/// damage, not an accepted record: one bit flip (0x20) turns `e` into `E`,
+/// and `u32::from_str_radix` alone reads both, and `+8dcda23`, as the same
+/// number. Found by fuzzing the readers (issue 11).
+#[test]
+fn a_crc_in_a_non_canonical_form_is_damage() {
+    for (index, rewrite) in [
+        (
+            2usize,
+            (|crc: &str| crc.to_ascii_uppercase()) as fn(&str) -> String,
+        ),
+        (3, |crc: &str| format!("+{}", &crc[1..])),
+    ] {
+        let dir = tmp();
+        let segs = build(dir.path());
+        // The first middle line whose crc has a hex letter (for `E`) or a
+        // leading zero (for the sign) to rewrite.
+        let path = segs[index].1.clone();
+        let all = lines(&path);
+        let (line, crc) = all[1..all.len() - 1]
+            .iter()
+            .find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(&l.text).ok()?;
+                let crc = v["crc"].as_str()?.to_owned();
+                (rewrite(&crc) != crc && (index == 2 || crc.starts_with('0')))
+                    .then(|| (l.clone(), crc))
+            })
+            .unwrap_or_else(|| {
+                // No leading zero in this segment: a sign over a letter.
+                let l = all[all.len() / 2].clone();
+                let v: serde_json::Value = serde_json::from_str(&l.text).unwrap();
+                (l, v["crc"].as_str().unwrap().to_owned())
+            });
+        let seq = seq_of(&line);
+        let changed = line.text.replacen(&crc, &rewrite(&crc), 1);
+        assert_eq!(changed.len(), line.text.len());
+        replace_line(&path, &line, &changed);
+        check_damage(
+            dir.path(),
+            Corruption {
+                file: path,
+                offset: line.offset,
+                seq,
+                kind: CorruptionKind::Garbage(String::new()),
+            },
+            seq - 1,
+        );
+    }
+}

@@ -150,6 +150,7 @@ pub(crate) fn journal_error(err: JournalError, namespace_dir: &Path) -> Error {
         e @ JournalError::Corrupt(_) => Error::Corrupt(hide(e.to_string())),
         e @ (JournalError::Poisoned | JournalError::Io { .. }) => Error::Io(hide(e.to_string())),
         e @ JournalError::OutOfRange { .. } => Error::OutOfRange(e.to_string()),
+        e @ JournalError::SequenceExhausted { .. } => Error::Quota(e.to_string()),
     }
 }
 

@@ -156,6 +156,16 @@ fn enqueue(
         return Err(JournalError::Poisoned);
     }
     let first = queue.next_seq;
+    let count = records.len() as u64;
+    if first
+        .checked_add(count.saturating_sub(1))
+        .is_none_or(|last| last > segment::MAX_SEQ)
+    {
+        return Err(JournalError::SequenceExhausted {
+            next: first,
+            records: count,
+        });
+    }
     for (i, record) in records.iter().enumerate() {
         let more = i + 1 < records.len();
         segment::encode_line(&mut queue.buf, first + i as u64, record, more);

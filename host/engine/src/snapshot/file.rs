@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::segment::parse_crc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -167,11 +168,4 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, String), SnapshotDamage> {
         return Err(SnapshotDamage::ChecksumMismatch { stored, computed });
     }
     Ok((frame.seq, state.to_owned()))
-}
-
-fn parse_crc(text: &str) -> Option<u32> {
-    if text.len() != 8 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
 }

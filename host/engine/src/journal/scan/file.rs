@@ -151,6 +151,13 @@ fn read_header(
     seg: &SegmentRef<'_>,
 ) -> Result<Option<u64>, JournalError> {
     let bad_header = |why| seg.corrupt(0, seg.first_seq, CorruptionKind::BadHeader(why));
+    if !(1..=segment::MAX_SEQ).contains(&seg.first_seq) {
+        return Err(bad_header(format!(
+            "the file name's first_seq {} is outside 1..={}",
+            seg.first_seq,
+            segment::MAX_SEQ
+        )));
+    }
     let line = scanner.next_line().map_err(seg.io())?;
     let Some(line) = line.filter(|line| line.complete) else {
         // A header is written and synced before any record: an incomplete
