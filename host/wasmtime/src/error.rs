@@ -199,7 +199,9 @@ pub(crate) fn queue_error(err: QueueError, namespace_dir: &Path) -> Error {
             Error::StaleToken(e.to_string())
         }
         e @ QueueError::InvalidArgument(_) => Error::InvalidArgument(e.to_string()),
-        e @ QueueError::Full { .. } => Error::Quota(e.to_string()),
+        e @ (QueueError::Full { .. } | QueueError::IdsExhausted { .. }) => {
+            Error::Quota(e.to_string())
+        }
         QueueError::Storage(e) => state_error(e, namespace_dir),
         e @ QueueError::BadRecord { .. } => {
             Error::Corrupt(hide_root(&e.to_string(), namespace_dir))

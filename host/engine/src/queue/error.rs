@@ -63,6 +63,13 @@ pub enum QueueError {
         /// The limit.
         limit: u64,
     },
+    /// The queue has given out every id it can
+    /// ([`MAX_ID`](super::MAX_ID)): nothing was pushed.
+    #[error("the queue's message ids are exhausted ({left} left): nothing was pushed")]
+    IdsExhausted {
+        /// How many ids are left (fewer than the push needed).
+        left: u64,
+    },
     /// An empty batch, a zero lease or another argument out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -212,6 +212,11 @@ pub fn dedup_snapshot_bound(key: &str) -> u64 {
     escaped(key) + DEDUP_SNAPSHOT_OVERHEAD
 }
 
+/// The largest message id a queue gives out: ids run from 1 to here, an id
+/// on disk outside that range is damage, and once they are used up pushes
+/// are refused ([`QueueError::IdsExhausted`](super::QueueError::IdsExhausted)).
+pub const MAX_ID: u64 = u64::MAX - 1;
+
 impl QueueState {
     /// The state a snapshot holds.
     pub fn from_snapshot(snapshot: QueueSnapshot) -> QueueState {
@@ -222,7 +227,7 @@ impl QueueState {
             ..QueueState::default()
         };
         for message in snapshot.messages {
-            state.next_id = state.next_id.max(message.id + 1);
+            state.next_id = state.next_id.max(message.id.saturating_add(1));
             state.put(message);
         }
         state
@@ -311,6 +316,13 @@ impl QueueState {
     /// Applies the push of `message`, which must be new.
     fn apply_push(&mut self, message: Message) -> Result<(), FoldError> {
         let id = message.id;
+        if id == 0 || id > MAX_ID {
+            return Err(FoldError {
+                id,
+                record: "push",
+                problem: "the id is outside 1..=2^64-2",
+            });
+        }
         if self.messages.contains_key(&id) {
             return Err(FoldError {
                 id,
@@ -420,10 +432,18 @@ impl QueueState {
         self.visible.iter().copied()
     }
 
-    /// The id the next push gets; advances the counter.
+    /// How many ids are left to give out (ids run from 1 to [`MAX_ID`]; a
+    /// counter read from disk may be anywhere).
+    pub fn ids_left(&self) -> u64 {
+        let next = self.next_id.max(1);
+        if next > MAX_ID { 0 } else { MAX_ID - next + 1 }
+    }
+
+    /// The id the next push gets; advances the counter. Check
+    /// [`Self::ids_left`] first: past [`MAX_ID`] it gives [`MAX_ID`] + 1.
     pub fn allocate_id(&mut self) -> u64 {
         let id = self.next_id.max(1);
-        self.next_id = id + 1;
+        self.next_id = id.saturating_add(1);
         id
     }
 

@@ -48,7 +48,7 @@ mod watch;
 pub use admin::MessageState;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BadRecordKind, QueueError};
-pub use fold::{FoldError, Message, Place, QueueRecord, QueueSnapshot, QueueState};
+pub use fold::{FoldError, MAX_ID, Message, Place, QueueRecord, QueueSnapshot, QueueState};
 pub use inspect::{Inspection, inspect, inspect_queue};
 pub use types::{
     DEFAULT_CHECKPOINT_EVERY, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_DELIVERIES,
@@ -265,6 +265,11 @@ impl Queue {
         let limit = self.snapshot_limit();
         if needed > limit {
             return Err(QueueError::Full { needed, limit });
+        }
+        if inner.state.ids_left() < messages.len() as u64 {
+            return Err(QueueError::IdsExhausted {
+                left: inner.state.ids_left(),
+            });
         }
         let mut ids = Vec::with_capacity(messages.len());
         let mut records = Vec::new();
