@@ -133,35 +133,169 @@ pub fn import_ministore(base: &Path, into: &Journal) -> Result<u64, ImportError>
     Ok(imported)
 }
 
+/// The longest upstream line read, for a record limit of `limit` bytes: the
+/// record plus as much whitespace around it again. A longer line is refused
+/// after reading at most this much (an upstream file is untrusted input: one
+/// line of 512 MiB must not take 512 MiB).
+fn line_cap(limit: usize) -> usize {
+    limit.saturating_mul(2).saturating_add(1024)
+}
+
+/// Reads the next line (without its newline) into `buf`, at most `cap`
+/// bytes of it: `Ok(false)` at the end of the input, `Err(None)` if the line
+/// is longer than `cap`.
+fn read_capped_line(
+    reader: &mut impl BufRead,
+    cap: usize,
+    buf: &mut Vec<u8>,
+) -> Result<bool, Option<std::io::Error>> {
+    use std::io::Read;
+    buf.clear();
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    let read = reader
+        .by_ref()
+        .take(limit)
+        .read_until(b'\n', buf)
+        .map_err(Some)?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > cap {
+        return Err(None);
+    }
+    Ok(true)
+}
+
 fn for_each_record(
     path: &Path,
     limit: usize,
     each: &mut dyn FnMut(&str) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    let io = |source| ImportError::Io {
+    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    records_of(BufReader::new(file), path, limit, each)
+}
+
+/// Every record of the upstream file `path`, read from `reader`.
+fn records_of(
+    mut reader: impl BufRead,
+    path: &Path,
+    limit: usize,
+    each: &mut dyn FnMut(&str) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let invalid = |line: usize, reason: String| ImportError::InvalidLine {
+        path: path.to_path_buf(),
+        line,
+        reason,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut lines = BufReader::new(file).lines();
-    match lines.next().transpose().map_err(io)? {
-        Some(first) if first.starts_with(MINISTORE_MAGIC_PREFIX) => {}
-        _ => return Err(ImportError::NotMinistore(path.to_path_buf())),
-    }
-    for (i, line) in lines.enumerate() {
-        let line = line.map_err(io)?;
+    let mut buf = Vec::new();
+    let mut number = 0;
+    loop {
+        let more = read_capped_line(&mut reader, line_cap(limit), &mut buf);
+        number += 1;
+        match more {
+            Ok(true) => {}
+            Ok(false) if number == 1 => return Err(ImportError::NotMinistore(path.to_path_buf())),
+            Ok(false) => return Ok(()),
+            Err(Some(source)) => {
+                return Err(ImportError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            Err(None) if number == 1 => return Err(ImportError::NotMinistore(path.to_path_buf())),
+            Err(None) => {
+                let reason = format!(
+                    "the line is longer than {} bytes, past the record size limit of {limit} bytes",
+                    line_cap(limit)
+                );
+                return Err(invalid(number, reason));
+            }
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            return Err(invalid(number, "the line is not UTF-8".into()));
+        };
+        if number == 1 {
+            if !line.starts_with(MINISTORE_MAGIC_PREFIX) {
+                return Err(ImportError::NotMinistore(path.to_path_buf()));
+            }
+            continue;
+        }
         let record = line.trim();
         if record.is_empty() {
             continue;
         }
         if let Err(e) = crate::record::check_record(record, limit) {
-            return Err(ImportError::InvalidLine {
-                path: path.to_path_buf(),
-                line: i + 2,
-                reason: e.to_string(),
-            });
+            return Err(invalid(number, e.to_string()));
         }
         each(record)?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read};
+
+    use super::*;
+
+    /// A very long upstream line with no newline (`len` bytes), counting
+    /// what the import reads of it.
+    struct LongLine {
+        len: usize,
+        read: usize,
+    }
+
+    impl Read for LongLine {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(self.len - self.read);
+            out[..n].fill(b'a');
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_very_long_line_is_refused_after_reading_a_bounded_prefix() {
+        let limit = 1024 * 1024;
+        let mut source =
+            std::io::Cursor::new(b"// MINISTORE JOURNAL v0.1.4\n".to_vec()).chain(LongLine {
+                len: 64 * limit,
+                read: 0,
+            });
+        let failed = records_of(
+            BufReader::new(&mut source),
+            Path::new("journal.jsonl"),
+            limit,
+            &mut |_| Ok(()),
+        );
+        assert!(
+            matches!(&failed, Err(ImportError::InvalidLine { line: 2, reason, .. }) if reason.contains("longer than")),
+            "{failed:?}"
+        );
+        let (_, endless) = source.into_inner();
+        assert!(
+            endless.read <= line_cap(limit) + 64 * 1024,
+            "read {} bytes",
+            endless.read
+        );
+    }
+
+    #[test]
+    fn records_and_line_numbers_are_as_before() {
+        let text = "// MINISTORE JOURNAL v0.1.4\n{\"a\":1}\n\n  {\"b\":2}  \nnot json\n";
+        let mut seen = Vec::new();
+        let failed = records_of(text.as_bytes(), Path::new("j"), 1024, &mut |r| {
+            seen.push(r.to_owned());
+            Ok(())
+        });
+        assert_eq!(seen, [r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert!(
+            matches!(failed, Err(ImportError::InvalidLine { line: 5, .. })),
+            "{failed:?}"
+        );
+    }
 }
