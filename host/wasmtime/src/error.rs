@@ -4,6 +4,7 @@
 //! Messages that go to the guest name files relative to the namespace
 //! directory, so a guest learns nothing about the host's file system layout.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -116,22 +117,28 @@ fn log_refusal(namespace: &str, module: Option<&mini_manifest::ModuleId>, err: &
 }
 
 /// The WIT case of `err` and what it carries, as text.
-fn describe(err: &Error) -> (&'static str, String) {
-    match err {
-        Error::InvalidRecord(s) => ("invalid-record", s.clone()),
-        Error::RecordTooLarge(limit) => ("record-too-large", format!("the limit is {limit} bytes")),
-        Error::InvalidName(s) => ("invalid-name", s.clone()),
-        Error::Corrupt(s) => ("corrupt", s.clone()),
-        Error::Io(s) => ("io", s.clone()),
-        Error::Quota(s) => ("quota", s.clone()),
-        Error::AccessDenied(s) => ("access-denied", s.clone()),
-        Error::Locked(s) => ("locked", s.clone()),
-        Error::OutOfRange(s) => ("out-of-range", s.clone()),
-        Error::InvalidArgument(s) => ("invalid-argument", s.clone()),
-        Error::NotFound(s) => ("not-found", s.clone()),
-        Error::StaleToken(s) => ("stale-token", s.clone()),
-        Error::Other(s) => ("other", s.clone()),
-    }
+fn describe(err: &Error) -> (&'static str, Cow<'_, str>) {
+    let (kind, text) = match err {
+        Error::RecordTooLarge(limit) => {
+            return (
+                "record-too-large",
+                format!("the limit is {limit} bytes").into(),
+            );
+        }
+        Error::InvalidRecord(s) => ("invalid-record", s),
+        Error::InvalidName(s) => ("invalid-name", s),
+        Error::Corrupt(s) => ("corrupt", s),
+        Error::Io(s) => ("io", s),
+        Error::Quota(s) => ("quota", s),
+        Error::AccessDenied(s) => ("access-denied", s),
+        Error::Locked(s) => ("locked", s),
+        Error::OutOfRange(s) => ("out-of-range", s),
+        Error::InvalidArgument(s) => ("invalid-argument", s),
+        Error::NotFound(s) => ("not-found", s),
+        Error::StaleToken(s) => ("stale-token", s),
+        Error::Other(s) => ("other", s),
+    };
+    (kind, Cow::Borrowed(text.as_str()))
 }
 
 /// The longest piece of guest input quoted back in an error message.

@@ -13,8 +13,7 @@ use wasmtime::component::Resource;
 
 use crate::HostError;
 use crate::bindings::snapshot;
-use crate::bindings::types::Error;
-use crate::bindings::types::{Restored, SnapshotInfo};
+use crate::bindings::types::{Error, Restored, SnapshotInfo};
 use crate::ctx::MiniCtxView;
 use crate::error::quote;
 use crate::error::{bad_handle, skipped_warning, snapshot_error};

@@ -18,8 +18,7 @@ use wasmtime::component::Resource;
 
 use crate::HostError;
 use crate::bindings::state::{self, Recovery};
-use crate::bindings::types::Error;
-use crate::bindings::types::{CheckpointInfo, SnapshotPoint, StateStats as Stats};
+use crate::bindings::types::{CheckpointInfo, Error, SnapshotPoint, StateStats as Stats};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::quote;

@@ -175,6 +175,15 @@ pub struct StateStats {
     pub checkpoint_error: Option<String>,
 }
 
+/// What the writer lock of a [`StateManager`] guards.
+#[derive(Debug)]
+struct Writer {
+    /// Bytes of mutations logged since the last checkpoint.
+    bytes_since: u64,
+    /// Why the last automatic checkpoint failed, until one succeeds.
+    checkpoint_error: Option<String>,
+}
+
 /// A state that survives crashes: every mutation is logged durably before it
 /// is applied in memory; recovery is the newest valid snapshot plus the
 /// journal after it; a checkpoint snapshots the state and compacts the
@@ -189,11 +198,8 @@ pub struct StateManager<S, M> {
     policy: CheckpointPolicy,
     state: RwLock<S>,
     seq: AtomicU64,
-    /// Serializes appliers and checkpoints; counts the bytes of mutations
-    /// logged since the last checkpoint.
-    writer: Mutex<u64>,
-    /// Why the last automatic checkpoint failed, until one succeeds.
-    checkpoint_error: Mutex<Option<String>>,
+    /// Serializes appliers and checkpoints, and holds what they keep.
+    writer: Mutex<Writer>,
     recovery: StateRecovery,
     _mutation: PhantomData<fn(M)>,
 }
@@ -253,8 +259,10 @@ where
             policy: options.checkpoint,
             state: RwLock::new(state),
             seq: AtomicU64::new(last),
-            writer: Mutex::new(bytes),
-            checkpoint_error: Mutex::new(None),
+            writer: Mutex::new(Writer {
+                bytes_since: bytes,
+                checkpoint_error: None,
+            }),
             recovery,
             _mutation: PhantomData,
         })
@@ -274,7 +282,7 @@ where
     /// there or none), then applies them in order; returns the seq of the
     /// last one (the current seq for an empty batch).
     pub fn apply_batch(&self, mutations: Vec<M>) -> Result<u64, StateError> {
-        let mut bytes_since = self.lock_writer();
+        let mut writer = self.lock_writer();
         if mutations.is_empty() {
             return Ok(self.sequence());
         }
@@ -292,21 +300,24 @@ where
             }
         }
         self.seq.store(last, Ordering::Release);
-        *bytes_since += records.iter().map(|r| r.len() as u64).sum::<u64>();
+        writer.bytes_since += records.iter().map(|r| r.len() as u64).sum::<u64>();
         let records_since = last.saturating_sub(self.log.checkpoint_seq());
         let due = self
             .policy
             .every_records
             .is_some_and(|n| records_since >= n)
-            || self.policy.every_bytes.is_some_and(|n| *bytes_since >= n);
-        if due && let Err(e) = self.checkpoint_locked(&mut bytes_since) {
+            || self
+                .policy
+                .every_bytes
+                .is_some_and(|n| writer.bytes_since >= n);
+        if due && let Err(e) = self.checkpoint_locked(&mut writer) {
             tracing::warn!(
                 dir = %self.log.dir().display(),
                 seq = last,
                 error = %e,
                 "automatic checkpoint of a state failed; the mutation is durable, the journal is not compacted"
             );
-            *self.lock_checkpoint_error() = Some(e.to_string());
+            writer.checkpoint_error = Some(e.to_string());
             return Err(StateError::AutoCheckpoint {
                 seq: last,
                 source: Box::new(e),
@@ -318,29 +329,23 @@ where
     /// Snapshots the current state at the current seq, durably, and only then
     /// compacts the journal (see [`StateLog::checkpoint`]).
     pub fn checkpoint(&self) -> Result<Checkpoint, StateError> {
-        let mut bytes_since = self.lock_writer();
-        self.checkpoint_locked(&mut bytes_since)
+        let mut writer = self.lock_writer();
+        self.checkpoint_locked(&mut writer)
     }
 
-    fn checkpoint_locked(&self, bytes_since: &mut u64) -> Result<Checkpoint, StateError> {
+    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<Checkpoint, StateError> {
         let seq = self.sequence();
         let json = {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
             serde_json::to_string(&*state).map_err(StateError::Serialize)?
         };
         let done = self.log.checkpoint(seq, &json)?;
-        *bytes_since = 0;
-        *self.lock_checkpoint_error() = None;
+        writer.bytes_since = 0;
+        writer.checkpoint_error = None;
         Ok(done)
     }
 
-    fn lock_checkpoint_error(&self) -> MutexGuard<'_, Option<String>> {
-        self.checkpoint_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_writer(&self) -> MutexGuard<'_, u64> {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -364,7 +369,10 @@ where
 
     /// Counters for deciding when to checkpoint.
     pub fn stats(&self) -> StateStats {
-        let bytes_since_checkpoint = *self.lock_writer();
+        let (bytes_since_checkpoint, checkpoint_error) = {
+            let writer = self.lock_writer();
+            (writer.bytes_since, writer.checkpoint_error.clone())
+        };
         let log = self.log.stats();
         StateStats {
             seq: self.sequence(),
@@ -373,7 +381,7 @@ where
             bytes_since_checkpoint,
             journal_bytes: log.journal_bytes,
             journal_first_seq: log.journal_first_seq,
-            checkpoint_error: self.lock_checkpoint_error().clone(),
+            checkpoint_error,
         }
     }
 

@@ -20,8 +20,7 @@ use wasmtime::component::Resource;
 
 use crate::HostError;
 use crate::bindings::queue;
-use crate::bindings::types::Error;
-use crate::bindings::types::{self, Message, QueueStats as Stats};
+use crate::bindings::types::{self, Error, Message, QueueStats as Stats};
 use crate::ctx::MiniCtxView;
 use crate::disk::Usage;
 use crate::disk::preallocation;
