@@ -150,6 +150,9 @@ pub enum CorruptionKind {
     },
     /// A batch is not closed before the end of a segment that is not the last.
     UnterminatedBatch,
+    /// A segment's seal line fails its own checks, or says something other
+    /// than what the segment holds (FORMAT.md, "Seals").
+    BadSeal(String),
 }
 
 impl fmt::Display for CorruptionKind {
@@ -171,6 +174,7 @@ impl fmt::Display for CorruptionKind {
             CorruptionKind::UnterminatedBatch => {
                 write!(f, "batch not closed before the end of the segment")
             }
+            CorruptionKind::BadSeal(why) => write!(f, "bad segment seal: {why}"),
         }
     }
 }

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{Corruption, JournalError};
+use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::{FileSystem, StdFs};
-use crate::journal::scan::{self, Scan};
+use crate::journal::scan::{self, Depth, Scan};
 use crate::lock::DirLock;
 use crate::segment;
 use crate::{Journal, JournalOptions};
@@ -46,7 +46,7 @@ pub fn verify(
     dir: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, JournalError> {
-    match scan::scan_dir(&StdFs, dir, progress) {
+    match scan::scan_dir(&StdFs, dir, Depth::Records, progress) {
         Ok(scan) => Ok(report_of(&scan)),
         Err(JournalError::Corrupt(damage)) => Ok(VerifyReport {
             damage: Some(damage),
@@ -82,22 +82,41 @@ pub struct RepairReport {
 }
 
 /// Cuts the journal in `dir` at its first damage: the damaged segment is
-/// truncated at the damaged line and every later segment is moved out. What
-/// is removed is kept in `<dir>/repair-<unix time>/`, so an operator can
-/// still look at it. Takes the journal's lock. Torn tails are cut as on open.
+/// truncated at the damaged line and every later segment is moved out. A bad
+/// seal is only cut itself (the records it closed are checked, and open
+/// seals the segment again), and the search goes on. What is removed is kept
+/// in `<dir>/repair-<unix time>/`, so an operator can still look at it.
+/// Takes the journal's lock. Torn tails are cut as on open.
 pub fn repair(dir: &Path) -> Result<RepairReport, JournalError> {
     let fs = StdFs;
     let mut report = RepairReport::default();
     {
         let _lock = DirLock::acquire(&fs, dir)?;
-        if let Err(JournalError::Corrupt(damage)) = scan::scan_dir(&fs, dir, &mut |_, _| {}) {
-            let backup = backup_dir(dir);
-            fs.create_dir_all(&backup)
-                .map_err(JournalError::io(&backup))?;
-            report.bytes_removed = cut_at(&fs, dir, &backup, &damage)?;
+        let mut backup = None;
+        // Each bad seal cut leaves one fewer: at most one pass per segment.
+        for _ in 0..=scan::list_segments(&fs, dir)?.len() {
+            let Err(JournalError::Corrupt(damage)) =
+                scan::scan_dir(&fs, dir, Depth::Records, &mut |_, _| {})
+            else {
+                break;
+            };
+            let backup = match &backup {
+                Some(backup) => backup,
+                None => {
+                    let created = backup_dir(dir);
+                    fs.create_dir_all(&created)
+                        .map_err(JournalError::io(&created))?;
+                    backup.insert(created)
+                }
+            };
+            let seal_only = matches!(damage.kind, CorruptionKind::BadSeal(_));
+            report.bytes_removed += cut_at(&fs, dir, backup, &damage, seal_only)?;
             fs.sync_dir(dir).map_err(JournalError::io(dir))?;
-            report.saved_to = Some(backup);
-            report.cut_at = Some(damage);
+            report.saved_to = Some(backup.clone());
+            report.cut_at.get_or_insert(damage);
+            if !seal_only {
+                break;
+            }
         }
     }
     // Opening runs recovery: it cuts a batch left open by the cut and syncs.
@@ -131,8 +150,14 @@ struct Cut {
 }
 
 /// The segments that cutting the journal in `dir` at `damage` touches: the
-/// damaged one from the damaged line on, and every later one whole.
-fn cuts(fs: &dyn FileSystem, dir: &Path, damage: &Corruption) -> Result<Vec<Cut>, JournalError> {
+/// damaged one from the damaged line on, and every later one whole (unless
+/// `seal_only`: a bad seal is cut alone).
+fn cuts(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    damage: &Corruption,
+    seal_only: bool,
+) -> Result<Vec<Cut>, JournalError> {
     let damaged_first = damage
         .file
         .file_name()
@@ -141,7 +166,7 @@ fn cuts(fs: &dyn FileSystem, dir: &Path, damage: &Corruption) -> Result<Vec<Cut>
         .unwrap_or(0);
     let mut out = Vec::new();
     for seq in scan::list_segments(fs, dir)? {
-        if seq < damaged_first {
+        if seq < damaged_first || (seal_only && seq > damaged_first) {
             continue;
         }
         let path = segment::segment_path(dir, seq);
@@ -200,7 +225,8 @@ pub fn plan_repair(
             ..RepairPlan::default()
         });
     };
-    let bytes_to_remove = cuts(&StdFs, dir, &damage)?
+    let seal_only = matches!(damage.kind, CorruptionKind::BadSeal(_));
+    let bytes_to_remove = cuts(&StdFs, dir, &damage, seal_only)?
         .iter()
         .map(|c| c.len - c.from)
         .sum();
@@ -218,6 +244,7 @@ fn cut_at(
     dir: &Path,
     backup: &Path,
     damage: &Corruption,
+    seal_only: bool,
 ) -> Result<u64, JournalError> {
     let mut removed = 0;
     for Cut {
@@ -225,7 +252,7 @@ fn cut_at(
         path,
         len,
         from,
-    } in cuts(fs, dir, damage)?
+    } in cuts(fs, dir, damage, seal_only)?
     {
         if from == 0 {
             let to = backup.join(segment::segment_file_name(seq));

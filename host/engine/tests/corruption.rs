@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use mini_engine::segment::segment_file_name;
 use mini_engine::verify::{repair, verify};
 use mini_engine::{Corruption, CorruptionKind, Entry, Journal, JournalError};
 
@@ -40,14 +41,51 @@ fn same_kind(a: &CorruptionKind, b: &CorruptionKind) -> bool {
     }
 }
 
-/// Checks open, verify and repair against the damage expected, then that the
-/// repaired journal holds records 1..=kept and goes on.
+/// The damage that opening the journal in `dir`, or else reading it
+/// whole, meets: open reads only the seals of closed segments, so damage
+/// under a seal that leaves its length alone is met by the read (which
+/// returns every record before it first).
+fn met_damage(dir: &Path) -> Corruption {
+    let journal = match Journal::open(dir) {
+        Err(JournalError::Corrupt(c)) => return c,
+        Ok(journal) => journal,
+        Err(other) => panic!("open of a damaged journal gave {other:?}"),
+    };
+    let mut next = 1;
+    for entry in journal.read_from(0).unwrap() {
+        match entry {
+            Ok(entry) => {
+                assert_eq!((entry.seq, entry.data), (next, rec(next)));
+                next += 1;
+            }
+            Err(JournalError::Corrupt(c)) => {
+                assert_eq!(
+                    next, c.seq,
+                    "the read returns every record before the damage"
+                );
+                return c;
+            }
+            Err(other) => panic!("a read of a damaged journal gave {other:?}"),
+        }
+    }
+    panic!("neither open nor a read met the damage");
+}
+
+/// `bytes` of a segment without the seal line it ends in, if it does.
+fn without_seal(bytes: &[u8]) -> &[u8] {
+    let body = &bytes[..bytes.len().saturating_sub(1)];
+    match body.iter().rposition(|&b| b == b'\n') {
+        Some(i) if body[i + 1..].starts_with(b"{\"seal\":") => &bytes[..i + 1],
+        _ => bytes,
+    }
+}
+
+/// Checks open (or the read), verify and repair against the damage
+/// expected, then that the repaired journal holds records 1..=kept and goes
+/// on.
 fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
     let before = snapshot(dir);
-    let damage = match Journal::open(dir) {
-        Err(JournalError::Corrupt(c)) => c,
-        other => panic!("open of a damaged journal gave {other:?}"),
-    };
+    let damage = met_damage(dir);
     let shown = (&damage.file, damage.offset, damage.seq);
     assert_eq!(
         shown,
@@ -60,7 +98,7 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
         damage.kind,
         expected.kind
     );
-    assert_eq!(snapshot(dir), before, "a failed open changed the journal");
+    assert_eq!(snapshot(dir), before, "meeting damage changed the journal");
     let text = JournalError::Corrupt(damage.clone()).to_string();
     for part in [
         expected.file.display().to_string(),
@@ -96,11 +134,21 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
         .to_string();
     let mut removed = 0;
     let after = snapshot(dir);
+    let last_kept = before
+        .keys()
+        .rfind(|n| **n < damaged_name && expected.offset == 0);
     for (name, bytes) in &before {
         if *name < damaged_name {
+            // The segment before the cut is the last one now: it is written
+            // on, so its seal goes (all it held is metadata).
+            let expected = if Some(name) == last_kept {
+                without_seal(bytes)
+            } else {
+                &bytes[..]
+            };
             assert_eq!(
-                after.get(name),
-                Some(bytes),
+                after.get(name).map(|b| &b[..]),
+                Some(expected),
                 "{name} before the damage changed"
             );
             continue;
@@ -122,11 +170,12 @@ fn check_damage(dir: &Path, expected: Corruption, kept: u64) {
             saved.display()
         );
         if cut == 0 {
-            // Gone, or (when the first segment went) a fresh empty segment.
-            let fresh = header(1).into_bytes();
+            // Gone, or a fresh empty segment in its place: the one after
+            // the records kept (the segment before it, sealed, is closed).
+            let fresh = header(kept + 1).into_bytes();
             let left = after.get(name);
             assert!(
-                left.is_none_or(|b| kept == 0 && *b == fresh),
+                left.is_none_or(|b| *b == fresh && *name == segment_file_name(kept + 1)),
                 "{name} still in the journal"
             );
         } else {
@@ -287,7 +336,8 @@ fn a_cut_line_at_the_end_of_a_middle_segment() {
     let dir = tmp();
     let segs = build(dir.path());
     let path = segs[3].1.clone();
-    let last = lines(&path).pop().unwrap();
+    // The last record line (its seal follows it).
+    let last = lines(&path).into_iter().rev().nth(1).unwrap();
     let seq = seq_of(&last);
     set_len(&path, last.end - 5);
     // The journal then also misses the records of the cut line, but the first
@@ -372,8 +422,9 @@ fn an_unterminated_batch_at_the_end_of_a_middle_segment() {
     assert!(segs.len() >= 4);
     let path = segs[2].1.clone();
     let all = lines(&path);
-    let closing = &all[all.len() - 1];
-    let opening = &all[all.len() - 3];
+    // Before the seal, the last batch's lines.
+    let closing = &all[all.len() - 2];
+    let opening = &all[all.len() - 4];
     set_len(&path, closing.offset);
     let seq = seq_of(opening);
     let kind = CorruptionKind::UnterminatedBatch;

@@ -296,6 +296,10 @@ fn a_full_disk_fails_queue_calls_definitely() {
 enum Failing {
     /// The sync of the old segment before the rotation: nothing is durable.
     SyncBeforeRotation,
+    /// The write of the old segment's seal.
+    SealWrite,
+    /// The sync of the old segment's seal.
+    SealSync,
     /// The new segment's header write (half of it lands).
     HeaderWrite,
     /// The sync of the records in the new segment.
@@ -318,6 +322,8 @@ fn a_group_across_a_rotation_acknowledges_what_it_made_durable() {
     let line = encode_unit(1, &[&rec(1)]).len() as u64;
     for failing in [
         Failing::SyncBeforeRotation,
+        Failing::SealWrite,
+        Failing::SealSync,
         Failing::HeaderWrite,
         Failing::SyncAfterRotation,
     ] {
@@ -325,12 +331,14 @@ fn a_group_across_a_rotation_acknowledges_what_it_made_durable() {
         let faulty = FaultyFs::new();
         // Syncs counted from 1 once armed: #1 is the first group's (held
         // until the second group is queued), #2 the old segment's before the
-        // rotation, #3 the new header's, #4 the new segment's records.
+        // rotation, #3 its seal's, #4 the new header's, #5 the new segment's
+        // records.
         let syncs = HeldSyncs::default();
         let fail_at = match failing {
             Failing::SyncBeforeRotation => 2,
-            Failing::HeaderWrite => 0,
-            Failing::SyncAfterRotation => 4,
+            Failing::SealSync => 3,
+            Failing::SealWrite | Failing::HeaderWrite => 0,
+            Failing::SyncAfterRotation => 5,
         };
         let options = JournalOptions {
             // Two records fit in the first segment, a third does not.
@@ -358,8 +366,11 @@ fn a_group_across_a_rotation_acknowledges_what_it_made_durable() {
             };
             let second = queue_one(2);
             let third = queue_one(3);
-            if failing == Failing::HeaderWrite {
-                faulty.fail_write_after(1); // record 2's write, then the header
+            match failing {
+                // Record 2's write, then the seal, then the header.
+                Failing::SealWrite => faulty.fail_write_after(1),
+                Failing::HeaderWrite => faulty.fail_write_after(2),
+                _ => {}
             }
             syncs.release();
             [first, second, third].map(|h| h.join().expect("appender"))
@@ -389,7 +400,10 @@ fn a_group_across_a_rotation_acknowledges_what_it_made_durable() {
         let firsts: Vec<u64> = common::segments(dir.path()).iter().map(|s| s.0).collect();
         match failing {
             // The new segment is removed again when its header fails.
-            Failing::SyncBeforeRotation | Failing::HeaderWrite => assert_eq!(firsts, [1]),
+            Failing::SyncBeforeRotation
+            | Failing::SealWrite
+            | Failing::SealSync
+            | Failing::HeaderWrite => assert_eq!(firsts, [1]),
             Failing::SyncAfterRotation => assert_eq!(firsts, [1, 3]),
         }
     }

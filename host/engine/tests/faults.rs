@@ -137,24 +137,26 @@ fn rotating_record() -> String {
 }
 
 #[test]
-fn a_failed_header_sync_while_rotating_poisons_the_handle() {
+fn a_failed_seal_or_header_sync_while_rotating_poisons_the_handle() {
     // Every append waited for its sync, so the segment being closed is
     // already durable and is not synced again: the first fdatasync is the
-    // new segment's header. (A closing segment with unsynced records is
-    // covered by durability.rs under concurrency.)
-    let mut run = start(512);
-    run.fs.clear_events();
-    run.fs.fail_sync_data_after(0);
-    let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
-    assert!(
-        run.fs
+    // closing segment's seal, the second the new segment's header. (A
+    // closing segment with unsynced records is covered by durability.rs
+    // under concurrency.)
+    for (n, failed_sync) in [(0, "the seal"), (1, "the new segment's header")] {
+        let mut run = start(512);
+        run.fs.clear_events();
+        run.fs.fail_sync_data_after(n);
+        let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
+        let created = run
+            .fs
             .events()
             .iter()
-            .any(|e| matches!(e, FsEvent::Create(_))),
-        "the failed sync is the new segment's header"
-    );
-    check_poisoned(&run, &err);
-    reopen(run, &[rotating_record()]);
+            .any(|e| matches!(e, FsEvent::Create(_)));
+        assert_eq!(created, n == 1, "the failed sync is {failed_sync}'s");
+        check_poisoned(&run, &err);
+        reopen(run, &[rotating_record()]);
+    }
 }
 
 #[test]
@@ -215,25 +217,33 @@ fn a_half_write_poisons_and_is_undone() {
         assert_eq!(read_all(&journal).len(), 4, "{}", dir.display());
     }
 
-    // The header of a new segment cut in half: the segment is removed at
-    // once.
-    let mut run = start(512);
-    let before = segments(run.dir.path());
-    run.fs.fail_write_after(0);
-    let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
-    check_poisoned(&run, &err);
-    assert_eq!(
-        segments(run.dir.path()),
-        before,
-        "the torn segment is removed"
-    );
-    let (_dir, journal) = reopen(run, &[]);
-    assert_eq!(journal.recovery().dropped_bytes, 0);
+    // The seal of the closing segment, or the header of the new one, cut
+    // in half: the seal is cut again, the new segment removed at once.
+    for n in [0, 1] {
+        let mut run = start(512);
+        let before = segments(run.dir.path());
+        let closing = last_segment(run.dir.path());
+        let closing_end = records_end(&closing);
+        run.fs.fail_write_after(n);
+        let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
+        check_poisoned(&run, &err);
+        assert_eq!(
+            segments(run.dir.path()),
+            before,
+            "the torn segment is removed"
+        );
+        if n == 0 {
+            // Cut with the zeros after the records (they went first).
+            assert_eq!(file_len(&closing), closing_end, "the torn seal is cut");
+        }
+        let (_dir, journal) = reopen(run, &[]);
+        assert_eq!(journal.recovery().dropped_bytes, 0);
+    }
 
     // The record after a good header cut in half: undone, the new segment
     // stays (empty).
     let mut run = start(512);
-    run.fs.fail_write_after(1);
+    run.fs.fail_write_after(2);
     let err = attempt(&mut run, &[rotating_record()]).unwrap_err();
     check_poisoned(&run, &err);
     assert_eq!(

@@ -59,13 +59,16 @@ fn check_segment_files(dir: &Path, first: u64, last: u64) -> Vec<u64> {
             "{} does not continue the previous segment",
             path.display()
         );
-        let lines = lines(path);
+        let sealed = lines(path).last().is_some_and(is_seal);
+        let is_last = Some(path) == segs.last().map(|(_, p)| p);
+        assert_eq!(sealed, !is_last, "{} sealed", path.display());
+        let lines = record_lines(path);
         assert_eq!(format!("{}\n", lines[0].text), header(*seq));
+        let records_end = lines.last().map_or(0, |l| l.end);
         assert!(
-            file_len(path) <= SEGMENT,
-            "{} is {} bytes",
+            records_end <= SEGMENT,
+            "{} holds {records_end} bytes of records",
             path.display(),
-            file_len(path)
         );
         if let Some(line) = lines.get(1) {
             assert_eq!(seq_of(line), *seq, "first record of {}", path.display());

@@ -19,12 +19,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::scan::SegmentInfo;
+use super::scan::{SegmentInfo, SegmentState};
 use super::writer::Unit;
 use crate::error::JournalError;
 use crate::fs::{FileRef, FileSystem};
 use crate::segment;
+use crate::segment::seal::{BuilderMark, IndexEntry, Seal, SealBuilder};
 
 /// The default for [`JournalOptions::preallocate`](super::JournalOptions::preallocate).
 pub const DEFAULT_PREALLOCATE: u64 = 1024 * 1024;
@@ -52,6 +54,8 @@ pub(super) struct SegmentFiles {
     unsynced: bool,
     /// Bytes of all segments but the active one.
     closed_bytes: u64,
+    /// The active segment's seal as its records are written.
+    built: SealBuilder,
 }
 
 /// Where the active segment stood before a group wrote to it: what an undo
@@ -60,6 +64,7 @@ pub(super) struct SegmentFiles {
 struct Mark {
     offset: u64,
     len: u64,
+    built: BuilderMark,
 }
 
 /// A group that failed: its error, and how far it was made durable anyway
@@ -70,14 +75,28 @@ pub(super) struct Failed {
     pub error: JournalError,
 }
 
-/// The segments as readers see them, (first seq, path) oldest first: kept
-/// apart from the files so that a reader never waits for a leader's fsync.
-pub(super) type SegmentIndex = Vec<(u64, PathBuf)>;
+/// A segment as readers see it.
+#[derive(Debug, Clone)]
+pub(super) struct ReadSegment {
+    pub first_seq: u64,
+    pub path: PathBuf,
+    /// Its seal, if it is closed: readers stop where its records end.
+    pub seal: Option<Arc<Seal>>,
+    /// Where units start (the seal's index, or the active segment's so far).
+    pub index: Arc<[IndexEntry]>,
+}
+
+/// The segments as readers see them, oldest first: kept apart from the
+/// files so that a reader never waits for a leader's fsync.
+pub(super) type SegmentIndex = Vec<ReadSegment>;
 
 impl SegmentFiles {
+    /// The files of `segments`, the last of them active, its seal so far
+    /// `built` (see [`reopen_active`]).
     pub fn open(
         fs: &dyn FileSystem,
         segments: Vec<SegmentInfo>,
+        built: SealBuilder,
         preallocate: u64,
     ) -> Result<Self, JournalError> {
         let (active, closed) = segments
@@ -98,6 +117,7 @@ impl SegmentFiles {
             preallocate,
             unsynced: false,
             closed_bytes,
+            built,
         })
     }
 
@@ -105,8 +125,26 @@ impl SegmentFiles {
     pub fn index(&self) -> SegmentIndex {
         self.segments
             .iter()
-            .map(|s| (s.first_seq, s.path.clone()))
+            .map(|s| {
+                let seal = s.state.seal().cloned();
+                let index = match &seal {
+                    Some(seal) => seal.index.as_slice().into(),
+                    None => self.built.index().into(),
+                };
+                ReadSegment {
+                    first_seq: s.first_seq,
+                    path: s.path.clone(),
+                    seal,
+                    index,
+                }
+            })
             .collect()
+    }
+
+    /// Entries in the active segment's index: readers' index is renewed
+    /// when it grows.
+    pub fn active_index_len(&self) -> usize {
+        self.built.index().len()
     }
 
     /// Bytes of records (and headers) in all segments; preallocated zeros
@@ -158,6 +196,7 @@ impl SegmentFiles {
         self.file
             .write_all_at(bytes, self.offset)
             .map_err(JournalError::io(self.active_path()))?;
+        self.built.add(bytes);
         self.offset = end;
         self.allocated = self.allocated.max(end);
         if target > self.allocated {
@@ -186,37 +225,52 @@ impl SegmentFiles {
         Ok(())
     }
 
-    /// Starts a new active segment at `first_seq`. The active one has been
-    /// synced (by `commit`), so only the active segment ever holds unsynced
-    /// records; it is trimmed to its records. The trim is not synced: zeros
-    /// that a crash leaves at the end of a closed segment are read as what
-    /// they are.
+    /// Seals the active segment and starts a new one at `first_seq`. The
+    /// active one has been synced (by `commit`), so only the active segment
+    /// ever holds unsynced records. It is trimmed to its records, its seal
+    /// written after them and synced; only then is the next segment created
+    /// (FORMAT.md, "Seals": a crash at any step leaves the last segment
+    /// unsealed, or sealed with no successor, and open finishes the job).
     fn rotate(
         &mut self,
         fs: &dyn FileSystem,
         dir: &Path,
         first_seq: u64,
     ) -> Result<(), JournalError> {
-        if self.allocated > self.offset {
-            self.file
-                .set_len(self.offset)
-                .map_err(JournalError::io(self.active_path()))?;
-            self.allocated = self.offset;
-        }
+        let seal = self.built.seal(first_seq - 1);
+        let sealed_len = match write_seal(&self.file, &seal, self.allocated > self.offset) {
+            Ok(len) => len,
+            Err(source) => {
+                // Best effort, as for a failed group: no torn seal left
+                // behind (on a full disk the cut frees what it took).
+                let _ = self
+                    .file
+                    .set_len(seal.len)
+                    .and_then(|()| self.file.sync_data());
+                return Err(JournalError::io(self.active_path())(source));
+            }
+        };
+        self.allocated = sealed_len;
         let (path, file) = create_segment(fs, dir, first_seq)?;
-        tracing::debug!(segment = %path.display(), first_seq, "journal: rotated to a new segment");
-        let offset = self.offset;
+        tracing::debug!(segment = %path.display(), first_seq, "journal: sealed the active segment and rotated to a new one");
         if let Some(active) = self.segments.last_mut() {
-            active.valid_len = offset;
+            active.valid_len = sealed_len;
+            active.state = SegmentState::Sealed(Arc::new(seal));
         }
-        self.closed_bytes += offset;
-        self.offset = segment::header_line(first_seq).len() as u64;
+        self.closed_bytes += sealed_len;
+        let header = segment::header_line(first_seq);
+        self.offset = header.len() as u64;
         self.allocated = self.offset;
         self.touched = self.offset;
+        self.built = SealBuilder::new(first_seq, header.as_bytes());
         self.segments.push(SegmentInfo {
             first_seq,
             path,
             valid_len: self.offset,
+            state: SegmentState::Unsealed {
+                built: self.built.clone(),
+                torn_seal_at: None,
+            },
         });
         self.file = file;
         Ok(())
@@ -254,6 +308,8 @@ impl SegmentFiles {
                     .map_err(|error| Failed { durable_seq, error })?;
                 mark = self.mark();
             }
+            let unit_offset = self.offset + (start - written) as u64;
+            self.built.unit_starts(unit.first_seq, unit_offset);
             start = unit.end;
         }
         self.write(&buf[written..], segment_size)
@@ -266,6 +322,7 @@ impl SegmentFiles {
         Mark {
             offset: self.offset,
             len: self.allocated,
+            built: self.built.mark(),
         }
     }
 
@@ -290,6 +347,7 @@ impl SegmentFiles {
         })();
         let error = match undone {
             Ok(()) => {
+                self.built.restore(mark.built);
                 self.offset = mark.offset;
                 self.allocated = mark.len;
                 self.touched = mark.offset;
@@ -317,6 +375,109 @@ fn outcome_unknown(error: JournalError, undo_error: &io::Error) -> JournalError 
         },
         other => other,
     }
+}
+
+/// Seals the closed segments of `segments` (all but the last) that are not
+/// sealed yet: written before seals existed, or their sealing cut short by
+/// a crash. Each is trimmed to its records and synced, then sealed: a crash
+/// in between leaves it unsealed or its seal torn, which the next open reads
+/// as what it is and seals again.
+pub(super) fn seal_closed_segments(
+    fs: &dyn FileSystem,
+    segments: &mut [SegmentInfo],
+) -> Result<(), JournalError> {
+    let mut sealed = 0;
+    for i in 1..segments.len() {
+        // A closed segment's records end where the next segment starts
+        // (the scan checked it).
+        let next_first = segments[i].first_seq;
+        let segment = &mut segments[i - 1];
+        let SegmentState::Unsealed { built, .. } = &segment.state else {
+            continue;
+        };
+        let seal = built.seal(next_first - 1);
+        let path = &segment.path;
+        let file = fs.open_write(path).map_err(JournalError::io(path))?;
+        let len = file.len().map_err(JournalError::io(path))?;
+        if len > seal.len {
+            file.set_len(seal.len).map_err(JournalError::io(path))?;
+            file.sync_data().map_err(JournalError::io(path))?;
+        }
+        segment.valid_len = write_seal(&file, &seal, false).map_err(JournalError::io(path))?;
+        segment.state = SegmentState::Sealed(Arc::new(seal));
+        sealed += 1;
+    }
+    if sealed > 0 {
+        tracing::info!(
+            segments = sealed,
+            "journal open: sealed segments that had no seal"
+        );
+    }
+    Ok(())
+}
+
+/// Makes the last segment the active one and returns the seal its records
+/// call for so far: the seal of a rotation that a crash (or a failed write)
+/// stopped before the next segment existed is cut, and the cut synced (it
+/// needs no space, unlike creating the next segment).
+pub(super) fn reopen_active(
+    fs: &dyn FileSystem,
+    active: &mut SegmentInfo,
+) -> Result<SealBuilder, JournalError> {
+    let (built, cut_at) = match &active.state {
+        SegmentState::Sealed(seal) => (SealBuilder::resume(seal), Some(seal.len)),
+        SegmentState::Unsealed {
+            built,
+            torn_seal_at,
+        } => (built.clone(), *torn_seal_at),
+    };
+    if let Some(at) = cut_at {
+        let path = &active.path;
+        let file = fs.open_write(path).map_err(JournalError::io(path))?;
+        file.set_len(at).map_err(JournalError::io(path))?;
+        file.sync_data().map_err(JournalError::io(path))?;
+        tracing::debug!(segment = %path.display(), at, "journal open: cut the seal of a rotation that did not finish");
+        active.valid_len = at;
+    }
+    active.state = SegmentState::Unsealed {
+        built: built.clone(),
+        torn_seal_at: None,
+    };
+    Ok(built)
+}
+
+/// A new, empty segment starting at `first_seq`, created in `dir`.
+pub(super) fn new_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    first_seq: u64,
+) -> Result<SegmentInfo, JournalError> {
+    let (path, _) = create_segment(fs, dir, first_seq)?;
+    let header = segment::header_line(first_seq);
+    Ok(SegmentInfo {
+        first_seq,
+        path,
+        valid_len: header.len() as u64,
+        state: SegmentState::Unsealed {
+            built: SealBuilder::new(first_seq, header.as_bytes()),
+            torn_seal_at: None,
+        },
+    })
+}
+
+/// Writes `seal` after the records of the segment `file` (cutting what
+/// follows them first if `trim`), and syncs it; returns the sealed length.
+/// The trim and the seal go out with one `fdatasync`: a crash that keeps one
+/// and not the other leaves zeros after the seal, or a seal missing, and
+/// either is read as what it is while the segment is the last.
+pub(super) fn write_seal(file: &FileRef, seal: &Seal, trim: bool) -> io::Result<u64> {
+    if trim {
+        file.set_len(seal.len)?;
+    }
+    let line = seal.line();
+    file.write_all_at(&line, seal.len)?;
+    file.sync_data()?;
+    Ok(seal.len + line.len() as u64)
 }
 
 /// Creates segment `first_seq` in `dir`: header written and synced, then the

@@ -12,7 +12,6 @@ use crate::error::JournalError;
 use crate::fs::{FileSystem, StdFs};
 use crate::lock::DirLock;
 use crate::record::DEFAULT_MAX_RECORD_SIZE;
-use crate::segment;
 
 mod files;
 mod reader;
@@ -22,7 +21,7 @@ mod writer;
 pub use files::DEFAULT_PREALLOCATE;
 use files::{SegmentFiles, SegmentIndex};
 pub use reader::{Reader, read_unlocked};
-use scan::{SegmentInfo, TornTail};
+use scan::{Depth, TornTail};
 use writer::CommitQueue;
 
 /// The first sequence numbers of the segment files of the journal in `dir`,
@@ -170,7 +169,7 @@ impl Journal {
         let fs = options.fs.clone();
         create_dir_durably(fs.as_ref(), &dir)?;
         let lock = DirLock::acquire(fs.as_ref(), &dir)?;
-        let mut scan = scan::scan_dir(fs.as_ref(), &dir, &mut |_, _| {})?;
+        let mut scan = scan::scan_dir(fs.as_ref(), &dir, Depth::Seals, &mut |_, _| {})?;
         let mut recovery = RecoveryReport {
             records: scan.records,
             ..RecoveryReport::default()
@@ -185,17 +184,16 @@ impl Journal {
             }
             cut_torn_tail(fs.as_ref(), &dir, &tail)?;
         }
+        files::seal_closed_segments(fs.as_ref(), &mut scan.segments)?;
         if scan.segments.is_empty() {
-            let first_seq = scan.next_seq;
-            let (path, _) = files::create_segment(fs.as_ref(), &dir, first_seq)?;
-            let valid_len = segment::header_line(first_seq).len() as u64;
-            scan.segments.push(SegmentInfo {
-                first_seq,
-                path,
-                valid_len,
-            });
+            let first = files::new_segment(fs.as_ref(), &dir, scan.next_seq)?;
+            scan.segments.push(first);
         }
-        let files = SegmentFiles::open(fs.as_ref(), scan.segments, options.preallocate)?;
+        let Some(active) = scan.segments.last_mut() else {
+            unreachable!("a segment was just created");
+        };
+        let built = files::reopen_active(fs.as_ref(), active)?;
+        let files = SegmentFiles::open(fs.as_ref(), scan.segments, built, options.preallocate)?;
         let last = scan.next_seq - 1;
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -233,7 +231,7 @@ impl Journal {
     /// The first sequence number still stored (after compaction), or the next
     /// sequence number if the journal holds no record.
     pub fn first_seq(&self) -> u64 {
-        lock(&self.inner.index)[0].0
+        lock(&self.inner.index)[0].first_seq
     }
 
     /// The last durable sequence number; 0 when nothing was ever appended.

@@ -1,13 +1,18 @@
-//! Streamed reads: one segment open at a time, one line in memory at a time.
+//! Streamed reads: one segment open at a time, read in large chunks, one
+//! line checked at a time. A read that starts inside a segment seeks to the
+//! unit that holds its first seq through the segment's index; a closed
+//! segment is read up to where its seal says its records end.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::files::ReadSegment;
 use super::{Entry, Inner, Journal, lock, scan};
 use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::{FileRef, FileSystem, StdFs};
+use crate::segment::seal::{self, Seal, TailSeal};
 use crate::segment::{self, LineScanner};
 
 /// Where a reader finds segments and how far it may read.
@@ -28,6 +33,8 @@ struct OpenSegment {
     path: PathBuf,
     file: FileRef,
     scanner: LineScanner,
+    /// Where a closed segment's records end (its seal starts).
+    end: Option<u64>,
 }
 
 /// A streamed, checked read over a journal, in sequence order.
@@ -58,7 +65,7 @@ impl Journal {
     /// [`JournalError::OutOfRange`]; so is a `from_seq` past the next one.
     pub fn read_from(&self, from_seq: u64) -> Result<Reader, JournalError> {
         let (first, next) = {
-            let first = lock(&self.inner.index)[0].0;
+            let first = lock(&self.inner.index)[0].first_seq;
             (first, lock(&self.inner.queue).next_seq)
         };
         let from = if from_seq == 0 { first } else { from_seq };
@@ -141,24 +148,38 @@ impl Reader {
         }
     }
 
-    fn segments(&self) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    /// The segment holding `self.expected` (the last one starting at or
+    /// before it), if there is one.
+    fn segment_holding_expected(&self) -> Result<Option<ReadSegment>, JournalError> {
+        let holds = |first: u64| first <= self.expected;
         match &self.source {
-            Source::Journal(inner) => Ok(lock(&inner.index).clone()),
-            Source::Unlocked { fs, dir } => Ok(scan::list_segments(fs.as_ref(), dir)?
-                .into_iter()
-                .map(|seq| (seq, segment::segment_path(dir, seq)))
-                .collect()),
+            Source::Journal(inner) => {
+                let segments = lock(&inner.index);
+                let at = segments.partition_point(|s| holds(s.first_seq));
+                Ok(at.checked_sub(1).map(|i| segments[i].clone()))
+            }
+            Source::Unlocked { fs, dir } => {
+                let seqs = scan::list_segments(fs.as_ref(), dir)?;
+                let at = seqs.partition_point(|&first| holds(first));
+                Ok(at.checked_sub(1).map(|i| ReadSegment {
+                    first_seq: seqs[i],
+                    path: segment::segment_path(dir, seqs[i]),
+                    seal: None,
+                    index: Arc::new([]),
+                }))
+            }
         }
     }
 
     /// Opens the segment holding `self.expected` (or the one starting right
     /// after the open one). Returns false when there is none yet.
     fn open_segment(&mut self) -> Result<bool, JournalError> {
-        let segments = self.segments()?;
-        let Some((first_seq, path)) = segments
-            .into_iter()
-            .take_while(|(first, _)| *first <= self.expected)
-            .last()
+        let Some(ReadSegment {
+            first_seq,
+            path,
+            seal,
+            index,
+        }) = self.segment_holding_expected()?
         else {
             return Err(JournalError::OutOfRange {
                 requested: self.from,
@@ -193,20 +214,35 @@ impl Reader {
         };
         match header {
             Some(line) if line.complete => {
-                let seq = segment::parse_header(line.bytes).map_err(corrupt)?;
-                if seq != first_seq {
-                    return Err(corrupt(format!("header says first_seq {seq}")).into());
-                }
+                segment::check_header(line.bytes, first_seq).map_err(corrupt)?;
             }
             // A segment being created right now by another process.
             _ => return Ok(false),
         }
+        let seal = match seal {
+            Some(seal) => Some(seal),
+            None => read_seal(&file, &path)?,
+        };
+        let index = seal
+            .as_ref()
+            .map_or(index, |seal| seal.index.as_slice().into());
+        // Seek to the unit holding the first seq wanted, if it is past the
+        // segment's first (and, in a live journal, durable: the index of the
+        // active segment may name a unit still being written).
+        let target = self.expected.min(self.limit());
         self.expected = first_seq;
+        if let Some((seq, offset)) = Seal::offset_for(&index, target)
+            && seq > first_seq
+        {
+            scanner = LineScanner::new(file.clone(), offset);
+            self.expected = seq;
+        }
         self.batch.clear();
         self.segment = Some(OpenSegment {
             path,
             file,
             scanner,
+            end: seal.map(|seal| seal.len),
         });
         Ok(true)
     }
@@ -225,10 +261,43 @@ impl Reader {
                 return Ok(false);
             };
             let start = open.scanner.offset();
+            if open.end.is_some_and(|end| start >= end) {
+                // A closed segment's records are all read.
+                if self.open_segment()? {
+                    continue;
+                }
+                return Ok(false);
+            }
             let line = open
                 .scanner
                 .next_line()
                 .map_err(JournalError::io(&open.path))?;
+            let at_seal = line
+                .as_ref()
+                .is_some_and(|l| l.complete && seal::is_seal_line(l.bytes));
+            if at_seal {
+                // The active segment, sealed since it was opened (or a
+                // segment read without its lock): it ends here if its seal
+                // reads. Read again from the seal next time if the next
+                // segment is not there yet.
+                let offset = start;
+                let bad = line.and_then(|l| seal::parse_seal_line(l.bytes).err());
+                if let Some(why) = bad {
+                    return Err(Corruption {
+                        file: open.path.clone(),
+                        offset,
+                        seq: self.expected,
+                        kind: CorruptionKind::BadSeal(why),
+                    }
+                    .into());
+                }
+                open.scanner = LineScanner::new(open.file.clone(), start);
+                open.end = Some(start);
+                if self.open_segment()? {
+                    continue;
+                }
+                return Ok(false);
+            }
             let Some(line) = line.filter(|l| l.complete) else {
                 // End of this segment (or a line still being written by
                 // another process, which is read again from its start next
@@ -291,5 +360,16 @@ impl Iterator for Reader {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// The seal at the end of the segment `file` at `path`, read for a reader
+/// that has no seal for it: `None` if it has none (the active segment). A
+/// bad one is not an error here: the read meets it as a line.
+fn read_seal(file: &FileRef, path: &Path) -> Result<Option<Arc<Seal>>, JournalError> {
+    let len = file.len().map_err(JournalError::io(path))?;
+    match seal::read_tail_seal(file, len).map_err(JournalError::io(path))? {
+        TailSeal::Sealed { seal, .. } => Ok(Some(Arc::new(seal))),
+        TailSeal::Bad { .. } | TailSeal::None => Ok(None),
     }
 }

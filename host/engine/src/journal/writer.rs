@@ -313,6 +313,7 @@ fn write_group(inner: &Inner, buf: &[u8], units: &[Unit]) -> Result<u64, Failed>
     let mut files = lock(&inner.files);
     let options = &inner.options;
     let segments = files.segments.len();
+    let indexed = files.active_index_len();
     let result = files
         .commit(
             options.fs.as_ref(),
@@ -322,7 +323,8 @@ fn write_group(inner: &Inner, buf: &[u8], units: &[Unit]) -> Result<u64, Failed>
             units,
         )
         .map(|()| last.last_seq);
-    if files.segments.len() != segments {
+    // Readers seek through the active segment's index as it grows.
+    if files.segments.len() != segments || files.active_index_len() != indexed {
         *lock(&inner.index) = files.index();
     }
     inner

@@ -150,7 +150,7 @@ pub fn encode_unit(first_seq: u64, records: &[&str]) -> String {
 }
 
 /// One line of a segment file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     /// Offset of its first byte.
     pub offset: u64,
@@ -178,6 +178,16 @@ pub fn lines(path: &Path) -> Vec<Line> {
     out
 }
 
+/// True for a segment's seal line.
+pub fn is_seal(line: &Line) -> bool {
+    line.text.starts_with("{\"seal\":")
+}
+
+/// The complete lines of a segment file but its seal (header included).
+pub fn record_lines(path: &Path) -> Vec<Line> {
+    lines(path).into_iter().filter(|l| !is_seal(l)).collect()
+}
+
 /// The `seq` of a record line.
 pub fn seq_of(line: &Line) -> u64 {
     let v: serde_json::Value = serde_json::from_str(&line.text).unwrap();
@@ -187,7 +197,7 @@ pub fn seq_of(line: &Line) -> u64 {
 /// The record line of `seq` in the journal in `dir`: (segment path, line).
 pub fn find_line(dir: &Path, seq: u64) -> (PathBuf, Line) {
     for (_, path) in segments(dir) {
-        for line in lines(&path).into_iter().skip(1) {
+        for line in record_lines(&path).into_iter().skip(1) {
             if seq_of(&line) == seq {
                 return (path, line);
             }

@@ -1,14 +1,18 @@
 //! Scanning one segment file: its header, its records line by line, and
 //! what lies where the records stop. Where they stop decides everything:
-//! the end of the file or preallocated zeros are a clean end; a line cut
-//! short, or a bad last line, in the last segment is a torn tail to cut;
-//! anything else is damage, reported with the file, offset and sequence.
+//! the end of the file, preallocated zeros or a seal that agrees with the
+//! records are a clean end; a line cut short, or a bad last line, in the
+//! last segment is a torn tail to cut; a seal cut short is a sealing that a
+//! crash interrupted; anything else is damage, reported with the file,
+//! offset and sequence. The scan builds the seal the segment's records call
+//! for as it goes (the writer builds the same one as it writes them).
 
 use std::path::Path;
 
 use super::TornTail;
 use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::FileSystem;
+use crate::segment::seal::{self, BuilderMark, Seal, SealBuilder};
 use crate::segment::{self, LineScanner};
 
 /// Progress is reported once per this many lines: often enough for a
@@ -33,6 +37,26 @@ pub(super) enum SegmentOutcome {
         valid_len: u64,
         /// What recovery cuts, if anything.
         tail: Option<TornTail>,
+        /// The seal of the records kept, built by the scan.
+        built: SealBuilder,
+        /// How the segment ends after its records.
+        closing: Closing,
+    },
+}
+
+/// What follows a segment's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Nothing: the segment is not sealed (the active one, or one written
+    /// before seals existed).
+    Open,
+    /// Its seal, which agrees with the records.
+    Sealed(Seal),
+    /// The start of a seal line, cut short by a crash while it was written
+    /// (at open, sealing a segment from before seals): cut it and seal again.
+    TornSeal {
+        /// Where the seal line starts.
+        at: u64,
     },
 }
 
@@ -47,6 +71,8 @@ pub(super) struct SegmentRef<'a> {
     /// Only the last segment may end in a torn tail: every other one was
     /// synced whole before the next was created.
     pub is_last: bool,
+    /// The first seq of the next segment's file name, if there is one.
+    pub next_first: Option<u64>,
 }
 
 impl SegmentRef<'_> {
@@ -74,9 +100,19 @@ enum End {
     /// write cut short) or is longer than [`segment::MAX_LINE_LEN`]. The
     /// bytes written end at `written_end`: preallocated zeros that the write
     /// did not reach may follow.
-    TornLine { offset: u64, written_end: u64 },
+    /// `torn_seal`: the bytes written are the start of a seal line.
+    TornLine {
+        offset: u64,
+        written_end: u64,
+        torn_seal: bool,
+    },
     /// The complete line at `offset` is not the record expected there.
     BadLine { offset: u64, kind: CorruptionKind },
+    /// The line at `offset` is a seal line (`seal` says whether it reads).
+    Seal {
+        offset: u64,
+        seal: Result<Seal, String>,
+    },
 }
 
 /// What follows a torn or bad line: whether it is the last line, which
@@ -107,6 +143,38 @@ struct Records {
     /// Where the last complete batch ends.
     valid_len: u64,
     open: Option<OpenBatch>,
+    /// The seal of every line read so far.
+    built: SealBuilder,
+    /// Where `built` stood after the last complete batch.
+    valid_mark: BuilderMark,
+}
+
+/// The seal at the end of the closed segment `seg` and the file's length,
+/// read without reading its records (the cheap checks: the seal's own crc
+/// and consistency, its length against the file's, its first seq against
+/// the file name, its last against the next file's name, and its place
+/// after the previous segment). `None` if the
+/// segment ends in no seal line or one that fails these checks: then the
+/// segment is scanned, which names its first damage exactly (a changed
+/// line changes the length, and the line comes before the seal).
+pub(super) fn read_sealed(
+    fs: &dyn FileSystem,
+    seg: &SegmentRef<'_>,
+) -> Result<Option<(Seal, u64)>, JournalError> {
+    let file = fs.open_read(seg.path).map_err(seg.io())?;
+    let file_len = file.len().map_err(seg.io())?;
+    match seal::read_tail_seal(&file, file_len).map_err(seg.io())? {
+        seal::TailSeal::Sealed { seal, .. }
+            if seal.first_seq == seg.first_seq
+                && seg.next_first.is_none_or(|next| next == seal.last_seq + 1) =>
+        {
+            check_follows_previous(seg)?;
+            Ok(Some((seal, file_len)))
+        }
+        seal::TailSeal::Sealed { .. } | seal::TailSeal::Bad { .. } | seal::TailSeal::None => {
+            Ok(None)
+        }
+    }
 }
 
 /// Scans the segment `seg`. `progress` is called with the bytes scanned so
@@ -119,18 +187,22 @@ pub(super) fn scan_segment(
     let file = fs.open_read(seg.path).map_err(seg.io())?;
     let file_len = file.len().map_err(seg.io())?;
     let mut scanner = LineScanner::new(file, 0);
-    let Some(header_end) = read_header(&mut scanner, seg)? else {
+    let Some(built) = read_header(&mut scanner, seg)? else {
         return Ok(SegmentOutcome::TornHeader { file_len });
     };
     check_follows_previous(seg)?;
     let mut records = Records {
         expected: seg.first_seq,
         complete: 0,
-        valid_len: header_end,
+        valid_len: built.len(),
         open: None,
+        valid_mark: built.mark(),
+        built,
     };
     let end = records.read(&mut scanner, seg, progress)?;
-    let tail = records.tail(&mut scanner, seg, end, file_len)?;
+    let (tail, closing) = records.tail(&mut scanner, seg, end, file_len)?;
+    let mut built = records.built;
+    built.restore(records.valid_mark);
     Ok(SegmentOutcome::Scanned {
         records: records.complete,
         // Records of an open batch are cut with the tail: the next append
@@ -141,15 +213,17 @@ pub(super) fn scan_segment(
             .map_or(records.expected, |b| b.first_seq),
         valid_len: records.valid_len,
         tail,
+        built,
+        closing,
     })
 }
 
-/// Reads and checks the header line; returns where it ends, or `None` when
-/// the last segment's header is incomplete.
+/// Reads and checks the header line; returns the segment's seal started
+/// with it, or `None` when the last segment's header is incomplete.
 fn read_header(
     scanner: &mut LineScanner,
     seg: &SegmentRef<'_>,
-) -> Result<Option<u64>, JournalError> {
+) -> Result<Option<SealBuilder>, JournalError> {
     let bad_header = |why| seg.corrupt(0, seg.first_seq, CorruptionKind::BadHeader(why));
     if !(1..=segment::MAX_SEQ).contains(&seg.first_seq) {
         return Err(bad_header(format!(
@@ -167,14 +241,10 @@ fn read_header(
         }
         return Err(bad_header("missing or incomplete header".into()));
     };
-    let seq = segment::parse_header(line.bytes).map_err(bad_header)?;
-    if seq != seg.first_seq {
-        return Err(bad_header(format!(
-            "header says first_seq {seq}, the file name says {}",
-            seg.first_seq
-        )));
-    }
-    Ok(Some(line.end))
+    segment::check_header(line.bytes, seg.first_seq).map_err(bad_header)?;
+    let mut built = SealBuilder::new(seg.first_seq, line.bytes);
+    built.add(b"\n");
+    Ok(Some(built))
 }
 
 /// A segment must start where the previous one ended.
@@ -214,11 +284,22 @@ impl Records {
                     End::TornLine {
                         offset: line.offset,
                         written_end: line.end - trailing_zeros(line.bytes),
+                        torn_seal: seal::is_torn_seal(line.bytes),
                     }
                 });
             }
+            if seal::is_seal_line(line.bytes) {
+                return Ok(End::Seal {
+                    offset: line.offset,
+                    seal: seal::parse_seal_line(line.bytes),
+                });
+            }
             match segment::check_line(line.bytes, self.expected) {
-                Ok(rec) => self.add(rec.seq, rec.more, line.offset, line.end),
+                Ok(rec) => {
+                    self.built.add(line.bytes);
+                    self.built.add(b"\n");
+                    self.add(rec.seq, rec.more, line.offset, line.end);
+                }
                 Err(kind) => {
                     return Ok(End::BadLine {
                         offset: line.offset,
@@ -233,6 +314,9 @@ impl Records {
     /// Adds the valid record line `seq` that runs from `offset` to `end`.
     fn add(&mut self, seq: u64, more: bool, offset: u64, end: u64) {
         self.expected += 1;
+        if self.open.is_none() {
+            self.built.unit_starts(seq, offset);
+        }
         if more {
             self.open
                 .get_or_insert(OpenBatch {
@@ -244,27 +328,34 @@ impl Records {
         } else {
             self.complete += 1 + self.open.take().map_or(0, |b| b.lines);
             self.valid_len = end;
+            self.valid_mark = self.built.mark();
         }
     }
 
     /// What the records' `end` means: nothing to cut, a torn tail to cut,
-    /// or damage (the error).
+    /// or damage (the error); and how the segment is closed.
     fn tail(
         &self,
         scanner: &mut LineScanner,
         seg: &SegmentRef<'_>,
         end: End,
         file_len: u64,
-    ) -> Result<Option<TornTail>, JournalError> {
+    ) -> Result<(Option<TornTail>, Closing), JournalError> {
         let (offset, content_end) = match end {
-            End::Eof => return self.unfinished_batch(seg, file_len),
-            End::Preallocated { at } => return self.unfinished_batch(seg, at),
+            End::Eof => return Ok((self.unfinished_batch(seg, file_len)?, Closing::Open)),
+            End::Preallocated { at } => {
+                return Ok((self.unfinished_batch(seg, at)?, Closing::Open));
+            }
             End::TornLine {
                 offset,
                 written_end,
+                torn_seal,
             } => {
                 let following = read_following(scanner, seg)?;
                 if !seg.is_last {
+                    if torn_seal && self.open.is_none() && !matches!(following, Following::Lines) {
+                        return Ok((None, Closing::TornSeal { at: offset }));
+                    }
                     let kind = CorruptionKind::Garbage("incomplete line".into());
                     return Err(seg.corrupt(offset, self.expected, kind));
                 }
@@ -279,8 +370,61 @@ impl Records {
                 }
                 (offset, following.zeros_at().unwrap_or(file_len))
             }
+            End::Seal { offset, seal } => {
+                let following = read_following(scanner, seg)?;
+                match seal {
+                    Ok(seal) => return self.sealed(seg, offset, seal, &following),
+                    // A rotation writes the seal before the next segment
+                    // exists: in the last segment a bad one is what a crash
+                    // left, and cutting it loses no record.
+                    Err(_) if seg.is_last && !matches!(following, Following::Lines) => {
+                        (offset, following.zeros_at().unwrap_or(file_len))
+                    }
+                    Err(why) => {
+                        return Err(seg.corrupt(
+                            offset,
+                            self.expected,
+                            CorruptionKind::BadSeal(why),
+                        ));
+                    }
+                }
+            }
         };
-        Ok(Some(self.cut(seg, offset, content_end)))
+        Ok((Some(self.cut(seg, offset, content_end)), Closing::Open))
+    }
+
+    /// The segment's records end in `seal` at `offset`, followed by
+    /// `following`: the seal must close them and say what they are.
+    fn sealed(
+        &self,
+        seg: &SegmentRef<'_>,
+        offset: u64,
+        seal: Seal,
+        following: &Following,
+    ) -> Result<(Option<TornTail>, Closing), JournalError> {
+        let bad = |why: String| seg.corrupt(offset, self.expected, CorruptionKind::BadSeal(why));
+        match following {
+            Following::Lines => return Err(bad("lines follow the seal".into())),
+            // Zeros after a seal: a crash while the last segment was sealed
+            // (the trim of its preallocated space not on disk). A closed
+            // segment's length was synced before the next one was created.
+            Following::Preallocated { .. } if !seg.is_last => {
+                return Err(bad("zeros follow the seal".into()));
+            }
+            Following::Preallocated { .. } | Following::Nothing => {}
+        }
+        if let Some(open) = &self.open {
+            return Err(seg.corrupt(
+                open.offset,
+                open.first_seq,
+                CorruptionKind::UnterminatedBatch,
+            ));
+        }
+        let built = self.built.seal(self.expected - 1);
+        if let Some(why) = disagreement(&built, &seal) {
+            return Err(bad(why));
+        }
+        Ok((None, Closing::Sealed(seal)))
     }
 
     /// At a clean end (`content_end`: the end of what was written), a batch
@@ -342,4 +486,26 @@ impl Following {
 /// How many NUL bytes `bytes` ends with.
 fn trailing_zeros(bytes: &[u8]) -> u64 {
     bytes.iter().rev().take_while(|&&b| b == 0).count() as u64
+}
+
+/// How the seal `found` at the end of a segment disagrees with the one its
+/// records call for (`built`), if it does.
+fn disagreement(built: &Seal, found: &Seal) -> Option<String> {
+    let pairs = [
+        ("first_seq", built.first_seq, found.first_seq),
+        ("last_seq", built.last_seq, found.last_seq),
+        ("records", built.records, found.records),
+        ("len", built.len, found.len),
+        (
+            "content_crc",
+            built.content_crc.into(),
+            found.content_crc.into(),
+        ),
+    ];
+    if let Some((field, is, says)) = pairs.iter().find(|(_, is, says)| is != says) {
+        return Some(format!(
+            "it says {field} {says}, the segment's records give {is}"
+        ));
+    }
+    (built.index != found.index).then(|| "its index does not match the records".to_string())
 }

@@ -5,25 +5,67 @@
 //!
 //! This module walks the segments in order and adds up what each holds;
 //! `file` reads one segment and decides what lies where its records stop.
+//! Open trusts the seals of closed segments ([`Depth::Seals`]: their
+//! records are checked as they are read); `verify` and `repair` read every
+//! record and check every seal against them ([`Depth::Records`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::JournalError;
 use crate::fs::FileSystem;
 use crate::segment;
+use crate::segment::seal::{Seal, SealBuilder};
 
 mod file;
 
+pub(crate) use file::Closing;
 use file::{SegmentOutcome, SegmentRef};
+
+/// How deep a scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    /// A closed segment's seal stands for its records (open).
+    Seals,
+    /// Every record is read and checked, and every seal against them.
+    Records,
+}
 
 /// A segment that scanned clean (up to its torn tail, if it is the last).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SegmentInfo {
     pub first_seq: u64,
     pub path: PathBuf,
-    /// Bytes of the segment that hold valid, complete records (the whole file
-    /// unless a torn tail is cut).
+    /// Bytes of the segment that hold its header, its valid, complete
+    /// records, and its seal if it is sealed (the whole file unless a torn
+    /// tail, a torn seal or zeros are cut).
     pub valid_len: u64,
+    pub state: SegmentState,
+}
+
+/// Whether a segment is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SegmentState {
+    /// Closed, and its seal is on disk.
+    Sealed(Arc<Seal>),
+    /// Not sealed (yet): the active segment, or a closed one written before
+    /// seals existed or whose sealing a crash cut short. `built` is the
+    /// seal its records call for, `torn_seal_at` where a torn seal (or, in
+    /// the last segment, any seal) starts, to be cut.
+    Unsealed {
+        built: SealBuilder,
+        torn_seal_at: Option<u64>,
+    },
+}
+
+impl SegmentState {
+    /// The seal, if the segment is sealed.
+    pub fn seal(&self) -> Option<&Arc<Seal>> {
+        match self {
+            SegmentState::Sealed(seal) => Some(seal),
+            SegmentState::Unsealed { .. } => None,
+        }
+    }
 }
 
 /// What recovery has to cut from the end of the last segment.
@@ -77,12 +119,13 @@ pub(crate) fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>,
     Ok(seqs)
 }
 
-/// Scans every segment of `dir`. Damage anywhere but the tail of the last
-/// segment is an error; a torn tail is returned for the caller to cut.
-/// `progress` is called with (bytes scanned, total bytes).
+/// Scans every segment of `dir`, as deep as `depth`. Damage anywhere but
+/// the tail of the last segment is an error; a torn tail is returned for the
+/// caller to cut. `progress` is called with (bytes scanned, total bytes).
 pub(crate) fn scan_dir(
     fs: &dyn FileSystem,
     dir: &Path,
+    depth: Depth,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Scan, JournalError> {
     let seqs = list_segments(fs, dir)?;
@@ -100,11 +143,22 @@ pub(crate) fn scan_dir(
             first_seq,
             expected_first: (i > 0).then_some(scan.next_seq),
             is_last: i + 1 == seqs.len(),
+            next_first: seqs.get(i + 1).copied(),
         };
-        let outcome = file::scan_segment(fs, &seg, &mut |n| progress(done + n, total))?;
+        let sealed = match depth {
+            Depth::Seals if !seg.is_last => file::read_sealed(fs, &seg)?,
+            Depth::Seals | Depth::Records => None,
+        };
+        match sealed {
+            Some((seal, file_len)) => scan.add_sealed(path, seal, file_len),
+            None => {
+                let outcome = file::scan_segment(fs, &seg, &mut |n| progress(done + n, total))?;
+                let is_last = seg.is_last;
+                scan.add(path, first_seq, outcome, is_last);
+            }
+        }
         done += len;
         progress(done, total);
-        scan.add(path, first_seq, outcome);
     }
     Ok(scan)
 }
@@ -122,8 +176,27 @@ fn file_lens(fs: &dyn FileSystem, dir: &Path, seqs: &[u64]) -> Result<Vec<u64>, 
 }
 
 impl Scan {
-    /// Adds the segment `first_seq` at `path`, scanned as `outcome`.
-    fn add(&mut self, path: PathBuf, first_seq: u64, outcome: SegmentOutcome) {
+    /// Adds the closed segment at `path`, of `file_len` bytes, as its `seal`
+    /// says.
+    fn add_sealed(&mut self, path: PathBuf, seal: Seal, file_len: u64) {
+        self.records += seal.records;
+        self.bytes += file_len;
+        self.next_seq = seal.last_seq + 1;
+        self.segments.push(SegmentInfo {
+            first_seq: seal.first_seq,
+            path,
+            valid_len: file_len,
+            state: SegmentState::Sealed(Arc::new(seal)),
+        });
+        self.tail = None;
+    }
+
+    /// Adds the segment `first_seq` at `path`, scanned as `outcome`. The
+    /// last segment is never taken as sealed: a seal there is a rotation
+    /// that a crash (or a full disk) stopped before the next segment was
+    /// created, and the writer goes on in this segment once the seal is cut
+    /// (which needs no space, unlike creating the next segment).
+    fn add(&mut self, path: PathBuf, first_seq: u64, outcome: SegmentOutcome, is_last: bool) {
         match outcome {
             SegmentOutcome::TornHeader { file_len } => {
                 self.tail = Some(TornTail::RemoveSegment {
@@ -140,7 +213,36 @@ impl Scan {
                 next_seq,
                 valid_len,
                 tail,
+                built,
+                closing,
             } => {
+                let (state, valid_len) = match closing {
+                    Closing::Sealed(_) if is_last => (
+                        SegmentState::Unsealed {
+                            built,
+                            torn_seal_at: Some(valid_len),
+                        },
+                        valid_len,
+                    ),
+                    Closing::Sealed(seal) => {
+                        let len = valid_len + seal.line().len() as u64;
+                        (SegmentState::Sealed(Arc::new(seal)), len)
+                    }
+                    Closing::Open => (
+                        SegmentState::Unsealed {
+                            built,
+                            torn_seal_at: None,
+                        },
+                        valid_len,
+                    ),
+                    Closing::TornSeal { at } => (
+                        SegmentState::Unsealed {
+                            built,
+                            torn_seal_at: Some(at),
+                        },
+                        valid_len,
+                    ),
+                };
                 self.records += records;
                 self.bytes += valid_len;
                 self.next_seq = next_seq;
@@ -148,6 +250,7 @@ impl Scan {
                     first_seq,
                     path,
                     valid_len,
+                    state,
                 });
                 self.tail = tail;
             }
