@@ -291,7 +291,11 @@ fn reads_from_every_seq_return_exactly_the_records_from_there() {
         }
     };
     let first = |reader: Box<dyn Iterator<Item = Result<Entry, JournalError>>>, from: u64| {
-        let n = if from.is_multiple_of(250) { usize::MAX } else { 3 };
+        let n = if from.is_multiple_of(250) {
+            usize::MAX
+        } else {
+            3
+        };
         reader.take(n).collect::<Result<Vec<_>, _>>().unwrap()
     };
     check("live", &|from| {
