@@ -95,10 +95,15 @@ pub fn parse_header(line: &[u8]) -> Result<u64, String> {
 /// form (`+…`, upper case) is refused, so a flipped bit in a hex letter
 /// (`e` ↔ `E` is one bit) cannot pass unnoticed.
 pub(crate) fn parse_crc(text: &str) -> Option<u32> {
-    if text.len() != 8 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
+    let digits: &[u8; 8] = text.as_bytes().try_into().ok()?;
+    digits.iter().try_fold(0u32, |crc, &digit| {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => return None,
+        };
+        Some(crc << 4 | u32::from(value))
+    })
 }
 
 /// The path of segment `first_seq` in `dir`.
