@@ -43,8 +43,11 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, JournalError> {
     scan::list_segments(&StdFs, dir)
 }
 
-/// The default segment size: a new segment starts once a segment holds 64 MiB.
-pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+/// The default segment size: a new segment starts once a segment holds
+/// 16 MiB. Open scans only the active segment (closed ones are sealed), so
+/// this bounds the work of an open; more, smaller segments cost one small
+/// read of each seal at open (BENCHMARKS.md, issue 11).
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
 
 /// How a journal is opened.
 #[derive(Debug, Clone)]

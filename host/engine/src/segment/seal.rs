@@ -184,7 +184,8 @@ pub enum TailSeal {
 
 /// Reads the seal at the end of `file` (of length `len`), if it ends in one.
 pub fn read_tail_seal(file: &FileRef, len: u64) -> std::io::Result<TailSeal> {
-    let mut want = len.min(64 * 1024);
+    // A seal of a 16 MiB segment holds about 256 index entries (~5 KB).
+    let mut want = len.min(16 * 1024);
     loop {
         let start = len - want;
         let mut tail = vec![0; want as usize];
