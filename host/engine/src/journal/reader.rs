@@ -120,18 +120,88 @@ impl Reader {
     /// reached for now. Records before damage are returned first; the damage
     /// is the error of the next call, and of every call after it.
     pub fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
-        if let Some(failure) = &self.failure {
-            return Err(failure.clone());
-        }
         let mut out = Vec::with_capacity(max.min(1024));
-        while out.len() < max {
-            match self.next() {
-                Some(Ok(entry)) => out.push(entry),
-                Some(Err(e)) if out.is_empty() => return Err(e),
-                Some(Err(_)) | None => break,
+        self.next_records(max, usize::MAX, &mut |seq, data| {
+            out.push(Entry {
+                seq,
+                data: data.to_owned(),
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Hands the next records to `f` as they lie in the read buffer (no
+    /// copy, no allocation per record), until `max` records or `max_bytes`
+    /// bytes of them have gone by (the record that crosses `max_bytes` is
+    /// the last), or the durable end is reached for now. Returns how many
+    /// records `f` got: 0 at the end. Records before damage are handed out
+    /// first; the damage is the error of the next call, and of every call
+    /// after it.
+    ///
+    /// ```
+    /// use mini_engine::Journal;
+    /// let dir = tempfile::tempdir()?;
+    /// let journal = Journal::open(dir.path())?;
+    /// journal.append_batch(&["1", "2", "3"])?;
+    /// let mut reader = journal.read_from(2)?;
+    /// let mut seen = Vec::new();
+    /// while reader.next_records(1024, 1 << 20, &mut |seq, data| seen.push((seq, data.len())))? > 0 {}
+    /// assert_eq!(seen, [(2, 1), (3, 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_records(
+        &mut self,
+        max: usize,
+        max_bytes: usize,
+        f: &mut dyn FnMut(u64, &str),
+    ) -> Result<usize, JournalError> {
+        let mut count = 0;
+        let mut bytes = 0usize;
+        while count < max && bytes < max_bytes {
+            let Some(entry) = self.ready.pop_front() else {
+                break;
+            };
+            bytes = bytes.saturating_add(entry.data.len());
+            f(entry.seq, &entry.data);
+            count += 1;
+        }
+        if let Some(failure) = &self.failure {
+            return if count > 0 {
+                Ok(count)
+            } else {
+                Err(failure.clone())
+            };
+        }
+        // Records past `max` of a batch wait in `ready` for the next call.
+        let mut ready = std::mem::take(&mut self.ready);
+        while count < max && bytes < max_bytes {
+            let filled = self.fill(&mut |seq, data| {
+                if count < max {
+                    bytes = bytes.saturating_add(data.len());
+                    f(seq, data);
+                    count += 1;
+                } else {
+                    ready.push_back(Entry {
+                        seq,
+                        data: data.to_owned(),
+                    });
+                }
+            });
+            match filled {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.failure = Some(e.clone());
+                    if count == 0 {
+                        self.ready = ready;
+                        return Err(e);
+                    }
+                    break;
+                }
             }
         }
-        Ok(out)
+        self.ready = ready;
+        Ok(count)
     }
 
     fn fs(&self) -> &dyn FileSystem {
@@ -247,9 +317,11 @@ impl Reader {
         Ok(true)
     }
 
-    /// Reads lines until a record (or a whole batch) is ready, the end is
-    /// reached (`Ok(false)`), or damage is found.
-    fn fill(&mut self) -> Result<bool, JournalError> {
+    /// Reads lines until a record (or a whole batch) has gone to `sink`
+    /// (`Ok(true)`), the end is reached (`Ok(false)`), or damage is found.
+    /// A single record goes to `sink` where it lies in the read buffer; the
+    /// lines of a batch are kept until its closing line is read.
+    fn fill(&mut self, sink: &mut dyn FnMut(u64, &str)) -> Result<bool, JournalError> {
         loop {
             if self.expected > self.limit() {
                 return Ok(false);
@@ -313,18 +385,25 @@ impl Reader {
             let offset = line.offset;
             let kind = match segment::check_line(line.bytes, self.expected) {
                 Ok(rec) => {
-                    if rec.seq >= self.from {
-                        self.batch.push(Entry {
-                            seq: rec.seq,
-                            data: rec.data.to_owned(),
-                        });
-                    }
                     self.expected += 1;
+                    let wanted = rec.seq >= self.from;
                     if rec.more {
+                        if wanted {
+                            self.batch.push(Entry {
+                                seq: rec.seq,
+                                data: rec.data.to_owned(),
+                            });
+                        }
                         continue;
                     }
-                    self.ready.extend(self.batch.drain(..));
-                    if self.ready.is_empty() {
+                    let delivered = wanted || !self.batch.is_empty();
+                    for entry in self.batch.drain(..) {
+                        sink(entry.seq, &entry.data);
+                    }
+                    if wanted {
+                        sink(rec.seq, rec.data);
+                    }
+                    if !delivered {
                         continue;
                     }
                     return Ok(true);
@@ -352,9 +431,21 @@ impl Iterator for Reader {
         if self.failure.is_some() {
             return None;
         }
-        match self.fill() {
-            Ok(true) => self.ready.pop_front().map(Ok),
-            Ok(false) => None,
+        let mut first = None;
+        let mut ready = std::mem::take(&mut self.ready);
+        let filled = self.fill(&mut |seq, data| {
+            let entry = Entry {
+                seq,
+                data: data.to_owned(),
+            };
+            match first {
+                None => first = Some(entry),
+                Some(_) => ready.push_back(entry),
+            }
+        });
+        self.ready = ready;
+        match filled {
+            Ok(_) => first.map(Ok),
             Err(e) => {
                 self.failure = Some(e.clone());
                 Some(Err(e))
