@@ -33,7 +33,7 @@ pub fn check_record(record: &str, limit: usize) -> Result<Cow<'_, str>, JournalE
     let raw: &RawValue =
         serde_json::from_str(record).map_err(|e| JournalError::InvalidRecord(e.to_string()))?;
     let value = raw.get();
-    if value.contains(['\n', '\r']) {
+    if memchr::memchr2(b'\n', b'\r', value.as_bytes()).is_some() {
         Ok(Cow::Owned(strip_whitespace_outside_strings(value)))
     } else {
         Ok(Cow::Borrowed(value))
