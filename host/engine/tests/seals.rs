@@ -243,7 +243,8 @@ fn journals_from_before_seals_open_the_same_and_get_the_same_seals() {
     assert_eq!(journal.append(&rec(301)).unwrap(), 301);
 }
 
-/// Records of 50 to 400 bytes in batches of 1 to 8 over segments of 256 KiB
+/// Records of 50 to 400 bytes in batches of 1 to 8 (and some of hundreds)
+/// over segments of 256 KiB
 /// (each with a few index entries), read from every seq: on the live
 /// journal (the active segment's index as it grows), after a reopen (the
 /// seals' index), and without the lock.
@@ -257,8 +258,15 @@ fn reads_from_every_seq_return_exactly_the_records_from_there() {
     let journal = Journal::open_with(dir.path(), options.clone()).unwrap();
     let mut rng = Rng::with_seed(seed_from_env());
     let mut model: Vec<String> = Vec::new();
-    while model.len() < 3_500 {
-        let batch: Vec<String> = (0..1 + rng.u64(..8))
+    while model.len() < 6_000 {
+        // Now and then a batch bigger than the index's spacing: entries
+        // then fall inside batches.
+        let len = if rng.u64(..20) == 0 {
+            200 + rng.u64(..600)
+        } else {
+            1 + rng.u64(..8)
+        };
+        let batch: Vec<String> = (0..len)
             .map(|_| {
                 let n = model.len();
                 format!(r#"{{"n":{n},"pad":"{}"}}"#, "p".repeat(rng.usize(40..390)))
@@ -302,6 +310,16 @@ fn reads_from_every_seq_return_exactly_the_records_from_there() {
         first(Box::new(journal.read_from(from).unwrap()), from)
     });
     drop(journal);
+    // The seals the writer built (index entries inside batches included)
+    // are the ones the scanner builds from the records.
+    let report = verify(dir.path(), &mut |_, _| {}).unwrap();
+    assert_eq!((report.damage, report.records), (None, model.len() as u64));
+    let entries: usize = segments(dir.path())
+        .iter()
+        .filter_map(|(_, path)| lines(path).pop().filter(is_seal))
+        .map(|line| parse_seal_line(line.text.as_bytes()).unwrap().index.len())
+        .sum();
+    assert!(entries > 20, "{entries} index entries");
     let journal = Journal::open_with(dir.path(), options).unwrap();
     check("reopened", &|from| {
         first(Box::new(journal.read_from(from).unwrap()), from)

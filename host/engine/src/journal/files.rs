@@ -184,7 +184,14 @@ impl SegmentFiles {
             .max(needed)
     }
 
-    fn write(&mut self, bytes: &[u8], segment_size: u64) -> Result<(), JournalError> {
+    /// Writes `bytes`, whole record lines of which the first is record
+    /// `first_seq`, after the active segment's last line.
+    fn write(
+        &mut self,
+        bytes: &[u8],
+        first_seq: u64,
+        segment_size: u64,
+    ) -> Result<(), JournalError> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -196,7 +203,7 @@ impl SegmentFiles {
         self.file
             .write_all_at(bytes, self.offset)
             .map_err(JournalError::io(self.active_path()))?;
-        self.built.add(bytes);
+        self.built.add_lines(bytes, first_seq);
         self.offset = end;
         self.allocated = self.allocated.max(end);
         if target > self.allocated {
@@ -294,25 +301,25 @@ impl SegmentFiles {
         let mut durable_seq = 0;
         let mut mark = self.mark();
         let mut written = 0; // bytes of `buf` already written
+        let mut written_seq = units.first().map_or(0, |u| u.first_seq); // the first seq not written
         let mut start = 0; // where the current unit starts in `buf`
         for unit in units {
             let in_segment = self.offset + (start - written) as u64;
             let holds_records = self.active_holds_records() || start > written;
             if holds_records && in_segment + (unit.end - start) as u64 > segment_size {
-                self.write(&buf[written..start], segment_size)
+                self.write(&buf[written..start], written_seq, segment_size)
                     .and_then(|()| self.sync())
                     .map_err(|error| self.undo(mark, error, durable_seq))?;
                 written = start;
+                written_seq = unit.first_seq;
                 durable_seq = unit.first_seq - 1;
                 self.rotate(fs, dir, unit.first_seq)
                     .map_err(|error| Failed { durable_seq, error })?;
                 mark = self.mark();
             }
-            let unit_offset = self.offset + (start - written) as u64;
-            self.built.unit_starts(unit.first_seq, unit_offset);
             start = unit.end;
         }
-        self.write(&buf[written..], segment_size)
+        self.write(&buf[written..], written_seq, segment_size)
             .and_then(|()| self.sync())
             .map_err(|error| self.undo(mark, error, durable_seq))
     }

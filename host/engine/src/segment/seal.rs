@@ -7,10 +7,9 @@
 //!
 //! `len` is where the seal line starts: the segment's header and records
 //! are the bytes before it, and `content_crc` is their CRC-32C. `index`
-//! holds a sparse map from seq to the byte offset of the line that starts
-//! the unit (a record or a batch) holding it: one entry for the first unit,
-//! then one for the first unit that starts at least [`INDEX_EVERY`] bytes
-//! after the previous entry. `crc` is the CRC-32C of the object after
+//! holds a sparse map from seq to the byte offset of its line: one entry for
+//! the first record, then one for the first record line that starts at
+//! least [`INDEX_EVERY`] bytes after the previous entry. `crc` is the CRC-32C of the object after
 //! `"seal":`. FORMAT.md, "Seals", has the crash argument.
 
 use serde::{Deserialize, Serialize};
@@ -28,8 +27,7 @@ pub const MAX_SEAL_LINE: u64 = 16 * 1024 * 1024;
 const PREFIX: &[u8] = b"{\"seal\":";
 const CRC_KEY: &[u8] = b",\"crc\":\"";
 
-/// One index entry: the seq of the first record of a unit, and the byte
-/// offset of its line.
+/// One index entry: a record's seq and the byte offset of its line.
 pub type IndexEntry = (u64, u64);
 
 /// What a closed segment holds, as its seal line says.
@@ -47,7 +45,7 @@ pub struct Seal {
     /// The CRC-32C of those bytes, 8 lower-case hex digits.
     #[serde(with = "crc_hex")]
     pub content_crc: u32,
-    /// Seq → offset of the unit starting there, ascending in both.
+    /// Seq → offset of its line, ascending in both.
     pub index: Vec<IndexEntry>,
 }
 
@@ -78,9 +76,8 @@ impl Seal {
         line
     }
 
-    /// The offset to start reading at to reach `seq` (at or after the
-    /// offset's unit): the last entry at or before it, or `None` if the
-    /// index has none (then from the segment's start).
+    /// Where to start reading to reach `seq`: the last entry at or before
+    /// it, or `None` if the index has none (then from the segment's start).
     pub fn offset_for(index: &[IndexEntry], seq: u64) -> Option<IndexEntry> {
         let after = index.partition_point(|&(s, _)| s <= seq);
         after.checked_sub(1).map(|i| index[i])
@@ -279,15 +276,40 @@ impl SealBuilder {
         self.len += bytes.len() as u64;
     }
 
-    /// A unit (a record or a batch) starts at `offset` with record `seq`.
-    pub fn unit_starts(&mut self, seq: u64, offset: u64) {
-        if self
-            .index
-            .last()
-            .is_none_or(|&(_, last)| offset >= last + INDEX_EVERY)
-        {
-            self.index.push((seq, offset));
+    /// The next bytes of the segment: whole record lines (the last one's
+    /// newline may come with the next call), the first of them record
+    /// `seq`. Index entries are taken from them: the first record line, then
+    /// the first line that starts at least [`INDEX_EVERY`] bytes after the
+    /// previous entry, inside a batch or not (a read that starts inside a
+    /// batch hands out only its records from there on, with its closing
+    /// line).
+    pub fn add_lines(&mut self, bytes: &[u8], mut seq: u64) {
+        let base = self.len;
+        let mut line = 0; // a line starts here
+        while line < bytes.len() {
+            let due = self.index.last().map_or(0, |&(_, offset)| {
+                (offset + INDEX_EVERY).saturating_sub(base)
+            });
+            let due = usize::try_from(due).unwrap_or(usize::MAX);
+            if due > line {
+                // The first line that starts at or after `due`: right
+                // after the first newline at or after `due - 1`.
+                let Some(newline) = bytes
+                    .get(due - 1..)
+                    .and_then(|rest| memchr::memchr(b'\n', rest))
+                else {
+                    break;
+                };
+                let next = due + newline;
+                seq += memchr::memchr_iter(b'\n', &bytes[line..next]).count() as u64;
+                line = next;
+                if line >= bytes.len() {
+                    break;
+                }
+            }
+            self.index.push((seq, base + line as u64));
         }
+        self.add(bytes);
     }
 
     /// The bytes added so far.

@@ -296,7 +296,7 @@ impl Records {
             }
             match segment::check_line(line.bytes, self.expected) {
                 Ok(rec) => {
-                    self.built.add(line.bytes);
+                    self.built.add_lines(line.bytes, rec.seq);
                     self.built.add(b"\n");
                     self.add(rec.seq, rec.more, line.offset, line.end);
                 }
@@ -314,9 +314,6 @@ impl Records {
     /// Adds the valid record line `seq` that runs from `offset` to `end`.
     fn add(&mut self, seq: u64, more: bool, offset: u64, end: u64) {
         self.expected += 1;
-        if self.open.is_none() {
-            self.built.unit_starts(seq, offset);
-        }
         if more {
             self.open
                 .get_or_insert(OpenBatch {
