@@ -99,9 +99,14 @@ impl Clone for JournalError {
 }
 
 impl JournalError {
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> JournalError {
-        let path = path.into();
-        move |source| JournalError::Io { path, source }
+    pub(crate) fn io<P: AsRef<std::path::Path> + ?Sized>(
+        path: &P,
+    ) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+        // The path is copied only for an error: this sits on every read.
+        move |source| JournalError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 }
 

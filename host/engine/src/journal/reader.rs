@@ -387,7 +387,13 @@ impl Reader {
                 Ok(rec) => {
                     self.expected += 1;
                     let wanted = rec.seq >= self.from;
-                    if rec.more {
+                    // A batch is held back until its closing line only
+                    // where it may still be cut: in a segment that another
+                    // process may be writing. A live journal's reader stops
+                    // at the durable end, which never falls inside a batch,
+                    // and a sealed segment holds whole batches.
+                    let whole = matches!(self.source, Source::Journal(_)) || open.end.is_some();
+                    if rec.more && !whole {
                         if wanted {
                             self.batch.push(Entry {
                                 seq: rec.seq,

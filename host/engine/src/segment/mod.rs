@@ -96,15 +96,34 @@ pub fn parse_header(line: &[u8]) -> Result<u64, String> {
 /// (`e` ↔ `E` is one bit) cannot pass unnoticed.
 pub(crate) fn parse_crc(text: &str) -> Option<u32> {
     let digits: &[u8; 8] = text.as_bytes().try_into().ok()?;
-    digits.iter().try_fold(0u32, |crc, &digit| {
-        let value = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => return None,
-        };
-        Some(crc << 4 | u32::from(value))
-    })
+    let mut crc = 0u32;
+    let mut bad = 0u8;
+    for &digit in digits {
+        let value = HEX_VALUE[usize::from(digit)];
+        bad |= value;
+        crc = crc << 4 | u32::from(value & 0xf);
+    }
+    // Every valid digit's value is below 16; `NOT_HEX` has the high bit set.
+    (bad & NOT_HEX == 0).then_some(crc)
 }
+
+const NOT_HEX: u8 = 0x80;
+
+/// The value of each byte as a lower-case hex digit, or [`NOT_HEX`].
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// The path of segment `first_seq` in `dir`.
 pub fn segment_path(dir: &Path, first_seq: u64) -> std::path::PathBuf {
@@ -125,6 +144,27 @@ mod tests {
         assert_eq!(parse_segment_file_name("42.jsonl"), None);
         assert_eq!(parse_segment_file_name("LOCK"), None);
         assert!(segment_file_name(9) < segment_file_name(10));
+    }
+
+    #[test]
+    fn a_crc_is_exactly_eight_lower_case_hex_digits() {
+        assert_eq!(parse_crc("0123abcd"), Some(0x0123_abcd));
+        assert_eq!(parse_crc("ffffffff"), Some(u32::MAX));
+        for byte in 0..=255u8 {
+            let text = format!("0000000{}", char::from(byte));
+            let hex = byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte);
+            assert_eq!(parse_crc(&text).is_some(), hex, "{byte:#x}");
+        }
+        for bad in [
+            "",
+            "0123abc",
+            "0123abcde",
+            "+123abcd",
+            "0123ABCD",
+            " 123abcd",
+        ] {
+            assert_eq!(parse_crc(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
