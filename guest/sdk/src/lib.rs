@@ -160,7 +160,7 @@ mod state;
 
 pub use bindings::wasi::io::poll::{Pollable, poll};
 pub use error::{Error, Resource};
-pub use journal::{DEFAULT_CHUNK, Journal, RawJournal, RawRecords, Records};
+pub use journal::{BLOCK_BYTES, DEFAULT_CHUNK, Journal, RawJournal, RawRecords, Records};
 pub use queue::{
     DeadLetter, Delivery, MAX_WAIT_PER_CALL, PushOptions, Queue, QueueStats, RawDelivery, RawQueue,
 };

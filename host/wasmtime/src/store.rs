@@ -212,12 +212,68 @@ impl MiniCtxView<'_> {
     }
 }
 
+/// Reads the next records of `reader` into one block, up to `max` records
+/// and about `max_bytes` of data (capped as `next` is). Returns the block
+/// and, if a read failed, the error (the records before the damage are in
+/// the block).
+fn read_block(
+    reader: &mut Reader,
+    max: usize,
+    max_bytes: usize,
+) -> (types::EntryBlock, Option<JournalError>) {
+    let mut block = types::EntryBlock {
+        first_seq: 0,
+        data: String::new(),
+        ends: Vec::new(),
+    };
+    let max = max.min(MAX_ENTRIES_PER_NEXT);
+    let max_bytes = max_bytes.min(MAX_BYTES_PER_NEXT);
+    let mut add = |seq: u64, data: &str| {
+        if block.ends.is_empty() {
+            block.first_seq = seq;
+        }
+        block.data.push_str(data);
+        // A block holds at most 4 MiB plus one record of at most 128 MiB.
+        block.ends.push(u32::try_from(block.data.len()).unwrap_or(u32::MAX));
+    };
+    let failed = reader.next_records(max, max_bytes, &mut add).err();
+    (block, failed)
+}
+
 impl MiniCtxView<'_> {
     async fn next_entries(
         &mut self,
         handle: &Resource<CursorHandle>,
         max: u32,
     ) -> Result<Vec<Entry>, Error> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let entries = self
+            .with_reader(handle, move |reader| read_some(reader, max))
+            .await?;
+        Ok(entries)
+    }
+
+    async fn next_block(
+        &mut self,
+        handle: &Resource<CursorHandle>,
+        max: u32,
+        max_bytes: u32,
+    ) -> Result<types::EntryBlock, Error> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        self.with_reader(handle, move |reader| read_block(reader, max, max_bytes))
+            .await
+    }
+
+    /// Runs `read` on the cursor's reader off the executor. A read that met
+    /// damage returns what it read before it; the damage is the error of the
+    /// next call (and of every call after it), or of this one if it read
+    /// nothing.
+    async fn with_reader<T: Send + Empty + 'static>(
+        &mut self,
+        handle: &Resource<CursorHandle>,
+        read: impl FnOnce(&mut Reader) -> (T, Option<JournalError>) + Send + 'static,
+    ) -> Result<T, Error> {
         let cursor = self
             .table
             .get_mut(handle)
@@ -230,11 +286,10 @@ impl MiniCtxView<'_> {
                 "the cursor was lost after a host failure; open a new one".into(),
             ));
         };
-        let max = usize::try_from(max).unwrap_or(usize::MAX);
         let ns_dir = self.ctx.namespace_dir.clone();
-        let (reader, entries, failed) = blocking(move || {
-            let (entries, failed) = read_some(&mut reader, max);
-            (reader, entries, failed.map(|e| journal_error(e, &ns_dir)))
+        let (reader, records, failed) = blocking(move || {
+            let (records, failed) = read(&mut reader);
+            (reader, records, failed.map(|e| journal_error(e, &ns_dir)))
         })
         .await?;
         if let Ok(cursor) = self.table.get_mut(handle) {
@@ -242,10 +297,27 @@ impl MiniCtxView<'_> {
             cursor.failed.clone_from(&failed);
         }
         match failed {
-            Some(e) if entries.is_empty() => Err(e),
+            Some(e) if records.is_empty() => Err(e),
             // The error comes with the next call.
-            _ => Ok(entries),
+            _ => Ok(records),
         }
+    }
+}
+
+/// What a cursor read returned: nothing, or records.
+trait Empty {
+    fn is_empty(&self) -> bool;
+}
+
+impl Empty for Vec<Entry> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl Empty for types::EntryBlock {
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 }
 
@@ -260,6 +332,15 @@ impl store::HostCursor for MiniCtxView<'_> {
             .into_iter()
             .map(|Entry { seq, data }| types::Entry { seq, data })
             .collect())
+    }
+
+    async fn next_block(
+        &mut self,
+        handle: Resource<CursorHandle>,
+        max: u32,
+        max_bytes: u32,
+    ) -> Result<types::EntryBlock, HostError> {
+        Ok(self.next_block(&handle, max, max_bytes).await?)
     }
 
     async fn drop(&mut self, handle: Resource<CursorHandle>) -> wasmtime::Result<()> {

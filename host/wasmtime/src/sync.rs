@@ -45,6 +45,7 @@ inline_calls!(sync::store::HostJournal => bindings::store::HostJournal {
 
 inline_calls!(sync::store::HostCursor => bindings::store::HostCursor {
     fn next(&mut self, handle: Resource<CursorHandle>, max: u32) -> Result<Vec<types::Entry>>;
+    fn next_block(&mut self, handle: Resource<CursorHandle>, max: u32, max_bytes: u32) -> Result<types::EntryBlock>;
     fn drop(&mut self, handle: Resource<CursorHandle>) -> wasmtime::Result<()>;
 });
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::DEFAULT_CHUNK;
+use super::{Blocks, DEFAULT_CHUNK};
 use crate::bindings::mini::storage::store as wit;
 use crate::error::HostResult;
 use crate::{Error, Resource};
@@ -176,9 +176,11 @@ impl fmt::Debug for RawJournal {
 /// A streamed read over a [`RawJournal`]: an iterator of `(seq, json)`
 /// pairs in sequence order.
 ///
-/// Records are fetched from the host in chunks of at most
-/// [`DEFAULT_CHUNK`] (see [`RawRecords::chunk_size`]), so only one chunk is
-/// held in memory. The iterator ends at the journal's durable end as seen
+/// Records are fetched from the host in blocks of at most
+/// [`DEFAULT_CHUNK`] records (see [`RawRecords::chunk_size`]) and about
+/// [`BLOCK_BYTES`](super::BLOCK_BYTES) bytes, so only one block is held in
+/// memory; a block crosses from the host as one string, and
+/// [`RawRecords::next_ref`] hands its records out without copying them. The iterator ends at the journal's durable end as seen
 /// when the last chunk was fetched. After an error from the host it yields
 /// that error once and then ends.
 ///
@@ -193,19 +195,33 @@ impl fmt::Debug for RawJournal {
 /// ```
 pub struct RawRecords {
     cursor: wit::Cursor,
-    buffer: std::vec::IntoIter<wit::Entry>,
+    blocks: Blocks,
     chunk: u32,
-    done: bool,
 }
 
 impl RawRecords {
     fn new(cursor: wit::Cursor) -> Self {
         Self {
             cursor,
-            buffer: Vec::new().into_iter(),
+            blocks: Blocks::new(),
             chunk: DEFAULT_CHUNK,
-            done: false,
         }
+    }
+
+    /// The next record as a slice of the block it came in (no copy); what
+    /// the iterator returns, borrowed.
+    ///
+    /// ```no_run
+    /// let journal = mini_guest::RawJournal::open("events")?;
+    /// let mut records = journal.replay()?;
+    /// while let Some(record) = records.next_ref() {
+    ///     let (_seq, json) = record?;
+    ///     assert!(!json.is_empty());
+    /// }
+    /// # Ok::<(), mini_guest::Error>(())
+    /// ```
+    pub fn next_ref(&mut self) -> Option<Result<(u64, &str), Error>> {
+        self.blocks.next(&self.cursor, self.chunk, JOURNAL)
     }
 
     /// Sets how many records are fetched from the host per call (at least
@@ -238,28 +254,7 @@ impl Iterator for RawRecords {
     type Item = Result<(u64, String), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(entry) = self.buffer.next() {
-            return Some(Ok((entry.seq, entry.data)));
-        }
-        if self.done {
-            return None;
-        }
-        match self.cursor.next(self.chunk) {
-            Ok(entries) => {
-                self.buffer = entries.into_iter();
-                match self.buffer.next() {
-                    Some(entry) => Some(Ok((entry.seq, entry.data))),
-                    None => {
-                        self.done = true;
-                        None
-                    }
-                }
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(Error::from_host(JOURNAL, e)))
-            }
-        }
+        Some(self.next_ref()?.map(|(seq, json)| (seq, json.to_owned())))
     }
 }
 
@@ -269,9 +264,8 @@ impl fmt::Debug for RawRecords {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawRecords")
             .field("cursor", &self.cursor.handle())
-            .field("buffered", &self.buffer.len())
+            .field("buffered", &self.blocks.buffered())
             .field("chunk", &self.chunk)
-            .field("done", &self.done)
             .finish()
     }
 }

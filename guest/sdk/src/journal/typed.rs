@@ -252,8 +252,8 @@ impl<T: DeserializeOwned> Iterator for Records<T> {
     type Item = Result<(u64, T), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(self.raw.next()?.and_then(|(seq, json)| {
-            serde_json::from_str(&json)
+        Some(self.raw.next_ref()?.and_then(|(seq, json)| {
+            serde_json::from_str(json)
                 .map(|value| (seq, value))
                 .map_err(|e| Error::Deserialize {
                     seq,

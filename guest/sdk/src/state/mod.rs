@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bindings::mini::storage::state as wit;
 use crate::error::HostResult;
+use crate::journal::Blocks;
 use crate::{DEFAULT_CHUNK, Error, Resource, to_json};
 
 const STATE: Resource = Resource::State;
@@ -157,32 +158,28 @@ where
         };
         let mut seq = snapshot_seq.unwrap_or(0);
         let mut since = Since::default();
-        loop {
-            let entries = mutations.next(DEFAULT_CHUNK).on(STATE)?;
-            if entries.is_empty() {
-                break;
+        // A block at a time: each mutation is parsed where it lies in the
+        // block, never copied on its own.
+        let mut blocks = Blocks::new();
+        while let Some(entry) = blocks.next(&mutations, DEFAULT_CHUNK, STATE) {
+            let (entry_seq, data) = entry?;
+            if entry_seq != seq + 1 {
+                return Err(Error::Corrupt {
+                    resource: STATE,
+                    reason: format!(
+                        "{name:?}: recovery returned mutation {entry_seq} after {seq} \
+                         (sequence numbers must be contiguous)"
+                    ),
+                });
             }
-            for entry in entries {
-                if entry.seq != seq + 1 {
-                    return Err(Error::Corrupt {
-                        resource: STATE,
-                        reason: format!(
-                            "{name:?}: recovery returned mutation {} after {seq} \
-                             (sequence numbers must be contiguous)",
-                            entry.seq
-                        ),
-                    });
-                }
-                let mutation: M =
-                    serde_json::from_str(&entry.data).map_err(|e| Error::BadMutation {
-                        seq: entry.seq,
-                        message: e.to_string(),
-                    })?;
-                mutation.apply(&mut state);
-                since.records += 1;
-                since.bytes += entry.data.len() as u64;
-                seq = entry.seq;
-            }
+            let mutation: M = serde_json::from_str(data).map_err(|e| Error::BadMutation {
+                seq: entry_seq,
+                message: e.to_string(),
+            })?;
+            mutation.apply(&mut state);
+            since.records += 1;
+            since.bytes += data.len() as u64;
+            seq = entry_seq;
         }
         drop(mutations);
         let durable = handle.current_seq().on(STATE)?;
