@@ -17,8 +17,9 @@
 //!    1, 2 and 4): cut the last 3 bytes of segment 2, or delete it:
 //!    `read_unlocked(dir, 0)` gives seq 1 and ends, no error; add
 //!    `"more":true,` before `"data"` in seq 3's line (outside the crc): it
-//!    gives seqs 1 and 4. Open and `verify` report the damage in segment 2
-//!    each time.
+//!    gives seqs 1 and 4. Open and `verify` report the damage each time.
+//!    (The locked reader shares the code: it meets such damage only if a
+//!    segment is changed under an open journal.)
 //! 2. **An empty journal directory fails an unlocked read.**
 //!    `read_unlocked` on a journal directory without a segment file (a
 //!    state or queue whose process died between creating `journal/` and
