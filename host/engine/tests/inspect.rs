@@ -118,6 +118,39 @@ fn a_snapshot_beyond_the_journal_fails_the_check_and_the_tail() {
     ));
 }
 
+/// Found by fuzzing (issue 11): the queue's inspection showed the state of
+/// a snapshot beyond the journal's end, which an open refuses.
+#[test]
+fn a_queue_snapshot_beyond_the_journal_fails_the_inspection_as_the_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let queue = Queue::open(dir.path()).expect("open");
+        queue.push("1", &PushOptions::default()).expect("push");
+        queue.checkpoint().expect("checkpoint");
+    }
+    SnapshotStore::open(dir.path().join(SNAPSHOT_DIR))
+        .expect("store")
+        .create(20, r#"{"next_id":9,"messages":[],"dedup":{}}"#)
+        .expect("snapshot");
+    let beyond = |e: &QueueError| {
+        matches!(
+            e,
+            QueueError::Storage(StateError::SnapshotBeyondJournal {
+                snapshot_seq: 20,
+                journal_last_seq: 1
+            })
+        )
+    };
+    match Queue::open(dir.path()) {
+        Err(e) => assert!(beyond(&e), "{e:?}"),
+        Ok(_) => panic!("the queue opened"),
+    }
+    match mini_engine::queue::inspect_queue(dir.path()) {
+        Err(e) => assert!(beyond(&e), "{e:?}"),
+        Ok(found) => panic!("inspected {} messages", found.state.len()),
+    }
+}
+
 #[test]
 fn the_tail_is_what_an_open_replays() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -64,10 +64,13 @@ use crate::{CheckpointPolicy, JournalError};
 
 /// The state at `point` (its snapshot), then every record `mutations`
 /// yields applied; returns it and how many records were applied.
-fn recover(
+fn recover<E>(
     point: &RecoveryPoint,
-    mutations: impl Iterator<Item = Result<crate::Entry, JournalError>>,
-) -> Result<(QueueState, u64), QueueError> {
+    mutations: impl Iterator<Item = Result<crate::Entry, E>>,
+) -> Result<(QueueState, u64), QueueError>
+where
+    QueueError: From<E>,
+{
     let mut state = match &point.snapshot {
         Some(restored) => {
             let snapshot: QueueSnapshot =

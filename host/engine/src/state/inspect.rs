@@ -126,7 +126,7 @@ impl StateLog {
         let from = firsts
             .iter()
             .copied()
-            .take_while(|&f| f <= after + 1)
+            .take_while(|&f| f <= after.saturating_add(1))
             .last()
             .unwrap_or(first);
         let reader = read_unlocked(&journal, from)?;
@@ -134,8 +134,9 @@ impl StateLog {
             reader,
             journal,
             after,
-            // A segment starting at N means the journal reached N - 1.
-            known_last: firsts.last().map_or(0, |n| n - 1),
+            // A segment starting at N means the journal reached N - 1 (a
+            // segment named 0 is damage, and means nothing reached).
+            known_last: firsts.last().map_or(0, |n| n.saturating_sub(1)),
             reached: false,
             skipped: point.skipped.clone(),
         };

@@ -103,7 +103,9 @@ pub fn reachable(
             journal_last_seq: journal_last,
         });
     }
-    if journal_first > snapshot_seq + 1 {
+    // Saturating: a snapshot store takes any seq, u64::MAX too, and the
+    // unlocked reads pass u64::MAX as an end they do not know yet.
+    if journal_first > snapshot_seq.saturating_add(1) {
         return Err(StateError::JournalCompacted {
             snapshot_seq,
             journal_first_seq: journal_first,
