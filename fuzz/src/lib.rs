@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod container;
 pub mod journal;
-pub mod known;
 pub mod queue;
 pub mod state;
 

@@ -23,19 +23,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use mini_engine::journal::list_segments;
 use mini_engine::queue::{
     Clock, ManualClock, MessageInfo, Place, PushOptions, Queue, QueueError, QueueOptions,
     QueueState, inspect_queue,
 };
 use mini_engine::segment::{encode_line, header_line, parse_line, parse_segment_file_name};
 use mini_engine::snapshot::{decode_snapshot, encode_snapshot, parse_snapshot_file_name};
-use mini_engine::state::recovery_point_unlocked;
 use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
-use mini_engine::{Corruption, JournalError, StateError};
+use mini_engine::{JournalError, StateError};
 
 use crate::container::{self, Part};
-use crate::known;
+use crate::state::not_inspected;
 use crate::write_file;
 
 /// The clock when the preamble gives none (the seeds' clock too).
@@ -191,24 +189,14 @@ fn summary_of_queue(queue: &Queue) -> Summary {
 
 /// Runs every check on the queue in `dir` with the clock at `now`.
 pub fn check_queue(dir: &Path, now: u64) {
-    let had_segments = known::has_segments(&dir.join(JOURNAL_DIR));
-    let torn = known::torn_tail_bytes(&dir.join(JOURNAL_DIR));
-    let inspected = match inspect_queue(dir) {
-        Err(QueueError::Storage(StateError::Journal(e)))
-            if known::empty_journal_dir_fails_unlocked_read(had_segments, &e)
-                || known::torn_tail_fails_unlocked_read(torn, &e) =>
-        {
-            None
-        }
-        other => Some(other),
-    };
+    let inspected = Some(inspect_queue(dir));
     let clock = Arc::new(ManualClock::new(now));
     let queue = match Queue::open_with(dir, options(clock.clone())) {
         Ok(queue) => queue,
         Err(e) => {
             let unseen = match &e {
                 QueueError::Storage(StateError::Journal(JournalError::Corrupt(damage))) => {
-                    known::unlocked_read_of_damage_is_unchecked() || not_inspected(dir, damage)
+                    not_inspected(dir, damage)
                 }
                 _ => false,
             };
@@ -267,27 +255,6 @@ pub fn check_queue(dir: &Path, now: u64) {
         before,
         "inspection after a reopen"
     );
-}
-
-/// Whether the inspection does not read where `damage` is: in a segment
-/// before the one holding the record after the snapshot (the inspection
-/// reads from there; an open checks every segment, as `verify` does).
-fn not_inspected(dir: &Path, damage: &Corruption) -> bool {
-    let Some(damaged) = damage
-        .file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(parse_segment_file_name)
-    else {
-        return false;
-    };
-    let after = recovery_point_unlocked(dir).map_or(0, |p| p.seq());
-    let firsts = list_segments(&dir.join(JOURNAL_DIR)).unwrap_or_default();
-    firsts
-        .into_iter()
-        .take_while(|&f| f <= after.saturating_add(1))
-        .last()
-        .is_some_and(|from| damaged < from)
 }
 
 /// Errors a push may get on a queue opened from fuzzed files: its ids used

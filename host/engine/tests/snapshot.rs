@@ -393,3 +393,22 @@ fn files_that_are_not_snapshots_are_ignored() {
     assert_eq!(seqs(&store), [3]);
     assert_eq!(store.restore().unwrap().unwrap().seq, 3);
 }
+
+/// A size limit at the top of `usize` (a caller's "no limit") is taken as
+/// it is: reading a snapshot adds its framing to the limit without
+/// overflowing. Found by reading the code the fuzz targets exercise.
+#[test]
+fn a_size_limit_at_the_top_of_usize_does_not_overflow() {
+    let dir = tmp();
+    let store = SnapshotStore::open_with(
+        dir.path(),
+        SnapshotOptions {
+            max_state_size: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store.create(7, r#"{"n":1}"#).unwrap();
+    let restored = store.restore().unwrap().expect("a snapshot");
+    assert_eq!((restored.seq, restored.state.as_str()), (7, r#"{"n":1}"#));
+}

@@ -234,7 +234,9 @@ fn read_block(
         }
         block.data.push_str(data);
         // A block holds at most 4 MiB plus one record of at most 128 MiB.
-        block.ends.push(u32::try_from(block.data.len()).unwrap_or(u32::MAX));
+        block
+            .ends
+            .push(u32::try_from(block.data.len()).unwrap_or(u32::MAX));
     };
     let failed = reader.next_records(max, max_bytes, &mut add).err();
     (block, failed)

@@ -70,10 +70,21 @@ struct Header<'a> {
 /// Checks the header line (without its newline) of the segment whose file
 /// name says `first_seq`.
 pub fn check_header(line: &[u8], first_seq: u64) -> Result<(), String> {
+    check_first_seq(first_seq)?;
     let seq = parse_header(line)?;
     if seq != first_seq {
         return Err(format!(
             "header says first_seq {seq}, the file name says {first_seq}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a segment's file name names a seq in 1..=[`MAX_SEQ`].
+pub fn check_first_seq(first_seq: u64) -> Result<(), String> {
+    if !(1..=MAX_SEQ).contains(&first_seq) {
+        return Err(format!(
+            "the file name's first_seq {first_seq} is outside 1..={MAX_SEQ}"
         ));
     }
     Ok(())

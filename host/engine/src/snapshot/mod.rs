@@ -139,7 +139,7 @@ fn load(
     let unreadable = |e: io::Error| SnapshotDamage::Unreadable(e.to_string());
     let file = fs.open_read(path).map_err(unreadable)?;
     let size = file.len().map_err(unreadable)?;
-    if size > (max_state_size + FRAME_OVERHEAD) as u64 {
+    if size > max_state_size.saturating_add(FRAME_OVERHEAD) as u64 {
         return Err(SnapshotDamage::TooLarge { size });
     }
     let mut bytes = vec![0; size as usize];

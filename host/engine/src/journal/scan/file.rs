@@ -225,13 +225,7 @@ fn read_header(
     seg: &SegmentRef<'_>,
 ) -> Result<Option<SealBuilder>, JournalError> {
     let bad_header = |why| seg.corrupt(0, seg.first_seq, CorruptionKind::BadHeader(why));
-    if !(1..=segment::MAX_SEQ).contains(&seg.first_seq) {
-        return Err(bad_header(format!(
-            "the file name's first_seq {} is outside 1..={}",
-            seg.first_seq,
-            segment::MAX_SEQ
-        )));
-    }
+    segment::check_first_seq(seg.first_seq).map_err(bad_header)?;
     let line = scanner.next_line().map_err(seg.io())?;
     let Some(line) = line.filter(|line| line.complete) else {
         // A header is written and synced before any record: an incomplete

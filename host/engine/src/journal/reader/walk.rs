@@ -1,0 +1,441 @@
+//! The reader's walk over a journal: which segment holds the next seq,
+//! opening it (its header checked, seeking through its index), reading its
+//! lines, and what the end of a segment's records means. A segment whose
+//! records stop before the next segment's first seq is damage, as open and
+//! `verify` say: a line cut short, a batch left open, or a missing segment
+//! (a later segment exists only once the one before it is whole on disk).
+//! In the last segment, an unlocked reader takes a bad last line for the
+//! torn tail it is to open and stops there.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{OpenBatch, OpenSegment, Reader, Source};
+use crate::error::{Corruption, CorruptionKind, JournalError};
+use crate::fs::{FileRef, FileSystem};
+use crate::journal::files::ReadSegment;
+use crate::journal::{Entry, lock, scan};
+use crate::segment::seal::{self, Seal, TailSeal};
+use crate::segment::{self, LineScanner};
+
+/// What one line of the open segment was.
+enum Step {
+    /// A record (or a batch's last) went to the sink.
+    Delivered,
+    /// A line was read and nothing delivered (a batch line held back, a
+    /// record before the first one wanted).
+    Skipped,
+    /// The segment's records stop at `start`: at the end of the file or of
+    /// its records, at a line cut short (`short_line`: where) or zeros, or
+    /// at its seal (`at_seal`).
+    End {
+        start: u64,
+        short_line: Option<u64>,
+        at_seal: bool,
+    },
+    /// The line at `offset` (from `start`) is damage, or a torn tail.
+    Bad {
+        start: u64,
+        offset: u64,
+        kind: CorruptionKind,
+    },
+}
+
+/// The segments around the next seq.
+struct Around {
+    /// The last segment starting at or before it.
+    holding: Option<ReadSegment>,
+    /// The first seq and path of the segment after that one.
+    next: Option<(u64, PathBuf)>,
+    /// There is no segment at all.
+    empty: bool,
+}
+
+impl Reader {
+    fn fs(&self) -> &dyn FileSystem {
+        match &self.source {
+            Source::Journal(inner) => inner.options.fs.as_ref(),
+            Source::Unlocked { fs, .. } => fs.as_ref(),
+        }
+    }
+
+    pub(super) fn limit(&self) -> u64 {
+        match &self.source {
+            Source::Journal(inner) => inner.durable_seq.load(Ordering::Acquire),
+            Source::Unlocked { .. } => u64::MAX,
+        }
+    }
+
+    fn around(&self) -> Result<Around, JournalError> {
+        let holds = |first: u64| first <= self.expected;
+        let segments: Vec<ReadSegment> = match &self.source {
+            Source::Journal(inner) => {
+                let segments = lock(&inner.index);
+                let at = segments.partition_point(|s| holds(s.first_seq));
+                let from = at.saturating_sub(1);
+                segments[from..segments.len().min(at + 1)].to_vec()
+            }
+            Source::Unlocked { fs, dir } => {
+                let seqs = scan::list_segments(fs.as_ref(), dir)?;
+                if seqs.is_empty() {
+                    return Ok(Around {
+                        holding: None,
+                        next: None,
+                        empty: true,
+                    });
+                }
+                let at = seqs.partition_point(|&first| holds(first));
+                let from = at.saturating_sub(1);
+                seqs[from..seqs.len().min(at + 1)]
+                    .iter()
+                    .map(|&first_seq| ReadSegment {
+                        first_seq,
+                        path: segment::segment_path(dir, first_seq),
+                        seal: None,
+                        index: Arc::new([]),
+                    })
+                    .collect()
+            }
+        };
+        let mut segments = segments.into_iter().peekable();
+        let holding = segments.next_if(|s| holds(s.first_seq));
+        let next = segments.next().map(|s| (s.first_seq, s.path));
+        Ok(Around {
+            holding,
+            next,
+            empty: false,
+        })
+    }
+
+    /// Opens the segment holding `self.expected` (or the one starting right
+    /// after the open one). Returns false when there is none yet.
+    pub(super) fn open_segment(&mut self) -> Result<bool, JournalError> {
+        let around = self.around()?;
+        let Some(holding) = around.holding else {
+            if around.empty {
+                // A journal directory with no segment yet holds no record.
+                return Ok(false);
+            }
+            return Err(JournalError::OutOfRange {
+                requested: self.from,
+                first: self.expected,
+                next: self.expected,
+            });
+        };
+        let same = self
+            .segment
+            .as_ref()
+            .is_some_and(|o| o.path == holding.path);
+        if same {
+            return match around.next {
+                // The open segment's records ran out: more follow only if
+                // no later segment exists yet.
+                None => Ok(false),
+                Some((next_first, next_path)) => self.ended_short(next_first, next_path),
+            };
+        }
+        if self.segment.is_some()
+            && let Some(batch) = self.open_batch
+        {
+            // A segment is closed only after the batches in it.
+            let kind = CorruptionKind::UnterminatedBatch;
+            return Err(self.damage_here(batch.offset, batch.seq, kind));
+        }
+        self.open(holding)
+    }
+
+    /// The open segment's records stop at `self.expected`, and a later
+    /// segment starts at `next_first`: damage, once the end is read again
+    /// (an unlocked reader may have read it while it was being written).
+    fn ended_short(&mut self, next_first: u64, next_path: PathBuf) -> Result<bool, JournalError> {
+        if !std::mem::replace(&mut self.rechecked, true) {
+            // `fill` reads the segment again from where its records stop.
+            return Ok(true);
+        }
+        let expected = self.expected;
+        // The first damage in the file, as the scan names it: a line cut
+        // short, else a batch left open, else the records missing.
+        Err(match (self.short_line, self.open_batch) {
+            (Some(offset), _) => {
+                let kind = CorruptionKind::Garbage("incomplete line".into());
+                self.damage_here(offset, expected, kind)
+            }
+            (None, Some(batch)) => {
+                self.damage_here(batch.offset, batch.seq, CorruptionKind::UnterminatedBatch)
+            }
+            // The sequence named is the first one missing.
+            (None, None) => Corruption {
+                file: next_path,
+                offset: 0,
+                seq: expected,
+                kind: CorruptionKind::MissingSegment {
+                    expected,
+                    found: next_first,
+                },
+            }
+            .into(),
+        })
+    }
+
+    /// Damage at `offset` of the open segment.
+    fn damage_here(&self, offset: u64, seq: u64, kind: CorruptionKind) -> JournalError {
+        let file = self
+            .segment
+            .as_ref()
+            .map(|o| o.path.clone())
+            .unwrap_or_default();
+        Corruption {
+            file,
+            offset,
+            seq,
+            kind,
+        }
+        .into()
+    }
+
+    /// Opens `segment`, checks its header, and seeks to the line holding
+    /// `self.expected` through its index.
+    fn open(&mut self, segment: ReadSegment) -> Result<bool, JournalError> {
+        let ReadSegment {
+            first_seq,
+            path,
+            seal,
+            index,
+        } = segment;
+        let file = match self.fs().open_read(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Compacted away under us.
+                return Err(JournalError::OutOfRange {
+                    requested: self.expected,
+                    first: self.expected + 1,
+                    next: self.expected + 1,
+                });
+            }
+            Err(e) => return Err(JournalError::Io { path, source: e }),
+        };
+        let mut scanner = LineScanner::new(file.clone(), 0);
+        let header = scanner.next_line().map_err(JournalError::io(&path))?;
+        match header {
+            Some(line) if line.complete => {
+                segment::check_header(line.bytes, first_seq).map_err(|why| Corruption {
+                    file: path.clone(),
+                    offset: 0,
+                    seq: first_seq,
+                    kind: CorruptionKind::BadHeader(why),
+                })?;
+            }
+            // A segment being created right now by another process.
+            _ => return Ok(false),
+        }
+        let seal = match seal {
+            Some(seal) => Some(seal),
+            None => read_seal(&file, &path)?,
+        };
+        let index = seal
+            .as_ref()
+            .map_or(index, |seal| seal.index.as_slice().into());
+        // Seek to the line holding the first seq wanted, if it is past the
+        // segment's first (and, in a live journal, durable: the index of
+        // the active segment may name a line still being written).
+        let target = self.expected.min(self.limit());
+        self.expected = first_seq;
+        if let Some((seq, offset)) = Seal::offset_for(&index, target)
+            && seq > first_seq
+        {
+            scanner = LineScanner::new(file.clone(), offset);
+            self.expected = seq;
+        }
+        self.batch.clear();
+        self.open_batch = None;
+        self.short_line = None;
+        self.rechecked = false;
+        self.segment = Some(OpenSegment {
+            path,
+            file,
+            scanner,
+            end: seal.map(|seal| seal.len),
+        });
+        Ok(true)
+    }
+
+    /// Reads lines until a record (or a whole batch) has gone to `sink`
+    /// (`Ok(true)`), the end is reached (`Ok(false)`), or damage is found.
+    /// A record goes to `sink` where it lies in the read buffer. The lines
+    /// of a batch are held back until its closing line only where the batch
+    /// may still be cut: in a segment that another process may be writing.
+    /// A live journal's reader stops at the durable end, which never falls
+    /// inside a batch, and a sealed segment holds whole batches.
+    pub(super) fn fill(&mut self, sink: &mut dyn FnMut(u64, &str)) -> Result<bool, JournalError> {
+        let unlocked = matches!(self.source, Source::Unlocked { .. });
+        loop {
+            if self.expected > self.limit() {
+                return Ok(false);
+            }
+            if self.segment.is_none() && !self.open_segment()? {
+                return Ok(false);
+            }
+            match self.step(unlocked, sink)? {
+                Step::Delivered => return Ok(true),
+                Step::Skipped => {}
+                Step::End {
+                    start,
+                    short_line,
+                    at_seal,
+                } => {
+                    // The end of this segment's records for now: read again
+                    // from here next time (a line may be being written), or
+                    // go on in the next segment.
+                    if let Some(open) = self.segment.as_mut() {
+                        if open.scanner.offset() != start {
+                            open.scanner = LineScanner::new(open.file.clone(), start);
+                        }
+                        if at_seal {
+                            open.end = Some(start);
+                        }
+                    }
+                    self.short_line = short_line;
+                    if !self.open_segment()? {
+                        return Ok(false);
+                    }
+                }
+                Step::Bad {
+                    start,
+                    offset,
+                    kind,
+                } => {
+                    if unlocked && self.at_torn_tail(start)? {
+                        return Ok(false);
+                    }
+                    return Err(self.damage_here(offset, self.expected, kind));
+                }
+            }
+        }
+    }
+
+    /// Reads the open segment's next line and hands its record to `sink`,
+    /// or says why there is none.
+    fn step(
+        &mut self,
+        unlocked: bool,
+        sink: &mut dyn FnMut(u64, &str),
+    ) -> Result<Step, JournalError> {
+        let Some(open) = self.segment.as_mut() else {
+            return Ok(Step::Skipped);
+        };
+        let start = open.scanner.offset();
+        let end = |short_line, at_seal| Step::End {
+            start,
+            short_line,
+            at_seal,
+        };
+        if open.end.is_some_and(|end| start >= end) {
+            // A closed segment's records are all read.
+            return Ok(end(None, false));
+        }
+        let whole = !unlocked || open.end.is_some();
+        let line = open
+            .scanner
+            .next_line()
+            .map_err(JournalError::io(&open.path))?;
+        let line = match line {
+            None => return Ok(end(None, false)),
+            Some(l) if !l.complete => {
+                let short_line = (!segment::is_preallocated(&l)).then_some(l.offset);
+                return Ok(end(short_line, false));
+            }
+            Some(l) if seal::is_seal_line(l.bytes) => {
+                return Ok(match seal::parse_seal_line(l.bytes) {
+                    // The active segment, sealed since it was opened (or a
+                    // segment read without its lock): it ends here.
+                    Ok(_) => end(None, true),
+                    Err(why) => Step::Bad {
+                        start,
+                        offset: start,
+                        kind: CorruptionKind::BadSeal(why),
+                    },
+                });
+            }
+            Some(l) => l,
+        };
+        let rec = match segment::check_line(line.bytes, self.expected) {
+            Ok(rec) => rec,
+            Err(kind) => {
+                return Ok(Step::Bad {
+                    start,
+                    offset: line.offset,
+                    kind,
+                });
+            }
+        };
+        self.rechecked = false;
+        self.expected += 1;
+        let wanted = rec.seq >= self.from;
+        if rec.more {
+            self.open_batch.get_or_insert(OpenBatch {
+                offset: line.offset,
+                seq: rec.seq,
+            });
+            if !whole {
+                if wanted {
+                    self.batch.push(Entry {
+                        seq: rec.seq,
+                        data: rec.data.to_owned(),
+                    });
+                }
+                return Ok(Step::Skipped);
+            }
+        } else {
+            self.open_batch = None;
+        }
+        let delivered = wanted || !self.batch.is_empty();
+        for entry in self.batch.drain(..) {
+            sink(entry.seq, &entry.data);
+        }
+        if wanted {
+            sink(rec.seq, rec.data);
+        }
+        Ok(if delivered {
+            Step::Delivered
+        } else {
+            Step::Skipped
+        })
+    }
+
+    /// For an unlocked reader at a bad line at `start`: true if it is the
+    /// torn tail that open would cut (nothing but zeros after it, in the
+    /// last segment); then the scanner is put back at `start`.
+    fn at_torn_tail(&mut self, start: u64) -> Result<bool, JournalError> {
+        // A later segment than the open one (the segment holding the next
+        // seq may already be the next one).
+        let around = self.around()?;
+        let Some(open) = self.segment.as_mut() else {
+            return Ok(false);
+        };
+        let later = around.next.is_some() || around.holding.is_some_and(|s| s.path != open.path);
+        if later {
+            return Ok(false);
+        }
+        let following = open
+            .scanner
+            .next_line()
+            .map_err(JournalError::io(&open.path))?;
+        let last = following.is_none_or(|l| segment::is_preallocated(&l));
+        if last {
+            open.scanner = LineScanner::new(open.file.clone(), start);
+        }
+        Ok(last)
+    }
+}
+
+/// The seal at the end of the segment `file` at `path`, read for a reader
+/// that has no seal for it: `None` if it has none (the active segment). A
+/// bad one is not an error here: the read meets it as a line.
+fn read_seal(file: &FileRef, path: &Path) -> Result<Option<Arc<Seal>>, JournalError> {
+    let len = file.len().map_err(JournalError::io(path))?;
+    match seal::read_tail_seal(file, len).map_err(JournalError::io(path))? {
+        TailSeal::Sealed { seal, .. } => Ok(Some(Arc::new(seal))),
+        TailSeal::Bad { .. } | TailSeal::None => Ok(None),
+    }
+}
