@@ -97,6 +97,21 @@ fn a_batch_left_open_in_a_closed_segment_is_damage_to_an_unlocked_read() {
 }
 
 #[test]
+fn a_closed_segment_whose_header_is_cut_is_damage_to_an_unlocked_read() {
+    let dir = tmp();
+    build(dir.path());
+    set_len(&segment_path(dir.path(), 2), 10);
+    let (seqs, error) = read(dir.path());
+    assert_eq!(seqs, [1]);
+    assert_eq!(corrupt(error), verified(dir.path()));
+    // Open names the same damage (the segment's seal is gone with it).
+    match Journal::open(dir.path()) {
+        Err(JournalError::Corrupt(c)) => assert_eq!(c, verified(dir.path())),
+        other => panic!("open gave {other:?}"),
+    }
+}
+
+#[test]
 fn a_segment_named_zero_is_damage_to_an_unlocked_read() {
     let dir = tmp();
     std::fs::write(

@@ -142,7 +142,7 @@ impl Reader {
             let kind = CorruptionKind::UnterminatedBatch;
             return Err(self.damage_here(batch.offset, batch.seq, kind));
         }
-        self.open(holding)
+        self.open(holding, around.next.is_some())
     }
 
     /// The open segment's records stop at `self.expected`, and a later
@@ -195,8 +195,8 @@ impl Reader {
     }
 
     /// Opens `segment`, checks its header, and seeks to the line holding
-    /// `self.expected` through its index.
-    fn open(&mut self, segment: ReadSegment) -> Result<bool, JournalError> {
+    /// `self.expected` through its index. `closed`: a later segment exists.
+    fn open(&mut self, segment: ReadSegment, closed: bool) -> Result<bool, JournalError> {
         let ReadSegment {
             first_seq,
             path,
@@ -217,15 +217,19 @@ impl Reader {
         };
         let mut scanner = LineScanner::new(file.clone(), 0);
         let header = scanner.next_line().map_err(JournalError::io(&path))?;
+        let bad_header = |why: String| Corruption {
+            file: path.clone(),
+            offset: 0,
+            seq: first_seq,
+            kind: CorruptionKind::BadHeader(why),
+        };
+        segment::check_first_seq(first_seq).map_err(bad_header)?;
         match header {
             Some(line) if line.complete => {
-                segment::check_header(line.bytes, first_seq).map_err(|why| Corruption {
-                    file: path.clone(),
-                    offset: 0,
-                    seq: first_seq,
-                    kind: CorruptionKind::BadHeader(why),
-                })?;
+                segment::check_header(line.bytes, first_seq).map_err(bad_header)?;
             }
+            // A header is synced before the next segment is created.
+            _ if closed => return Err(bad_header("missing or incomplete header".into()).into()),
             // A segment being created right now by another process.
             _ => return Ok(false),
         }

@@ -166,9 +166,9 @@ pub(super) fn read_sealed(
     match seal::read_tail_seal(&file, file_len).map_err(seg.io())? {
         seal::TailSeal::Sealed { seal, .. }
             if seal.first_seq == seg.first_seq
-                && seg.next_first.is_none_or(|next| next == seal.last_seq + 1) =>
+                && seg.next_first.is_none_or(|next| next == seal.last_seq + 1)
+                && seg.expected_first.is_none_or(|e| e == seg.first_seq) =>
         {
-            check_follows_previous(seg)?;
             Ok(Some((seal, file_len)))
         }
         seal::TailSeal::Sealed { .. } | seal::TailSeal::Bad { .. } | seal::TailSeal::None => {
