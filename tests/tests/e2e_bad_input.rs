@@ -79,6 +79,10 @@ fn bad_input_gets_the_right_errors_and_changes_nothing() {
             ("name-dot", "err invalid-name"),
             ("name-control", "err invalid-name"),
             ("after", "ok 6"),
+            ("block-all", "ok 6"),
+            ("block-none", "ok 0"),
+            ("block-one", "ok 1"),
+            ("block-rest", "ok 5"),
         ],
     );
 

@@ -15,7 +15,11 @@
 //! 3. bad names: `name-empty`, `name-dotdot`, `name-slash`, `name-backslash`,
 //!    `name-long` (300 bytes), `name-nul`, `name-dot`, `name-control`;
 //! 4. `after`: appends `{"ok":3}` (must succeed);
-//! 5. replays `victim` and prints `records: <JSON array of the records' text>`.
+//! 5. replays `victim` and prints `records: <JSON array of the records' text>`;
+//! 6. asks a cursor for blocks with extreme arguments and prints how many
+//!    records came: `block-all` (`max` and `max-bytes` u32::MAX: every
+//!    record), `block-none` (`max` 0: none), `block-one` (`max-bytes` 0:
+//!    one, the one crossing it), `block-rest` (the others).
 //!
 //! The exit status is 0 when the steps that must succeed did (1, 4 and 5),
 //! whatever the bad cases returned; judging those is up to the caller.
@@ -106,6 +110,29 @@ fn main() -> ExitCode {
             eprintln!("bad-input: records: {e}");
             healthy = false;
         }
+    }
+
+    // Blocks with extreme arguments: the host caps them, never traps.
+    let blocks = |max: u32, max_bytes: u32, cursor: &mini_guest::RawRecords| {
+        cursor
+            .as_bindings()
+            .next_block(max, max_bytes)
+            .map(|block| block.ends.len() as u64)
+            .map_err(|e| Error::from_host(mini_guest::Resource::Journal, e))
+    };
+    match victim.read_from(0) {
+        Ok(cursor) => {
+            healthy &= report("block-all", blocks(u32::MAX, u32::MAX, &cursor));
+        }
+        Err(e) => healthy &= report("block-all", Err(e)),
+    }
+    match victim.read_from(0) {
+        Ok(cursor) => {
+            healthy &= report("block-none", blocks(0, u32::MAX, &cursor));
+            healthy &= report("block-one", blocks(u32::MAX, 0, &cursor));
+            healthy &= report("block-rest", blocks(u32::MAX, u32::MAX, &cursor));
+        }
+        Err(e) => healthy &= report("block-none", Err(e)),
     }
 
     if healthy {

@@ -151,7 +151,8 @@ impl Reader {
     /// Hands the next records to `f` as they lie in the read buffer (no
     /// copy, no allocation per record), until `max` records or `max_bytes`
     /// bytes of them have gone by (the record that crosses `max_bytes` is
-    /// the last), or the durable end is reached for now. Returns how many
+    /// the last, so at least one goes by if `max` is not 0), or the durable
+    /// end is reached for now. Returns how many
     /// records `f` got: 0 at the end. Records before damage are handed out
     /// first; the damage is the error of the next call, and of every call
     /// after it.
@@ -175,7 +176,9 @@ impl Reader {
     ) -> Result<usize, JournalError> {
         let mut count = 0;
         let mut bytes = 0usize;
-        while count < max && bytes < max_bytes {
+        // At least one record, whatever `max_bytes`: the one that crosses it.
+        let room = |count: usize, bytes: usize| count < max && (count == 0 || bytes < max_bytes);
+        while room(count, bytes) {
             let Some(entry) = self.ready.pop_front() else {
                 break;
             };
@@ -192,7 +195,7 @@ impl Reader {
         }
         // Records past `max` of a batch wait in `ready` for the next call.
         let mut ready = std::mem::take(&mut self.ready);
-        while count < max && bytes < max_bytes {
+        while room(count, bytes) {
             let filled = self.fill(&mut |seq, data| {
                 if count < max {
                     bytes = bytes.saturating_add(data.len());

@@ -34,11 +34,13 @@ enum Step {
         short_line: Option<u64>,
         at_seal: bool,
     },
-    /// The line at `offset` (from `start`) is damage, or a torn tail.
+    /// The line at `offset` (from `start`) is damage, or (if `may_be_torn`)
+    /// perhaps a torn tail.
     Bad {
         start: u64,
         offset: u64,
         kind: CorruptionKind,
+        may_be_torn: bool,
     },
 }
 
@@ -308,8 +310,9 @@ impl Reader {
                     start,
                     offset,
                     kind,
+                    may_be_torn,
                 } => {
-                    if unlocked && self.at_torn_tail(start)? {
+                    if unlocked && may_be_torn && self.at_torn_tail(start)? {
                         return Ok(false);
                     }
                     return Err(self.damage_here(offset, self.expected, kind));
@@ -350,16 +353,17 @@ impl Reader {
                 return Ok(end(short_line, false));
             }
             Some(l) if seal::is_seal_line(l.bytes) => {
-                return Ok(match seal::parse_seal_line(l.bytes) {
+                return match seal::parse_seal_line(l.bytes) {
                     // The active segment, sealed since it was opened (or a
                     // segment read without its lock): it ends here.
-                    Ok(_) => end(None, true),
-                    Err(why) => Step::Bad {
+                    Ok(_) => self.after_seal(start),
+                    Err(why) => Ok(Step::Bad {
                         start,
                         offset: start,
                         kind: CorruptionKind::BadSeal(why),
-                    },
-                });
+                        may_be_torn: true,
+                    }),
+                };
             }
             Some(l) => l,
         };
@@ -370,6 +374,7 @@ impl Reader {
                     start,
                     offset: line.offset,
                     kind,
+                    may_be_torn: true,
                 });
             }
         };
@@ -407,20 +412,58 @@ impl Reader {
         })
     }
 
+    /// At the good seal at `start`: the end of the segment's records, if
+    /// nothing follows it (zeros only in the last segment, where a crash
+    /// while sealing leaves them).
+    fn after_seal(&mut self, start: u64) -> Result<Step, JournalError> {
+        let later = self.later_segment()?;
+        let Some(open) = self.segment.as_mut() else {
+            return Ok(Step::Skipped);
+        };
+        let following = open
+            .scanner
+            .next_line()
+            .map_err(JournalError::io(&open.path))?;
+        let why = match following {
+            None => None,
+            Some(l) if segment::is_preallocated(&l) => later.then_some("zeros follow the seal"),
+            Some(_) => Some("lines follow the seal"),
+        };
+        Ok(match why {
+            None => Step::End {
+                start,
+                short_line: None,
+                at_seal: true,
+            },
+            Some(why) => Step::Bad {
+                start,
+                offset: start,
+                kind: CorruptionKind::BadSeal(why.into()),
+                may_be_torn: false,
+            },
+        })
+    }
+
+    /// True if a segment later than the open one exists (the segment
+    /// holding the next seq may already be the next one).
+    fn later_segment(&self) -> Result<bool, JournalError> {
+        let around = self.around()?;
+        let Some(open) = &self.segment else {
+            return Ok(false);
+        };
+        Ok(around.next.is_some() || around.holding.is_some_and(|s| s.path != open.path))
+    }
+
     /// For an unlocked reader at a bad line at `start`: true if it is the
     /// torn tail that open would cut (nothing but zeros after it, in the
     /// last segment); then the scanner is put back at `start`.
     fn at_torn_tail(&mut self, start: u64) -> Result<bool, JournalError> {
-        // A later segment than the open one (the segment holding the next
-        // seq may already be the next one).
-        let around = self.around()?;
+        if self.later_segment()? {
+            return Ok(false);
+        }
         let Some(open) = self.segment.as_mut() else {
             return Ok(false);
         };
-        let later = around.next.is_some() || around.holding.is_some_and(|s| s.path != open.path);
-        if later {
-            return Ok(false);
-        }
         let following = open
             .scanner
             .next_line()
