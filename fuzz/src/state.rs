@@ -111,16 +111,18 @@ pub fn check_state(dir: &Path) {
     // (it reads seals, not the records under them): the state's open then
     // meets it only if it replays that far, and may fail for another
     // reason first, or recover from a snapshot past it.
-    let under_seal = matches!(&check.recovery, Err(StateError::Journal(JournalError::Corrupt(_))))
-        && mini_engine::Journal::open_with(
-            dir.join(JOURNAL_DIR),
-            mini_engine::JournalOptions {
-                segment_size: options().segment_size,
-                preallocate: options().preallocate,
-                ..mini_engine::JournalOptions::default()
-            },
-        )
-        .is_ok();
+    let under_seal = matches!(
+        &check.recovery,
+        Err(StateError::Journal(JournalError::Corrupt(_)))
+    ) && mini_engine::Journal::open_with(
+        dir.join(JOURNAL_DIR),
+        mini_engine::JournalOptions {
+            segment_size: options().segment_size,
+            preallocate: options().preallocate,
+            ..mini_engine::JournalOptions::default()
+        },
+    )
+    .is_ok();
     let opened = StateLog::open_with(dir, &options());
     if under_seal {
         if let Ok((log, point)) = opened {

@@ -395,7 +395,9 @@ mod tests {
     fn read_block_joins_records_and_says_where_each_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let journal = Journal::open(dir.path()).expect("open");
-        journal.append_batch(&["1", "[22]", "\"é\""]).expect("append");
+        journal
+            .append_batch(&["1", "[22]", "\"é\""])
+            .expect("append");
         journal.append("{}").expect("append");
         let mut reader = journal.read_from(2).expect("reader");
         let (block, failed) = read_block(&mut reader, 2, usize::MAX);
@@ -405,7 +407,10 @@ mod tests {
         assert_eq!(block.ends, [4, 8]);
         // A byte budget of 0 still moves on: one record, the one crossing it.
         let (block, _) = read_block(&mut reader, 10, 0);
-        assert_eq!((block.first_seq, block.data.as_str(), &block.ends[..]), (4, "{}", &[2][..]));
+        assert_eq!(
+            (block.first_seq, block.data.as_str(), &block.ends[..]),
+            (4, "{}", &[2][..])
+        );
         let (block, failed) = read_block(&mut reader, 10, 10);
         assert!(block.ends.is_empty() && failed.is_none(), "the end");
         // A guest's max 0 returns none, and a huge one is capped.

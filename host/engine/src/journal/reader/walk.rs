@@ -129,28 +129,26 @@ impl Reader {
             .segment
             .as_ref()
             .is_some_and(|o| o.path == holding.path);
-        if same {
-            return match around.next {
-                // The open segment's records ran out: more follow only if
-                // no later segment exists yet.
-                None => Ok(false),
-                Some((next_first, next_path)) => self.ended_short(next_first, next_path),
-            };
+        if same && around.next.is_none() {
+            // The open segment's records ran out: more may follow.
+            return Ok(false);
         }
-        if self.segment.is_some()
-            && let Some(batch) = self.open_batch
-        {
-            // A segment is closed only after the batches in it.
-            let kind = CorruptionKind::UnterminatedBatch;
-            return Err(self.damage_here(batch.offset, batch.seq, kind));
+        // Leaving the open segment (for the next one, or finding one after
+        // it while records are missing): it must have ended whole.
+        let short = self.short_line.is_some() || self.open_batch.is_some();
+        if self.segment.is_some() && (same || short) {
+            let missing = if same { around.next } else { None };
+            return self.ended_short(missing);
         }
         self.open(holding, around.next.is_some())
     }
 
-    /// The open segment's records stop at `self.expected`, and a later
-    /// segment starts at `next_first`: damage, once the end is read again
-    /// (an unlocked reader may have read it while it was being written).
-    fn ended_short(&mut self, next_first: u64, next_path: PathBuf) -> Result<bool, JournalError> {
+    /// The open segment's records stop short: at a line cut short, in a
+    /// batch, or (`missing`: the next segment's first seq and path) before
+    /// the seq the next segment starts at. Damage, once the end is read
+    /// again (an unlocked reader may have read it while it was being
+    /// written).
+    fn ended_short(&mut self, missing: Option<(u64, PathBuf)>) -> Result<bool, JournalError> {
         if !std::mem::replace(&mut self.rechecked, true) {
             // `fill` reads the segment again from where its records stop.
             return Ok(true);
@@ -158,16 +156,16 @@ impl Reader {
         let expected = self.expected;
         // The first damage in the file, as the scan names it: a line cut
         // short, else a batch left open, else the records missing.
-        Err(match (self.short_line, self.open_batch) {
-            (Some(offset), _) => {
+        Err(match (self.short_line, self.open_batch, missing) {
+            (Some(offset), _, _) => {
                 let kind = CorruptionKind::Garbage("incomplete line".into());
                 self.damage_here(offset, expected, kind)
             }
-            (None, Some(batch)) => {
+            (None, Some(batch), _) => {
                 self.damage_here(batch.offset, batch.seq, CorruptionKind::UnterminatedBatch)
             }
             // The sequence named is the first one missing.
-            (None, None) => Corruption {
+            (None, None, Some((next_first, next_path))) => Corruption {
                 file: next_path,
                 offset: 0,
                 seq: expected,
@@ -177,6 +175,7 @@ impl Reader {
                 },
             }
             .into(),
+            (None, None, None) => return Ok(true),
         })
     }
 
