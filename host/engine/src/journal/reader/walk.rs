@@ -234,6 +234,22 @@ impl Reader {
             // A segment being created right now by another process.
             _ => return Ok(false),
         }
+        // A segment after the one just read must start where its records
+        // stopped.
+        let moving_on = self.segment.is_some();
+        if moving_on && first_seq != self.expected {
+            let expected = self.expected;
+            return Err(Corruption {
+                file: path,
+                offset: 0,
+                seq: expected,
+                kind: CorruptionKind::MissingSegment {
+                    expected,
+                    found: first_seq,
+                },
+            }
+            .into());
+        }
         let seal = match seal {
             Some(seal) => Some(seal),
             None => read_seal(&file, &path)?,
@@ -348,8 +364,10 @@ impl Reader {
         let line = match line {
             None => return Ok(end(None, false)),
             Some(l) if !l.complete => {
-                let short_line = (!segment::is_preallocated(&l)).then_some(l.offset);
-                return Ok(end(short_line, false));
+                // Zeros, or the start of a seal that a crash cut short (open
+                // seals the segment again), are no record cut short.
+                let cut = !segment::is_preallocated(&l) && !seal::is_torn_seal(l.bytes);
+                return Ok(end(cut.then_some(l.offset), false));
             }
             Some(l) if seal::is_seal_line(l.bytes) => {
                 return match seal::parse_seal_line(l.bytes) {
