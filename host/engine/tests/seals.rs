@@ -207,6 +207,33 @@ fn a_bad_seal_is_refused_loudly_and_repair_seals_again() {
     }
 }
 
+/// The last segment's header torn (a crash while it was created): open
+/// removes it, and the sealed segment before it becomes the one written
+/// on. Its seal proves its records were whole, so damage in its last line
+/// is damage, not a torn tail to cut (found by fuzzing).
+#[test]
+fn damage_under_the_seal_of_the_new_last_segment_is_not_taken_for_a_torn_tail() {
+    let dir = tmp();
+    let segs = build(dir.path());
+    let (last_first, last_path) = segs.last().unwrap().clone();
+    // The segment before it, its last record damaged.
+    let (path, line) = find_line(dir.path(), last_first - 1);
+    patch(&path, line.offset + 2, b"X");
+    // The last segment's header cut short: open removes the segment.
+    set_len(&last_path, 10);
+    let Err(JournalError::Corrupt(damage)) = Journal::open(dir.path()) else {
+        panic!("open took the damaged last record for a torn tail");
+    };
+    assert_eq!(
+        (&damage.file, damage.offset, damage.seq),
+        (&path, line.offset, last_first - 1)
+    );
+    assert_eq!(
+        verify(dir.path(), &mut |_, _| {}).unwrap().damage,
+        Some(damage)
+    );
+}
+
 #[test]
 fn journals_from_before_seals_open_the_same_and_get_the_same_seals() {
     let dir = tmp();

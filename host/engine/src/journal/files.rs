@@ -426,13 +426,19 @@ pub(super) fn seal_closed_segments(
 /// Makes the last segment the active one and returns the seal its records
 /// call for so far: the seal of a rotation that a crash (or a failed write)
 /// stopped before the next segment existed is cut, and the cut synced (it
-/// needs no space, unlike creating the next segment).
+/// needs no space, unlike creating the next segment). A segment open took
+/// from its seal (the one after it was removed as a torn header) is read
+/// whole first: once its seal is cut, damage in its last line would look
+/// like a torn tail.
 pub(super) fn reopen_active(
     fs: &dyn FileSystem,
     active: &mut SegmentInfo,
 ) -> Result<SealBuilder, JournalError> {
     let (built, cut_at) = match &active.state {
-        SegmentState::Sealed(seal) => (SealBuilder::resume(seal), Some(seal.len)),
+        SegmentState::Sealed(seal) => {
+            super::scan::check_sealed_segment(fs, &active.path, active.first_seq)?;
+            (SealBuilder::resume(seal), Some(seal.len))
+        }
         SegmentState::Unsealed {
             built,
             torn_seal_at,

@@ -168,6 +168,26 @@ pub(crate) fn scan_dir(
     Ok(scan)
 }
 
+/// Reads every record of the sealed segment `first_seq` at `path` as a
+/// closed segment (no torn tail allowed): for a segment that open took from
+/// its seal and is about to write on (the last one now, after the segment
+/// after it was removed as a torn header), since once its seal is cut
+/// nothing would tell damage in it from a torn tail.
+pub(crate) fn check_sealed_segment(
+    fs: &dyn FileSystem,
+    path: &Path,
+    first_seq: u64,
+) -> Result<(), JournalError> {
+    let seg = SegmentRef {
+        path,
+        first_seq,
+        expected_first: None,
+        is_last: false,
+        next_first: None,
+    };
+    file::scan_segment(fs, &seg, &mut |_| {}).map(|_| ())
+}
+
 /// The lengths of the segment files `seqs` of `dir`, taken before the scan
 /// so that progress can be reported against the total.
 fn file_lens(fs: &dyn FileSystem, dir: &Path, seqs: &[u64]) -> Result<Vec<u64>, JournalError> {
