@@ -28,6 +28,7 @@ enum Source {
 
 #[derive(Debug)]
 struct OpenSegment {
+    first_seq: u64,
     path: PathBuf,
     file: FileRef,
     scanner: LineScanner,

@@ -44,16 +44,6 @@ enum Step {
     },
 }
 
-/// The segments around the next seq.
-struct Around {
-    /// The last segment starting at or before it.
-    holding: Option<ReadSegment>,
-    /// The first seq and path of the segment after that one.
-    next: Option<(u64, PathBuf)>,
-    /// There is no segment at all.
-    empty: bool,
-}
-
 impl Reader {
     fn fs(&self) -> &dyn FileSystem {
         match &self.source {
@@ -69,78 +59,74 @@ impl Reader {
         }
     }
 
-    fn around(&self) -> Result<Around, JournalError> {
-        let holds = |first: u64| first <= self.expected;
-        let segments: Vec<ReadSegment> = match &self.source {
-            Source::Journal(inner) => {
-                let segments = lock(&inner.index);
-                let at = segments.partition_point(|s| holds(s.first_seq));
-                let from = at.saturating_sub(1);
-                segments[from..segments.len().min(at + 1)].to_vec()
-            }
-            Source::Unlocked { fs, dir } => {
-                let seqs = scan::list_segments(fs.as_ref(), dir)?;
-                if seqs.is_empty() {
-                    return Ok(Around {
-                        holding: None,
-                        next: None,
-                        empty: true,
-                    });
-                }
-                let at = seqs.partition_point(|&first| holds(first));
-                let from = at.saturating_sub(1);
-                seqs[from..seqs.len().min(at + 1)]
-                    .iter()
-                    .map(|&first_seq| ReadSegment {
-                        first_seq,
-                        path: segment::segment_path(dir, first_seq),
-                        seal: None,
-                        index: Arc::new([]),
-                    })
-                    .collect()
-            }
-        };
-        let mut segments = segments.into_iter().peekable();
-        let holding = segments.next_if(|s| holds(s.first_seq));
-        let next = segments.next().map(|s| (s.first_seq, s.path));
-        Ok(Around {
-            holding,
-            next,
-            empty: false,
+    /// The segments of the journal as they are now, oldest first.
+    fn segments(&self) -> Result<Vec<ReadSegment>, JournalError> {
+        Ok(match &self.source {
+            Source::Journal(inner) => lock(&inner.index).clone(),
+            Source::Unlocked { fs, dir } => scan::list_segments(fs.as_ref(), dir)?
+                .into_iter()
+                .map(|first_seq| ReadSegment {
+                    first_seq,
+                    path: segment::segment_path(dir, first_seq),
+                    seal: None,
+                    index: Arc::new([]),
+                })
+                .collect(),
         })
     }
 
-    /// Opens the segment holding `self.expected` (or the one starting right
-    /// after the open one). Returns false when there is none yet.
+    /// The segment after the open one, if one exists.
+    fn next_segment(&self) -> Result<Option<ReadSegment>, JournalError> {
+        let Some(open) = &self.segment else {
+            return Ok(None);
+        };
+        let first = open.first_seq;
+        Ok(self.segments()?.into_iter().find(|s| s.first_seq > first))
+    }
+
+    /// Opens the segment holding `self.expected`, or the one after the open
+    /// one. Returns false when there is none yet.
     pub(super) fn open_segment(&mut self) -> Result<bool, JournalError> {
-        let around = self.around()?;
-        let Some(holding) = around.holding else {
-            if around.empty {
-                // A journal directory with no segment yet holds no record.
-                return Ok(false);
-            }
+        if self.segment.is_some() {
+            return self.next_after_open();
+        }
+        let segments = self.segments()?;
+        if segments.is_empty() {
+            // A journal directory with no segment yet holds no record.
+            return Ok(false);
+        }
+        let at = segments.partition_point(|s| s.first_seq <= self.expected);
+        let Some(holding) = at.checked_sub(1).map(|i| segments[i].clone()) else {
             return Err(JournalError::OutOfRange {
                 requested: self.from,
                 first: self.expected,
                 next: self.expected,
             });
         };
-        let same = self
-            .segment
-            .as_ref()
-            .is_some_and(|o| o.path == holding.path);
-        if same && around.next.is_none() {
-            // The open segment's records ran out: more may follow.
+        let closed = at < segments.len();
+        self.open(holding, closed)
+    }
+
+    /// The open segment's records ran out: goes on in the segment after it,
+    /// which must start where they stopped, if there is one yet.
+    fn next_after_open(&mut self) -> Result<bool, JournalError> {
+        let Some(next) = self.next_segment()? else {
+            // More records may follow in this segment.
             return Ok(false);
-        }
-        // Leaving the open segment (for the next one, or finding one after
-        // it while records are missing): it must have ended whole.
+        };
+        // Leaving the open segment: it must have ended whole, and the next
+        // one must not start past the next seq (one that starts before it,
+        // `open` names).
         let short = self.short_line.is_some() || self.open_batch.is_some();
-        if self.segment.is_some() && (same || short) {
-            let missing = if same { around.next } else { None };
+        if short || next.first_seq > self.expected {
+            let missing = (next.first_seq > self.expected).then_some((next.first_seq, next.path));
             return self.ended_short(missing);
         }
-        self.open(holding, around.next.is_some())
+        let closed = self
+            .segments()?
+            .iter()
+            .any(|s| s.first_seq > next.first_seq);
+        self.open(next, closed)
     }
 
     /// The open segment's records stop short: at a line cut short, in a
@@ -273,6 +259,7 @@ impl Reader {
         self.short_line = None;
         self.rechecked = false;
         self.segment = Some(OpenSegment {
+            first_seq,
             path,
             file,
             scanner,
@@ -461,14 +448,9 @@ impl Reader {
         })
     }
 
-    /// True if a segment later than the open one exists (the segment
-    /// holding the next seq may already be the next one).
+    /// True if a segment later than the open one exists.
     fn later_segment(&self) -> Result<bool, JournalError> {
-        let around = self.around()?;
-        let Some(open) = &self.segment else {
-            return Ok(false);
-        };
-        Ok(around.next.is_some() || around.holding.is_some_and(|s| s.path != open.path))
+        Ok(self.next_segment()?.is_some())
     }
 
     /// For an unlocked reader at a bad line at `start`: true if it is the
