@@ -5,8 +5,8 @@ mod block;
 mod raw;
 mod typed;
 
-pub(crate) use block::Blocks;
 pub use block::BLOCK_BYTES;
+pub(crate) use block::Blocks;
 
 pub use raw::{RawJournal, RawRecords};
 pub use typed::{Journal, Records};

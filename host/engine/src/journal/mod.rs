@@ -16,6 +16,7 @@ use crate::record::DEFAULT_MAX_RECORD_SIZE;
 mod files;
 mod reader;
 pub(crate) mod scan;
+mod sealing;
 mod writer;
 
 pub use files::DEFAULT_PREALLOCATE;
@@ -187,15 +188,15 @@ impl Journal {
             }
             cut_torn_tail(fs.as_ref(), &dir, &tail)?;
         }
-        files::seal_closed_segments(fs.as_ref(), &mut scan.segments)?;
+        sealing::seal_closed_segments(fs.as_ref(), &mut scan.segments)?;
         if scan.segments.is_empty() {
-            let first = files::new_segment(fs.as_ref(), &dir, scan.next_seq)?;
+            let first = sealing::new_segment(fs.as_ref(), &dir, scan.next_seq)?;
             scan.segments.push(first);
         }
         let Some(active) = scan.segments.last_mut() else {
             unreachable!("a segment was just created");
         };
-        let built = files::reopen_active(fs.as_ref(), active)?;
+        let built = sealing::reopen_active(fs.as_ref(), active)?;
         let files = SegmentFiles::open(fs.as_ref(), scan.segments, built, options.preallocate)?;
         let last = scan.next_seq - 1;
         Ok(Journal {
