@@ -59,29 +59,70 @@ impl Reader {
         }
     }
 
-    /// The segments of the journal as they are now, oldest first.
-    fn segments(&self) -> Result<Vec<ReadSegment>, JournalError> {
+    /// The segment holding `seq` (the last one starting at or before it,
+    /// `None` if `seq` lies before the first) and whether a later one
+    /// exists; `None` if the journal has no segment. Only the segment
+    /// needed is copied out of the index (a reader waiting at the end asks
+    /// at every poll).
+    fn holding(&self, seq: u64) -> Result<Option<(Option<ReadSegment>, bool)>, JournalError> {
+        let pick = |firsts: &[u64]| {
+            let at = firsts.partition_point(|&first| first <= seq);
+            (at.checked_sub(1), at < firsts.len())
+        };
         Ok(match &self.source {
-            Source::Journal(inner) => lock(&inner.index).clone(),
-            Source::Unlocked { fs, dir } => scan::list_segments(fs.as_ref(), dir)?
-                .into_iter()
-                .map(|first_seq| ReadSegment {
-                    first_seq,
-                    path: segment::segment_path(dir, first_seq),
-                    seal: None,
-                    index: Arc::new([]),
+            Source::Journal(inner) => {
+                let segments = lock(&inner.index);
+                let at = segments.partition_point(|s| s.first_seq <= seq);
+                (!segments.is_empty()).then(|| {
+                    let holding = at.checked_sub(1).map(|i| segments[i].clone());
+                    (holding, at < segments.len())
                 })
-                .collect(),
+            }
+            Source::Unlocked { fs, dir } => {
+                let firsts = scan::list_segments(fs.as_ref(), dir)?;
+                (!firsts.is_empty()).then(|| {
+                    let (holding, later) = pick(&firsts);
+                    let holding = holding.map(|i| ReadSegment {
+                        first_seq: firsts[i],
+                        path: segment::segment_path(dir, firsts[i]),
+                        seal: None,
+                        index: Arc::new([]),
+                    });
+                    (holding, later)
+                })
+            }
         })
     }
 
-    /// The segment after the open one, if one exists.
-    fn next_segment(&self) -> Result<Option<ReadSegment>, JournalError> {
+    /// The segment after the open one, if one exists, and whether one
+    /// exists after that.
+    fn next_segment(&self) -> Result<Option<(ReadSegment, bool)>, JournalError> {
         let Some(open) = &self.segment else {
             return Ok(None);
         };
-        let first = open.first_seq;
-        Ok(self.segments()?.into_iter().find(|s| s.first_seq > first))
+        let after = |firsts: &[u64]| firsts.partition_point(|&first| first <= open.first_seq);
+        Ok(match &self.source {
+            Source::Journal(inner) => {
+                let segments = lock(&inner.index);
+                let at = segments.partition_point(|s| s.first_seq <= open.first_seq);
+                segments
+                    .get(at)
+                    .map(|s| (s.clone(), at + 1 < segments.len()))
+            }
+            Source::Unlocked { fs, dir } => {
+                let firsts = scan::list_segments(fs.as_ref(), dir)?;
+                let at = after(&firsts);
+                firsts.get(at).map(|&first_seq| {
+                    let segment = ReadSegment {
+                        first_seq,
+                        path: segment::segment_path(dir, first_seq),
+                        seal: None,
+                        index: Arc::new([]),
+                    };
+                    (segment, at + 1 < firsts.len())
+                })
+            }
+        })
     }
 
     /// Opens the segment holding `self.expected`, or the one after the open
@@ -90,27 +131,24 @@ impl Reader {
         if self.segment.is_some() {
             return self.next_after_open();
         }
-        let segments = self.segments()?;
-        if segments.is_empty() {
+        let Some((holding, closed)) = self.holding(self.expected)? else {
             // A journal directory with no segment yet holds no record.
             return Ok(false);
-        }
-        let at = segments.partition_point(|s| s.first_seq <= self.expected);
-        let Some(holding) = at.checked_sub(1).map(|i| segments[i].clone()) else {
+        };
+        let Some(holding) = holding else {
             return Err(JournalError::OutOfRange {
                 requested: self.from,
                 first: self.expected,
                 next: self.expected,
             });
         };
-        let closed = at < segments.len();
         self.open(holding, closed)
     }
 
     /// The open segment's records ran out: goes on in the segment after it,
     /// which must start where they stopped, if there is one yet.
     fn next_after_open(&mut self) -> Result<bool, JournalError> {
-        let Some(next) = self.next_segment()? else {
+        let Some((next, closed)) = self.next_segment()? else {
             // More records may follow in this segment.
             return Ok(false);
         };
@@ -122,10 +160,6 @@ impl Reader {
             let missing = (next.first_seq > self.expected).then_some((next.first_seq, next.path));
             return self.ended_short(missing);
         }
-        let closed = self
-            .segments()?
-            .iter()
-            .any(|s| s.first_seq > next.first_seq);
         self.open(next, closed)
     }
 
