@@ -34,11 +34,12 @@ enum Step {
         short_line: Option<u64>,
         at_seal: bool,
     },
-    /// The line at `offset` (from `start`) is damage, or (if `may_be_torn`)
-    /// perhaps a torn tail.
+    /// The line at `offset` (from `start`) is damage at `seq`, or (if
+    /// `may_be_torn`) perhaps a torn tail.
     Bad {
         start: u64,
         offset: u64,
+        seq: u64,
         kind: CorruptionKind,
         may_be_torn: bool,
     },
@@ -345,13 +346,14 @@ impl Reader {
                 Step::Bad {
                     start,
                     offset,
+                    seq,
                     kind,
                     may_be_torn,
                 } => {
                     if unlocked && may_be_torn && self.at_torn_tail(start)? {
                         return Ok(false);
                     }
-                    return Err(self.damage_here(offset, self.expected, kind));
+                    return Err(self.damage_here(offset, seq, kind));
                 }
             }
         }
@@ -394,10 +396,11 @@ impl Reader {
                 return match seal::parse_seal_line(l.bytes) {
                     // The active segment, sealed since it was opened (or a
                     // segment read without its lock): it ends here.
-                    Ok(_) => self.after_seal(start),
+                    Ok(seal) => self.after_seal(start, &seal),
                     Err(why) => Ok(Step::Bad {
                         start,
                         offset: start,
+                        seq: self.expected,
                         kind: CorruptionKind::BadSeal(why),
                         may_be_torn: true,
                     }),
@@ -411,6 +414,7 @@ impl Reader {
                 return Ok(Step::Bad {
                     start,
                     offset: line.offset,
+                    seq: self.expected,
                     kind,
                     may_be_torn: true,
                 });
@@ -453,7 +457,7 @@ impl Reader {
     /// At the good seal at `start`: the end of the segment's records, if
     /// nothing follows it (zeros only in the last segment, where a crash
     /// while sealing leaves them).
-    fn after_seal(&mut self, start: u64) -> Result<Step, JournalError> {
+    fn after_seal(&mut self, start: u64, seal: &Seal) -> Result<Step, JournalError> {
         let later = self.later_segment()?;
         let Some(open) = self.segment.as_mut() else {
             return Ok(Step::Skipped);
@@ -462,23 +466,46 @@ impl Reader {
             .scanner
             .next_line()
             .map_err(JournalError::io(&open.path))?;
-        let why = match following {
+        let expected = self.expected;
+        let bad = |kind| Step::Bad {
+            start,
+            offset: start,
+            seq: expected,
+            kind,
+            may_be_torn: false,
+        };
+        // In the scan's order: what follows the seal, a batch it would
+        // close, then what it says of the records (all a reader can check
+        // without the content's crc, which `verify` compares with the rest).
+        let follows = match following {
             None => None,
             Some(l) if segment::is_preallocated(&l) => later.then_some("zeros follow the seal"),
             Some(_) => Some("lines follow the seal"),
         };
-        Ok(match why {
-            None => Step::End {
+        if let Some(why) = follows {
+            return Ok(bad(CorruptionKind::BadSeal(why.into())));
+        }
+        if let Some(batch) = self.open_batch {
+            return Ok(Step::Bad {
                 start,
-                short_line: None,
-                at_seal: true,
-            },
-            Some(why) => Step::Bad {
-                start,
-                offset: start,
-                kind: CorruptionKind::BadSeal(why.into()),
+                offset: batch.offset,
+                seq: batch.seq,
+                kind: CorruptionKind::UnterminatedBatch,
                 may_be_torn: false,
-            },
+            });
+        }
+        let says = (seal.first_seq, seal.last_seq.wrapping_add(1), seal.len);
+        let read = (open.first_seq, self.expected, start);
+        if says != read {
+            return Ok(bad(CorruptionKind::BadSeal(format!(
+                "it says first_seq {}, next seq {} and len {}; the segment's records give {}, {} and {}",
+                says.0, says.1, says.2, read.0, read.1, read.2
+            ))));
+        }
+        Ok(Step::End {
+            start,
+            short_line: None,
+            at_seal: true,
         })
     }
 
