@@ -376,7 +376,17 @@ impl Reader {
             at_seal,
         };
         if open.end.is_some_and(|end| start >= end) {
-            // A closed segment's records are all read.
+            // A closed segment's records are all read: a batch they leave
+            // open is damage (a segment is sealed only after its batches).
+            if let Some(batch) = self.open_batch {
+                return Ok(Step::Bad {
+                    start,
+                    offset: batch.offset,
+                    seq: batch.seq,
+                    kind: CorruptionKind::UnterminatedBatch,
+                    may_be_torn: false,
+                });
+            }
             return Ok(end(None, false));
         }
         let whole = !unlocked || open.end.is_some();

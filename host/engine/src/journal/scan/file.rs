@@ -188,6 +188,9 @@ pub(super) fn scan_segment(
     let file_len = file.len().map_err(seg.io())?;
     let mut scanner = LineScanner::new(file, 0);
     let Some(built) = read_header(&mut scanner, seg)? else {
+        // A segment is created only once the one before it is whole: one
+        // torn while being created still names where that one ended.
+        check_follows_previous(seg)?;
         return Ok(SegmentOutcome::TornHeader { file_len });
     };
     check_follows_previous(seg)?;
