@@ -33,7 +33,7 @@ use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 use mini_engine::{JournalError, StateError};
 
 use crate::container::{self, Part};
-use crate::state::not_inspected;
+use crate::state::{inspected_from, not_inspected};
 use crate::write_file;
 
 /// The clock when the preamble gives none (the seeds' clock too).
@@ -190,13 +190,14 @@ fn summary_of_queue(queue: &Queue) -> Summary {
 /// Runs every check on the queue in `dir` with the clock at `now`.
 pub fn check_queue(dir: &Path, now: u64) {
     let inspected = Some(inspect_queue(dir));
+    let from = inspected_from(dir);
     let clock = Arc::new(ManualClock::new(now));
     let queue = match Queue::open_with(dir, options(clock.clone())) {
         Ok(queue) => queue,
         Err(e) => {
             let unseen = match &e {
                 QueueError::Storage(StateError::Journal(JournalError::Corrupt(damage))) => {
-                    not_inspected(dir, damage)
+                    not_inspected(from, damage)
                 }
                 _ => false,
             };

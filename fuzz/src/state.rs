@@ -107,6 +107,7 @@ pub fn check_state(dir: &Path) {
     let check = StateLog::check(dir, &mut |_, _| {})
         .unwrap_or_else(|e| panic!("StateLog::check failed instead of reporting: {e}"));
     let unlocked = read_unlocked(dir);
+    let from = inspected_from(dir);
     // Damage the check found under a seal that the journal's open trusts
     // (it reads seals, not the records under them): the state's open then
     // meets it only if it replays that far, and may fail for another
@@ -173,7 +174,7 @@ pub fn check_state(dir: &Path) {
             );
             // The unlocked read starts at the recovery point: damage in a
             // segment before that one it does not see.
-            let unseen = matches!(&found, StateError::Journal(JournalError::Corrupt(d)) if not_inspected(dir, d));
+            let unseen = matches!(&found, StateError::Journal(JournalError::Corrupt(d)) if not_inspected(from, d));
             if !unseen {
                 match unlocked {
                     Err(_) | Ok((_, _, Some(_))) => {}
@@ -303,7 +304,7 @@ fn apply(mgr: &StateManager<Counter, Op>, op: Op) {
 /// Whether the inspection does not read where `damage` is: in a segment
 /// before the one holding the record after the snapshot (the inspection
 /// reads from there; an open checks every segment, as `verify` does).
-pub fn not_inspected(dir: &Path, damage: &Corruption) -> bool {
+pub fn not_inspected(from: Option<u64>, damage: &Corruption) -> bool {
     let Some(damaged) = damage
         .file
         .file_name()
@@ -312,14 +313,20 @@ pub fn not_inspected(dir: &Path, damage: &Corruption) -> bool {
     else {
         return false;
     };
-    let after = recovery_point_unlocked(dir).map_or(0, |p| p.seq());
-    let firsts = list_segments(&dir.join(JOURNAL_DIR)).unwrap_or_default();
     // A missing segment is named at the segment after the gap: the gap is
     // not inspected if the inspection starts at that segment or later.
     let gap = matches!(damage.kind, CorruptionKind::MissingSegment { .. });
+    from.is_some_and(|from| damaged < from || (gap && damaged == from))
+}
+
+/// The first seq of the segment an unlocked inspection of the state or
+/// queue in `dir` starts reading in (the one holding the record after its
+/// snapshot), taken before an open changes the files.
+pub fn inspected_from(dir: &Path) -> Option<u64> {
+    let after = recovery_point_unlocked(dir).map_or(0, |p| p.seq());
+    let firsts = list_segments(&dir.join(JOURNAL_DIR)).unwrap_or_default();
     firsts
         .into_iter()
         .take_while(|&f| f <= after.saturating_add(1))
         .last()
-        .is_some_and(|from| damaged < from || (gap && damaged == from))
 }

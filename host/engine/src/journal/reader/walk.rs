@@ -252,8 +252,10 @@ impl Reader {
             }
             // A header is synced before the next segment is created.
             _ if closed => return Err(bad_header("missing or incomplete header".into()).into()),
-            // A segment being created right now by another process.
-            _ => return Ok(false),
+            // A segment being created right now by another process, if it
+            // starts where the records before it stopped.
+            _ if self.segment.is_none() || first_seq == self.expected => return Ok(false),
+            _ => {}
         }
         // A segment after the one just read must start where its records
         // stopped.
