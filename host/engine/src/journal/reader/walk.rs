@@ -380,16 +380,7 @@ impl Reader {
         if open.end.is_some_and(|end| start >= end) {
             // A closed segment's records are all read: a batch they leave
             // open is damage (a segment is sealed only after its batches).
-            if let Some(batch) = self.open_batch {
-                return Ok(Step::Bad {
-                    start,
-                    offset: batch.offset,
-                    seq: batch.seq,
-                    kind: CorruptionKind::UnterminatedBatch,
-                    may_be_torn: false,
-                });
-            }
-            return Ok(end(None, false));
+            return Ok(batch_left_open(self.open_batch, start).unwrap_or(end(None, false)));
         }
         let whole = !unlocked || open.end.is_some();
         let line = open
@@ -497,14 +488,8 @@ impl Reader {
         if let Some(why) = follows {
             return Ok(bad(CorruptionKind::BadSeal(why.into())));
         }
-        if let Some(batch) = self.open_batch {
-            return Ok(Step::Bad {
-                start,
-                offset: batch.offset,
-                seq: batch.seq,
-                kind: CorruptionKind::UnterminatedBatch,
-                may_be_torn: false,
-            });
+        if let Some(left_open) = batch_left_open(self.open_batch, start) {
+            return Ok(left_open);
         }
         let says = (seal.first_seq, seal.last_seq.wrapping_add(1), seal.len);
         let read = (open.first_seq, self.expected, start);
@@ -557,4 +542,16 @@ fn read_seal(file: &FileRef, path: &Path) -> Result<Option<Arc<Seal>>, JournalEr
         TailSeal::Sealed { seal, .. } => Ok(Some(Arc::new(seal))),
         TailSeal::Bad { .. } | TailSeal::None => Ok(None),
     }
+}
+
+/// The damage of `batch`, still open where a sealed segment's records end
+/// at `start` (a segment is sealed only after its batches), if one is.
+fn batch_left_open(batch: Option<OpenBatch>, start: u64) -> Option<Step> {
+    batch.map(|batch| Step::Bad {
+        start,
+        offset: batch.offset,
+        seq: batch.seq,
+        kind: CorruptionKind::UnterminatedBatch,
+        may_be_torn: false,
+    })
 }
