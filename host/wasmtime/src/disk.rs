@@ -10,10 +10,12 @@ use mini_engine::layout::UnitKind;
 
 use crate::bindings::types::Error;
 
+/// A block of common file systems.
+const BLOCK_BYTES: u64 = 4096;
 /// What a directory takes on common file systems (one block).
-pub(crate) const DIR_BYTES: u64 = 4096;
+pub(crate) const DIR_BYTES: u64 = BLOCK_BYTES;
 /// What a small file (a segment's header, a lock) takes: one block.
-const SMALL_FILE_BYTES: u64 = 4096;
+const SMALL_FILE_BYTES: u64 = BLOCK_BYTES;
 
 /// What creating the unit of `kind` in `dir` takes on disk before anything
 /// is written to it: its directories (and the missing ones above it, up to
@@ -65,8 +67,7 @@ impl Usage {
             return Ok(());
         }
         // The state is a pair of counters: still usable after a panic.
-        // Room for the zeros the journal may grow ahead of this append.
-        let needed = bytes.saturating_add(preallocation(quota));
+        let needed = most_blocks_taken(bytes, quota);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let over = state.bytes.saturating_add(needed) > quota;
         if !state.measured || over || state.appends_since_walk >= APPENDS_BETWEEN_WALKS {
@@ -81,10 +82,25 @@ impl Usage {
                 "disk quota exceeded: the namespace uses {used} bytes, this write or open needs about {bytes} more, and the quota is {quota} bytes"
             )));
         }
-        state.bytes = used + bytes;
+        state.bytes = used + needed;
         state.appends_since_walk += 1;
         Ok(())
     }
+}
+
+/// The most a write of `bytes` in a namespace with `quota` can add to what
+/// the namespace takes on disk, so that counting it up between walks never
+/// counts less than the file system allocates: the blocks of those bytes and
+/// of the zeros a journal may grow ahead of them (a file's last block may
+/// have been full), and one block the file system may take to index the
+/// file's blocks (ext4 adds an extent block once a file, written block by
+/// block among other writers, has more than four extents).
+fn most_blocks_taken(bytes: u64, quota: u64) -> u64 {
+    bytes
+        .saturating_add(preallocation(quota))
+        .checked_next_multiple_of(BLOCK_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(BLOCK_BYTES)
 }
 
 /// How far a journal in a namespace with `quota` grows ahead of its records
@@ -160,14 +176,20 @@ mod tests {
         // their length (a block each on most file systems).
         assert!(used >= empty + 2 * DIR_BYTES + 15, "{used}");
         assert!(used <= empty + 2 * DIR_BYTES + 2 * 64 * 1024, "{used}");
-        // The smallest quota that holds 5 bytes more (and the headroom for
-        // preallocation it asks for).
-        let quota = (used + 5..)
-            .find(|q| used + 5 + preallocation(*q) <= *q)
+        // The smallest quota that holds 5 bytes more, at the most they can
+        // take: then every write up to the same blocks fits, and one byte
+        // more does not.
+        let quota = (used..)
+            .find(|q| used + most_blocks_taken(5, *q) <= *q)
             .expect("a quota");
-        assert!(Usage::default().reserve(dir.path(), quota, 5).is_ok());
+        let fills_the_blocks = BLOCK_BYTES - preallocation(quota);
+        assert!(
+            Usage::default()
+                .reserve(dir.path(), quota, fills_the_blocks)
+                .is_ok()
+        );
         assert!(matches!(
-            Usage::default().reserve(dir.path(), quota, 6),
+            Usage::default().reserve(dir.path(), quota, fills_the_blocks + 1),
             Err(Error::Quota(_))
         ));
         assert!(
@@ -181,25 +203,57 @@ mod tests {
     fn reservations_count_up_between_walks_and_are_rechecked_before_refusing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = dir_usage(dir.path()).expect("usage");
-        // Small enough that no preallocation headroom is asked for.
-        let quota = base + 100;
-        assert_eq!(preallocation(quota), quota / 256);
-        let headroom = preallocation(quota);
+        let quota = base + 2 * most_blocks_taken(30, base + 4 * BLOCK_BYTES);
+        assert_eq!(most_blocks_taken(30, quota), 2 * BLOCK_BYTES);
         let usage = Usage::default();
         usage.reserve(dir.path(), quota, 30).expect("fits");
         usage.reserve(dir.path(), quota, 30).expect("fits");
-        // 60 reserved: 60 more would pass the quota on the count, so the
-        // directory is walked again; nothing was written, so it fits.
+        // The count is at the quota, so the directory is walked again;
+        // nothing was written, so it fits.
         usage
-            .reserve(dir.path(), quota, 100 - headroom)
+            .reserve(dir.path(), quota, 30)
             .expect("fits after a fresh walk");
+        usage
+            .reserve(dir.path(), quota, 30)
+            .expect("fits on the count");
         // A file written behind the host's back is seen by the walk that
         // runs before an append is refused.
-        std::fs::write(dir.path().join("x"), [0u8; 1]).expect("write");
+        std::fs::write(dir.path().join("x"), [0u8; 2 * BLOCK_BYTES as usize + 1]).expect("write");
         assert!(matches!(
-            usage.reserve(dir.path(), quota, 100 - headroom),
+            usage.reserve(dir.path(), quota, 30),
             Err(Error::Quota(_))
         ));
+    }
+
+    /// Small appends to several files at once, each made durable, leave
+    /// each file in many extents and its last block part full: what the
+    /// file system allocates for them is more than their bytes. Counted up
+    /// between walks, the reservations must still never let the directory
+    /// pass its quota.
+    #[test]
+    fn interleaved_durable_appends_never_take_the_directory_past_its_quota() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let quota = 256 * 1024;
+        let usage = Usage::default();
+        let mut files: Vec<std::fs::File> = (0..8)
+            .map(|i| std::fs::File::create(dir.path().join(format!("f{i}"))).expect("create"))
+            .collect();
+        let record = [b'x'; 100];
+        let mut appended = 0;
+        'appending: loop {
+            for file in &mut files {
+                if usage.reserve(dir.path(), quota, 100).is_err() {
+                    break 'appending;
+                }
+                file.write_all(&record).expect("write");
+                file.sync_data().expect("fdatasync");
+                appended += 1;
+            }
+        }
+        assert!(appended > 100, "appends below the quota fit: {appended}");
+        let used = dir_usage(dir.path()).expect("usage");
+        assert!(used <= quota, "{used} bytes on disk, quota {quota}");
     }
 
     #[test]
