@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
+use mini_engine::journal::MARK_FILE;
 use mini_engine::segment::MAX_SEQ;
+use mini_engine::segment::mark::parse_mark_line;
 use mini_engine::verify::{VerifyReport, plan_repair, repair, verify};
 use mini_engine::{
     Corruption, CorruptionKind, Entry, Journal, JournalError, JournalOptions, Reader,
@@ -19,19 +21,22 @@ use mini_engine::{
 pub const APPENDED: &str = r#"{"fuzz":"appended"}"#;
 
 /// Small segments and little preallocation: an append after recovery
-/// often rotates, and a scratch journal stays a few KiB.
+/// often rotates, and a scratch journal stays a few KiB; marks as often as
+/// the seeds' (an append leaves one, and the reopen after it starts there).
 pub fn options() -> JournalOptions {
     JournalOptions {
         segment_size: 512,
         preallocate: 4096,
+        mark_every: 64,
         ..JournalOptions::default()
     }
 }
 
 /// Whether open may fail with `found` when `verify`'s first damage is
-/// `first`: the same, or `first` lies in an earlier segment than `found`,
-/// one that open took from its seal without reading its records (the read
-/// that meets it fails).
+/// `first`: the same, or `first` lies where open took a seal's or a mark's
+/// word without reading the records (the read that meets it fails): in an
+/// earlier segment than `found`, or in the same one before where the
+/// journal's mark (in `found`'s directory) says its records are whole.
 pub fn open_may_report(found: &Corruption, first: &Corruption) -> bool {
     let segment = |c: &Corruption| {
         c.file
@@ -39,7 +44,17 @@ pub fn open_may_report(found: &Corruption, first: &Corruption) -> bool {
             .and_then(|n| n.to_str())
             .and_then(mini_engine::segment::parse_segment_file_name)
     };
-    found == first || segment(first) < segment(found)
+    let under_mark = || {
+        let mark = found
+            .file
+            .parent()
+            .and_then(|dir| std::fs::read(dir.join(MARK_FILE)).ok())
+            .and_then(|bytes| parse_mark_line(bytes.strip_suffix(b"\n")?).ok());
+        mark.is_some_and(|mark| {
+            segment(first) == Some(mark.seal.first_seq) && first.offset < mark.seal.len
+        })
+    };
+    found == first || segment(first) < segment(found) || (first.file == found.file && under_mark())
 }
 
 /// Every record a reader gives until its end or its first error, and that

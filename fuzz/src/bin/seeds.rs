@@ -17,6 +17,7 @@ use std::sync::Arc;
 // through libfuzzer-sys) defines the coverage hooks it calls. Its `main` is
 // not used: this crate has its own.
 use libfuzzer_sys as _;
+use mini_engine::journal::MARK_FILE;
 use mini_engine::queue::{ManualClock, PushOptions, Queue, QueueOptions};
 use mini_engine::segment::{MAX_SEQ, encode_line, header_line, segment_file_name};
 use mini_engine::snapshot::SnapshotStore;
@@ -92,16 +93,27 @@ fn main() -> Result {
     Ok(())
 }
 
+/// Marks every 64 bytes: most journals end with a mark of their active
+/// segment.
 fn journal_options(segment_size: u64, preallocate: u64) -> JournalOptions {
     JournalOptions {
         segment_size,
         preallocate,
+        mark_every: 64,
         ..JournalOptions::default()
     }
 }
 
 /// The segment files of the journal in `dir`, by name, with their bytes.
 fn segment_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(journal_files(dir)?
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".jsonl"))
+        .collect())
+}
+
+/// The segment files and the mark of the journal in `dir`.
+fn journal_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -109,7 +121,7 @@ fn segment_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
             .file_name()
             .into_string()
             .map_err(|_| "a non-UTF-8 name")?;
-        if entry.file_type()?.is_file() && name.ends_with(".jsonl") {
+        if entry.file_type()?.is_file() && (name.ends_with(".jsonl") || name == MARK_FILE) {
             files.push((name, std::fs::read(entry.path())?));
         }
     }
@@ -120,10 +132,10 @@ fn segment_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 /// Seeds of `segment_scan` (each segment of the journal) and of
 /// `journal_segments` (the whole journal).
 fn put_journal(seeds: &mut Seeds, name: &str, dir: &Path) -> Result {
-    let files = segment_files(dir)?;
-    for (i, (_, bytes)) in files.iter().enumerate() {
+    for (i, (_, bytes)) in segment_files(dir)?.iter().enumerate() {
         seeds.put("segment_scan", &format!("{name}-{i}"), bytes)?;
     }
+    let files = journal_files(dir)?;
     seeds.put("journal_segments", name, &container::join(b"", &files))
 }
 

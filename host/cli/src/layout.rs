@@ -123,6 +123,7 @@ fn in_unit(path: &Path, kind: UnitKind, rest: &Path) -> Target {
             Target::Foreign("a snapshot being written (or left by a crash): not a snapshot yet")
         }
         UnitEntry::Lock => Target::Foreign("a unit's lock file: no data"),
+        UnitEntry::Mark => Target::Foreign("a journal's mark: where open starts its scan, no data"),
         UnitEntry::Unknown => Target::Foreign("not written by mini here"),
     }
 }

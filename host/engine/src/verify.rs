@@ -246,6 +246,7 @@ fn cut_at(
     damage: &Corruption,
     seal_only: bool,
 ) -> Result<u64, JournalError> {
+    crate::journal::mark::forget(fs, dir).map_err(JournalError::io(dir))?;
     let mut removed = 0;
     for Cut {
         seq,

@@ -3,7 +3,9 @@
 //! SIGKILL right before its k-th changing operation (a write, a sync, a
 //! trim, a create), or halfway through it for a write (half the bytes
 //! written). Every k from the first operation to the end of the run is
-//! tried, with and without preallocation, so the kill lands before the
+//! tried, with and without preallocation, with and without marks (left
+//! every 100 bytes: every step of writing one, the old mark removed, the
+//! new one written, renamed, is killed too), so the kill lands before the
 //! seal, in the middle of the seal's write, after the seal is written but
 //! not synced, after it is synced, in the middle of the next segment's
 //! header, and after.
@@ -41,10 +43,11 @@ fn record(i: u64) -> String {
     )
 }
 
-fn options(preallocate: u64, fs: Arc<dyn FileSystem>) -> JournalOptions {
+fn options(preallocate: u64, mark_every: u64, fs: Arc<dyn FileSystem>) -> JournalOptions {
     JournalOptions {
         segment_size: 600,
         preallocate,
+        mark_every,
         fs,
         ..JournalOptions::default()
     }
@@ -170,7 +173,9 @@ fn seal_crash_child() {
         half: env("SEAL_CRASH_HALF") == "1",
     };
     let preallocate = env("SEAL_CRASH_PREALLOCATE").parse().unwrap();
-    let journal = Journal::open_with(&dir, options(preallocate, Arc::new(kill))).unwrap();
+    let mark_every = env("SEAL_CRASH_MARK_EVERY").parse().unwrap();
+    let journal =
+        Journal::open_with(&dir, options(preallocate, mark_every, Arc::new(kill))).unwrap();
     let mut out = io::stdout();
     for i in journal.next_seq()..=RECORDS {
         let seq = journal.append(&record(i)).unwrap();
@@ -183,50 +188,64 @@ fn seal_crash_child() {
 #[test]
 fn killed_at_every_step_of_sealing() {
     let mut kills = 0;
+    for (preallocate, half, mark_every) in configurations() {
+        for at in 1.. {
+            let dir = tmp();
+            let mut child = child_test(
+                "seal_crash_child",
+                &[
+                    ("SEAL_CRASH_DIR", dir.path().to_str().unwrap()),
+                    ("SEAL_CRASH_AT", &at.to_string()),
+                    ("SEAL_CRASH_HALF", if half { "1" } else { "0" }),
+                    ("SEAL_CRASH_PREALLOCATE", &preallocate.to_string()),
+                    ("SEAL_CRASH_MARK_EVERY", &mark_every.to_string()),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+            let out = BufReader::new(child.stdout.take().unwrap());
+            let mut acked = 0;
+            let mut done = false;
+            for line in out.lines() {
+                let line = line.unwrap();
+                if let Some(seq) = line.split("acked ").nth(1) {
+                    acked = seq.trim().parse().unwrap();
+                }
+                done |= line.ends_with("done");
+            }
+            let status = child.wait().unwrap();
+            let what = format!(
+                "preallocate {preallocate}, half {half}, mark every {mark_every}, killed at op {at}"
+            );
+            if done {
+                assert!(status.success(), "{what}: {status:?}");
+                assert!(at > 20, "{what}: the run has too few operations to kill");
+                break;
+            }
+            assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status:?}");
+            kills += 1;
+            check_after_kill(dir.path(), acked, preallocate, mark_every, &what);
+        }
+    }
+    assert!(kills > 200, "only {kills} kills");
+}
+
+/// Every (preallocate, half, mark_every) the test runs.
+fn configurations() -> Vec<(u64, bool, u64)> {
+    let mut all = Vec::new();
     for preallocate in [0, 4096] {
         for half in [false, true] {
-            for at in 1.. {
-                let dir = tmp();
-                let mut child = child_test(
-                    "seal_crash_child",
-                    &[
-                        ("SEAL_CRASH_DIR", dir.path().to_str().unwrap()),
-                        ("SEAL_CRASH_AT", &at.to_string()),
-                        ("SEAL_CRASH_HALF", if half { "1" } else { "0" }),
-                        ("SEAL_CRASH_PREALLOCATE", &preallocate.to_string()),
-                    ],
-                )
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-                let out = BufReader::new(child.stdout.take().unwrap());
-                let mut acked = 0;
-                let mut done = false;
-                for line in out.lines() {
-                    let line = line.unwrap();
-                    if let Some(seq) = line.split("acked ").nth(1) {
-                        acked = seq.trim().parse().unwrap();
-                    }
-                    done |= line.ends_with("done");
-                }
-                let status = child.wait().unwrap();
-                let what = format!("preallocate {preallocate}, half {half}, killed at op {at}");
-                if done {
-                    assert!(status.success(), "{what}: {status:?}");
-                    assert!(at > 20, "{what}: the run has too few operations to kill");
-                    break;
-                }
-                assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status:?}");
-                kills += 1;
-                check_after_kill(dir.path(), acked, preallocate, &what);
+            for mark_every in [0, 100] {
+                all.push((preallocate, half, mark_every));
             }
         }
     }
-    assert!(kills > 100, "only {kills} kills");
+    all
 }
 
-fn check_after_kill(dir: &Path, acked: u64, preallocate: u64, what: &str) {
-    let journal = Journal::open_with(dir, options(preallocate, Arc::new(StdFs)))
+fn check_after_kill(dir: &Path, acked: u64, preallocate: u64, mark_every: u64, what: &str) {
+    let journal = Journal::open_with(dir, options(preallocate, mark_every, Arc::new(StdFs)))
         .unwrap_or_else(|e| panic!("{what}: open: {e}"));
     let stored = read_all(&journal);
     assert!(
@@ -251,12 +270,19 @@ fn check_after_kill(dir: &Path, acked: u64, preallocate: u64, what: &str) {
         "{what}: {} keeps a seal",
         active.display()
     );
-    let next = journal.next_seq();
-    assert_eq!(
-        journal.append(&record(next)).unwrap(),
-        next,
-        "{what}: appends go on"
-    );
+    // Appends go on, until the segment open went on writing is sealed: its
+    // seal is built on where open started (a mark, if one held).
+    let segments_before = segments(dir).len();
+    let mut next = journal.next_seq();
+    while segments(dir).len() == segments_before {
+        assert_eq!(
+            journal.append(&record(next)).unwrap(),
+            next,
+            "{what}: appends go on"
+        );
+        next += 1;
+    }
+    let next = next - 1;
     drop(journal);
     let report = verify(dir, &mut |_, _| {}).unwrap();
     assert_eq!(report.damage, None, "{what}");

@@ -21,6 +21,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::JournalOptions;
+use super::mark::write_mark;
 use super::scan::{SegmentInfo, SegmentState};
 use super::sealing::write_seal;
 use super::writer::Unit;
@@ -57,6 +59,11 @@ pub(super) struct SegmentFiles {
     closed_bytes: u64,
     /// The active segment's seal as its records are written.
     built: SealBuilder,
+    /// A mark is left once the active segment has grown this much past
+    /// `marked` (0: never).
+    mark_every: u64,
+    /// How long the active segment was at the last mark (or at open).
+    marked: u64,
 }
 
 /// Where the active segment stood before a group wrote to it: what an undo
@@ -83,7 +90,8 @@ pub(super) struct ReadSegment {
     pub path: PathBuf,
     /// Its seal, if it is closed: readers stop where its records end.
     pub seal: Option<Arc<Seal>>,
-    /// Where units start (the seal's index, or the active segment's so far).
+    /// Where units start in the active segment so far (a sealed segment's
+    /// index is its seal's).
     pub index: Arc<[IndexEntry]>,
 }
 
@@ -98,7 +106,7 @@ impl SegmentFiles {
         fs: &dyn FileSystem,
         segments: Vec<SegmentInfo>,
         built: SealBuilder,
-        preallocate: u64,
+        options: &JournalOptions,
     ) -> Result<Self, JournalError> {
         let (active, closed) = segments
             .split_last()
@@ -115,10 +123,13 @@ impl SegmentFiles {
             offset,
             allocated: allocated.max(offset),
             touched: offset,
-            preallocate,
+            preallocate: options.preallocate,
             unsynced: false,
             closed_bytes,
             built,
+            mark_every: options.mark_every,
+            // The scan may have started at a mark; one more costs little.
+            marked: 0,
         })
     }
 
@@ -128,8 +139,10 @@ impl SegmentFiles {
             .iter()
             .map(|s| {
                 let seal = s.state.seal().cloned();
-                let index = match &seal {
-                    Some(seal) => seal.index.as_slice().into(),
+                // Renewed as the active index grows: sealed segments' indexes
+                // are not copied again.
+                let index: Arc<[IndexEntry]> = match &seal {
+                    Some(_) => Arc::new([]),
                     None => self.built.index().into(),
                 };
                 ReadSegment {
@@ -271,6 +284,7 @@ impl SegmentFiles {
         self.allocated = self.offset;
         self.touched = self.offset;
         self.built = SealBuilder::new(first_seq, header.as_bytes());
+        self.marked = self.offset;
         self.segments.push(SegmentInfo {
             first_seq,
             path,
@@ -322,7 +336,24 @@ impl SegmentFiles {
         }
         self.write(&buf[written..], written_seq, segment_size)
             .and_then(|()| self.sync())
-            .map_err(|error| self.undo(mark, error, durable_seq))
+            .map_err(|error| self.undo(mark, error, durable_seq))?;
+        if let Some(last) = units.last() {
+            self.leave_mark(fs, dir, last.last_seq, segment_size);
+        }
+        Ok(())
+    }
+
+    /// Leaves a mark of the active segment, whose records (synced) end with
+    /// `last_seq`, if it grew enough since the last one. Best effort: a
+    /// mark only saves work at open.
+    fn leave_mark(&mut self, fs: &dyn FileSystem, dir: &Path, last_seq: u64, segment_size: u64) {
+        if self.mark_every == 0 || self.offset < self.marked.saturating_add(self.mark_every) {
+            return;
+        }
+        self.marked = self.offset;
+        if let Err(error) = write_mark(fs, dir, &self.file, &self.built, last_seq, segment_size) {
+            tracing::debug!(dir = %dir.display(), %error, "journal: no mark left");
+        }
     }
 
     fn mark(&mut self) -> Mark {

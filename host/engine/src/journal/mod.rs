@@ -14,6 +14,7 @@ use crate::lock::DirLock;
 use crate::record::DEFAULT_MAX_RECORD_SIZE;
 
 mod files;
+pub(crate) mod mark;
 mod reader;
 pub(crate) mod scan;
 mod sealing;
@@ -21,6 +22,7 @@ mod writer;
 
 pub use files::DEFAULT_PREALLOCATE;
 use files::{SegmentFiles, SegmentIndex};
+pub use mark::{DEFAULT_MARK_EVERY, MARK_FILE, MARK_TEMP};
 pub use reader::{Reader, read_unlocked};
 use scan::{Depth, TornTail};
 use writer::CommitQueue;
@@ -64,6 +66,11 @@ pub struct JournalOptions {
     /// as it holds, up to this, so a small journal stays small. Preallocated
     /// bytes take disk space: they count in the file's length.
     pub preallocate: u64,
+    /// How often the writer leaves a mark of the active segment (after this
+    /// many more bytes of it are synced), so that an open scans at most
+    /// about this much of the segment (FORMAT.md, "Marks"); 0 turns marks
+    /// off. A mark is one small file, written without a sync.
+    pub mark_every: u64,
     /// The file system (the real one, or a fault-injecting one in tests).
     pub fs: Arc<dyn FileSystem>,
 }
@@ -74,6 +81,7 @@ impl Default for JournalOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             preallocate: DEFAULT_PREALLOCATE,
+            mark_every: DEFAULT_MARK_EVERY,
             fs: Arc::new(StdFs),
         }
     }
@@ -197,7 +205,7 @@ impl Journal {
             unreachable!("a segment was just created");
         };
         let built = sealing::reopen_active(fs.as_ref(), active)?;
-        let files = SegmentFiles::open(fs.as_ref(), scan.segments, built, options.preallocate)?;
+        let files = SegmentFiles::open(fs.as_ref(), scan.segments, built, &options)?;
         let last = scan.next_seq - 1;
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -329,6 +337,7 @@ fn cut_torn_tail(fs: &dyn FileSystem, dir: &Path, tail: &TornTail) -> Result<(),
     match tail {
         TornTail::Cut {
             path,
+            first_seq,
             offset,
             dropped_records,
             ..
@@ -342,6 +351,7 @@ fn cut_torn_tail(fs: &dyn FileSystem, dir: &Path, tail: &TornTail) -> Result<(),
                 records = dropped_records,
                 "journal open: torn tail cut"
             );
+            mark::forget_past(fs, dir, *first_seq, *offset).map_err(JournalError::io(dir))?;
             let file = fs.open_write(path).map_err(JournalError::io(path))?;
             file.set_len(*offset).map_err(JournalError::io(path))?;
             file.sync_data().map_err(JournalError::io(path))?;

@@ -4,7 +4,7 @@
 //! ```text
 //! <data>/.mini                          the marker: this directory is a data root
 //! <data>/<ns>/.modules.json             the module versions that opened the namespace
-//! <data>/<ns>/journal/<name>/           a journal: 00000000000000000001.jsonl …, LOCK
+//! <data>/<ns>/journal/<name>/           a journal: 00000000000000000001.jsonl …, LOCK, MARK
 //! <data>/<ns>/state/<name>/             a state: journal/ and snapshots/
 //! <data>/<ns>/snapshot/<name>/          a snapshot store: snapshot-<seq>.json …, LOCK
 //! <data>/<ns>/queue/<name>/             a queue: journal/ and snapshots/

@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{DataRoot, Location, MODULES_FILE, MODULES_LOCK, REPAIR_PREFIX, ROOT_MARKER, UnitKind};
+use crate::journal::{MARK_FILE, MARK_TEMP};
 use crate::lock::LOCK_FILE;
 use crate::name::validate_name;
 use crate::segment::parse_segment_file_name;
@@ -187,6 +188,8 @@ pub enum UnitEntry {
     SnapshotTemp,
     /// A unit's lock file.
     Lock,
+    /// A journal's mark of its active segment, or one being written.
+    Mark,
     /// What `mini repair` cut off a journal (`repair-*`), or inside it.
     Repair,
     /// Not something mini writes there.
@@ -218,6 +221,9 @@ pub fn unit_entry(kind: UnitKind, parts: &[&str], is_dir: bool) -> UnitEntry {
         (UnitKind::Journal | UnitKind::Snapshots, [name]) if !is_dir && *name == LOCK_FILE => {
             UnitEntry::Lock
         }
+        (UnitKind::Journal, [name]) if !is_dir && (*name == MARK_FILE || *name == MARK_TEMP) => {
+            UnitEntry::Mark
+        }
         (UnitKind::Snapshots, [name]) if !is_dir && parse_snapshot_file_name(name).is_some() => {
             UnitEntry::SnapshotFile
         }
@@ -237,7 +243,7 @@ pub fn unit_entry(kind: UnitKind, parts: &[&str], is_dir: bool) -> UnitEntry {
 }
 
 /// The entries of the unit directory `dir` (of `kind`) that mini does not
-/// write there ([`unit_entry`]): a journal holds segment files, its lock and
+/// write there ([`unit_entry`]): a journal holds segment files, its lock, its mark and
 /// `repair-*` directories; a snapshot store its snapshot files, temporary
 /// files and its lock; a state or queue its `journal/` and `snapshots/`.
 pub fn unknown_in_unit(kind: UnitKind, dir: &Path) -> io::Result<Vec<Unknown>> {
@@ -255,6 +261,7 @@ pub fn unknown_in_unit(kind: UnitKind, dir: &Path) -> io::Result<Vec<Unknown>> {
             | UnitEntry::SnapshotFile
             | UnitEntry::SnapshotTemp
             | UnitEntry::Lock
+            | UnitEntry::Mark
             | UnitEntry::Repair => {}
         }
     }

@@ -18,6 +18,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 mod line;
+pub mod mark;
 mod scanner;
 pub mod seal;
 

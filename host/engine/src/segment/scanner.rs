@@ -152,7 +152,15 @@ impl LineScanner {
 /// (preallocated space): an incomplete last line of NUL bytes only. A record
 /// line never starts with a NUL byte, so this is never a record cut short.
 pub fn is_preallocated(line: &RawLine<'_>) -> bool {
-    !line.complete
-        && line.bytes.len() as u64 == line.end - line.offset
-        && line.bytes.iter().all(|&b| b == 0)
+    !line.complete && line.bytes.len() as u64 == line.end - line.offset && all_zero(line.bytes)
+}
+
+/// True if every byte of `bytes` is 0. Preallocated space runs to a MiB:
+/// this runs at memory speed (OR-ing whole chunks vectorises, an
+/// early-exit `all` does not).
+fn all_zero(bytes: &[u8]) -> bool {
+    const CHUNK: usize = 4096;
+    bytes
+        .chunks(CHUNK)
+        .all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }

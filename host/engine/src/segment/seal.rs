@@ -49,7 +49,7 @@ pub struct Seal {
     pub index: Vec<IndexEntry>,
 }
 
-mod crc_hex {
+pub(super) mod crc_hex {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(crc: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -66,14 +66,7 @@ mod crc_hex {
 impl Seal {
     /// The seal line, with its newline.
     pub fn line(&self) -> Vec<u8> {
-        // Serializing a struct of numbers and strings cannot fail.
-        let object = serde_json::to_vec(self).unwrap_or_default();
-        let mut line = Vec::with_capacity(object.len() + 32);
-        line.extend_from_slice(PREFIX);
-        line.extend_from_slice(&object);
-        line.extend_from_slice(CRC_KEY);
-        line.extend_from_slice(format!("{:08x}\"}}\n", crc32c::crc32c(&object)).as_bytes());
-        line
+        framed_line(PREFIX, self)
     }
 
     /// Where to start reading to reach `seq`: the last entry at or before
@@ -85,7 +78,7 @@ impl Seal {
 
     /// Checks what a seal says about itself: seqs in range and consistent,
     /// the index ascending and inside the segment.
-    fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         if !(1..=MAX_SEQ).contains(&self.first_seq) || self.last_seq > MAX_SEQ {
             return Err(format!(
                 "seqs {}..={} are outside 1..={MAX_SEQ}",
@@ -132,29 +125,50 @@ pub fn is_torn_seal(bytes: &[u8]) -> bool {
 /// Parses a seal line (without its newline) and checks its crc and what it
 /// says about itself.
 pub fn parse_seal_line(line: &[u8]) -> Result<Seal, String> {
+    let seal: Seal = parse_framed(PREFIX, line)?;
+    seal.check()?;
+    Ok(seal)
+}
+
+/// `{"<key>":<value>,"crc":"<crc of value>"}` and a newline: how a seal and
+/// a mark are written (`prefix` is `{"<key>":`).
+pub(super) fn framed_line(prefix: &[u8], value: &impl Serialize) -> Vec<u8> {
+    // Serializing a struct of numbers and strings cannot fail.
+    let object = serde_json::to_vec(value).unwrap_or_default();
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(prefix);
+    line.extend_from_slice(&object);
+    line.extend_from_slice(CRC_KEY);
+    line.extend_from_slice(format!("{:08x}\"}}\n", crc32c::crc32c(&object)).as_bytes());
+    line
+}
+
+/// The value of a [`framed_line`] (without its newline), its crc checked.
+pub(super) fn parse_framed<T: serde::de::DeserializeOwned>(
+    prefix: &[u8],
+    line: &[u8],
+) -> Result<T, String> {
     let rest = line
-        .strip_prefix(PREFIX)
-        .ok_or("does not start with {\"seal\":")?;
+        .strip_prefix(prefix)
+        .ok_or_else(|| format!("does not start with {}", String::from_utf8_lossy(prefix)))?;
     let (object, tail) = rest
         .len()
         .checked_sub(CRC_KEY.len() + 10)
         .map(|at| rest.split_at(at))
-        .ok_or("too short for a seal")?;
+        .ok_or("too short")?;
     let crc = tail
         .strip_prefix(CRC_KEY)
         .and_then(|t| t.strip_suffix(b"\"}"))
         .and_then(|t| std::str::from_utf8(t).ok())
         .and_then(parse_crc)
-        .ok_or("no crc of 8 lower-case hex digits at its end")?;
+        .ok_or_else(|| "no crc of 8 lower-case hex digits at its end".to_string())?;
     let computed = crc32c::crc32c(object);
     if crc != computed {
         return Err(format!(
             "checksum mismatch (stored {crc:08x}, computed {computed:08x})"
         ));
     }
-    let seal: Seal = serde_json::from_slice(object).map_err(|e| e.to_string())?;
-    seal.check()?;
-    Ok(seal)
+    serde_json::from_slice(object).map_err(|e| e.to_string())
 }
 
 /// What the end of a segment file is.
@@ -215,7 +229,7 @@ pub fn read_tail_seal(file: &FileRef, len: u64) -> std::io::Result<TailSeal> {
     }
 }
 
-fn read_exact_at(file: &FileRef, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(file: &FileRef, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let n = file.read_at(&mut buf[done..], offset + done as u64)?;
@@ -259,8 +273,9 @@ impl SealBuilder {
         builder
     }
 
-    /// A builder that goes on from `seal`: the segment it sealed, written
-    /// on once its seal is cut.
+    /// A builder that goes on from the bytes `seal` describes: the segment
+    /// it sealed, written on once its seal is cut, or the records a mark
+    /// covers (see [`Mark`](super::mark::Mark)).
     pub fn resume(seal: &Seal) -> Self {
         SealBuilder {
             first_seq: seal.first_seq,

@@ -199,6 +199,7 @@ impl StateLog {
                 max_record_size: options.max_record_size,
                 preallocate: options.preallocate,
                 fs: options.fs.clone(),
+                ..JournalOptions::default()
             },
         )?;
         let snapshots = SnapshotStore::open_with(

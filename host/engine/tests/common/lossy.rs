@@ -49,6 +49,11 @@ struct Renamed {
     to: PathBuf,
     /// The synced contents of the file the rename replaced, if any.
     replaced: Option<Vec<u8>>,
+    /// The contents of the file the rename replaced if that file was itself
+    /// created since its directory's last fsync (a mark renamed over the
+    /// one before it): undoing the rename brings it back, as unsynced as
+    /// it was.
+    replaced_unsynced: Option<Vec<u8>>,
 }
 
 /// See the module documentation.
@@ -147,6 +152,9 @@ impl LossyFs {
             if let Some(bytes) = renamed.replaced {
                 std::fs::write(&renamed.to, &bytes).expect("bring a replaced file back");
                 state.synced.insert(renamed.to, bytes);
+            } else if let Some(bytes) = renamed.replaced_unsynced {
+                std::fs::write(&renamed.to, &bytes).expect("bring a replaced file back");
+                state.created.insert(renamed.to);
             }
         }
         for path in std::mem::take(&mut state.created) {
@@ -293,6 +301,11 @@ impl FileSystem for LossyFs {
         self.check_up()?;
         self.remember(from);
         self.remember(to);
+        let replaced_unsynced = if self.lock().created.contains(to) {
+            std::fs::read(to).ok()
+        } else {
+            None
+        };
         StdFs.rename(from, to)?;
         let mut state = self.lock();
         let replaced = state.synced.remove(to);
@@ -306,6 +319,7 @@ impl FileSystem for LossyFs {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
             replaced,
+            replaced_unsynced,
         });
         Ok(())
     }

@@ -62,37 +62,9 @@ impl Reader {
 
     /// The segment holding `seq` (the last one starting at or before it,
     /// `None` if `seq` lies before the first) and whether a later one
-    /// exists; `None` if the journal has no segment. Only the segment
-    /// needed is copied out of the index (a reader waiting at the end asks
-    /// at every poll).
+    /// exists; `None` if the journal has no segment.
     fn holding(&self, seq: u64) -> Result<Option<(Option<ReadSegment>, bool)>, JournalError> {
-        let pick = |firsts: &[u64]| {
-            let at = firsts.partition_point(|&first| first <= seq);
-            (at.checked_sub(1), at < firsts.len())
-        };
-        Ok(match &self.source {
-            Source::Journal(inner) => {
-                let segments = lock(&inner.index);
-                let at = segments.partition_point(|s| s.first_seq <= seq);
-                (!segments.is_empty()).then(|| {
-                    let holding = at.checked_sub(1).map(|i| segments[i].clone());
-                    (holding, at < segments.len())
-                })
-            }
-            Source::Unlocked { fs, dir } => {
-                let firsts = scan::list_segments(fs.as_ref(), dir)?;
-                (!firsts.is_empty()).then(|| {
-                    let (holding, later) = pick(&firsts);
-                    let holding = holding.map(|i| ReadSegment {
-                        first_seq: firsts[i],
-                        path: segment::segment_path(dir, firsts[i]),
-                        seal: None,
-                        index: Arc::new([]),
-                    });
-                    (holding, later)
-                })
-            }
-        })
+        self.segment_near(seq, true)
     }
 
     /// The segment after the open one, if one exists, and whether one
@@ -101,26 +73,44 @@ impl Reader {
         let Some(open) = &self.segment else {
             return Ok(None);
         };
-        let after = |firsts: &[u64]| firsts.partition_point(|&first| first <= open.first_seq);
+        Ok(self
+            .segment_near(open.first_seq, false)?
+            .and_then(|(segment, later)| segment.map(|s| (s, later))))
+    }
+
+    /// Of the source's segments, the last one starting at or before `seq`
+    /// (`before`) or the first one after it, and whether a later one
+    /// exists; `None` if there is no segment. Only the segment needed is
+    /// copied out of the index (a reader waiting at the end asks at every
+    /// poll).
+    fn segment_near(
+        &self,
+        seq: u64,
+        before: bool,
+    ) -> Result<Option<(Option<ReadSegment>, bool)>, JournalError> {
+        let pick = |at: usize, len: usize| {
+            let i = if before { at.checked_sub(1) } else { Some(at) };
+            (i.filter(|&i| i < len), i.map_or(0, |i| i + 1) < len)
+        };
         Ok(match &self.source {
             Source::Journal(inner) => {
                 let segments = lock(&inner.index);
-                let at = segments.partition_point(|s| s.first_seq <= open.first_seq);
-                segments
-                    .get(at)
-                    .map(|s| (s.clone(), at + 1 < segments.len()))
+                let at = segments.partition_point(|s| s.first_seq <= seq);
+                let (i, later) = pick(at, segments.len());
+                (!segments.is_empty()).then(|| (i.map(|i| segments[i].clone()), later))
             }
             Source::Unlocked { fs, dir } => {
                 let firsts = scan::list_segments(fs.as_ref(), dir)?;
-                let at = after(&firsts);
-                firsts.get(at).map(|&first_seq| {
-                    let segment = ReadSegment {
-                        first_seq,
-                        path: segment::segment_path(dir, first_seq),
+                let at = firsts.partition_point(|&first| first <= seq);
+                let (i, later) = pick(at, firsts.len());
+                (!firsts.is_empty()).then(|| {
+                    let segment = i.map(|i| ReadSegment {
+                        first_seq: firsts[i],
+                        path: segment::segment_path(dir, firsts[i]),
                         seal: None,
                         index: Arc::new([]),
-                    };
-                    (segment, at + 1 < firsts.len())
+                    });
+                    (segment, later)
                 })
             }
         })
@@ -277,15 +267,13 @@ impl Reader {
             Some(seal) => Some(seal),
             None => read_seal(&file, &path)?,
         };
-        let index = seal
-            .as_ref()
-            .map_or(index, |seal| seal.index.as_slice().into());
+        let index = seal.as_ref().map_or(&index[..], |seal| &seal.index[..]);
         // Seek to the line holding the first seq wanted, if it is past the
         // segment's first (and, in a live journal, durable: the index of
         // the active segment may name a line still being written).
         let target = self.expected.min(self.limit());
         self.expected = first_seq;
-        if let Some((seq, offset)) = Seal::offset_for(&index, target)
+        if let Some((seq, offset)) = Seal::offset_for(index, target)
             && seq > first_seq
         {
             scanner = LineScanner::new(file.clone(), offset);

@@ -12,6 +12,8 @@ use std::path::Path;
 use super::TornTail;
 use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::FileSystem;
+use crate::journal::mark::{self, Resume};
+use crate::segment::mark::Mark;
 use crate::segment::seal::{self, BuilderMark, Seal, SealBuilder};
 use crate::segment::{self, LineScanner};
 
@@ -177,30 +179,41 @@ pub(super) fn read_sealed(
     }
 }
 
-/// Scans the segment `seg`. `progress` is called with the bytes scanned so
-/// far in this file.
+/// Scans the segment `seg`: from its start, or from where `mark` says its
+/// records are whole if the mark holds for the file. `progress` is called
+/// with the bytes scanned so far in this file.
 pub(super) fn scan_segment(
     fs: &dyn FileSystem,
     seg: &SegmentRef<'_>,
+    mark: Option<&Mark>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SegmentOutcome, JournalError> {
     let file = fs.open_read(seg.path).map_err(seg.io())?;
     let file_len = file.len().map_err(seg.io())?;
-    let mut scanner = LineScanner::new(file, 0);
-    let Some(built) = read_header(&mut scanner, seg)? else {
-        // A segment is created only once the one before it is whole: one
-        // torn while being created still names where that one ended.
-        check_follows_previous(seg)?;
-        return Ok(SegmentOutcome::TornHeader { file_len });
-    };
-    check_follows_previous(seg)?;
-    let mut records = Records {
-        expected: seg.first_seq,
-        complete: 0,
-        valid_len: built.len(),
-        open: None,
-        valid_mark: built.mark(),
-        built,
+    // The header is checked in any case: it names the segment.
+    let resume = mark
+        .filter(|_| has_its_header(&file, seg.first_seq))
+        .and_then(|m| mark::resume_at(m, seg.first_seq, &file, file_len));
+    let (mut scanner, mut records) = match resume {
+        Some(resume) => {
+            segment::check_first_seq(seg.first_seq)
+                .map_err(|why| seg.corrupt(0, seg.first_seq, CorruptionKind::BadHeader(why)))?;
+            check_follows_previous(seg)?;
+            let scanner = LineScanner::new(file, resume.built.len());
+            (scanner, Records::resumed(resume))
+        }
+        None => {
+            let mut scanner = LineScanner::new(file, 0);
+            let Some(built) = read_header(&mut scanner, seg)? else {
+                // A segment is created only once the one before it is whole:
+                // one torn while being created still names where that one
+                // ended.
+                check_follows_previous(seg)?;
+                return Ok(SegmentOutcome::TornHeader { file_len });
+            };
+            check_follows_previous(seg)?;
+            (scanner, Records::after_header(seg.first_seq, built))
+        }
     };
     let end = records.read(&mut scanner, seg, progress)?;
     let (tail, closing) = records.tail(&mut scanner, seg, end, file_len)?;
@@ -219,6 +232,15 @@ pub(super) fn scan_segment(
         built,
         closing,
     })
+}
+
+/// True if `file` starts with the header of segment `first_seq`, as the
+/// writer writes it (anything else is read by the full scan, which says
+/// what is wrong with it).
+fn has_its_header(file: &crate::fs::FileRef, first_seq: u64) -> bool {
+    let header = segment::header_line(first_seq);
+    let mut bytes = vec![0; header.len()];
+    seal::read_exact_at(file, &mut bytes, 0).is_ok() && bytes == header.as_bytes()
 }
 
 /// Reads and checks the header line; returns the segment's seal started
@@ -261,6 +283,30 @@ fn check_follows_previous(seg: &SegmentRef<'_>) -> Result<(), JournalError> {
 }
 
 impl Records {
+    /// None yet: the header (its line is `built`) was read.
+    fn after_header(first_seq: u64, built: SealBuilder) -> Self {
+        Records {
+            expected: first_seq,
+            complete: 0,
+            valid_len: built.len(),
+            open: None,
+            valid_mark: built.mark(),
+            built,
+        }
+    }
+
+    /// Those a mark covers.
+    fn resumed(resume: Resume) -> Self {
+        Records {
+            expected: resume.next_seq,
+            complete: resume.records,
+            valid_len: resume.built.len(),
+            open: None,
+            valid_mark: resume.built.mark(),
+            built: resume.built,
+        }
+    }
+
     /// Reads record lines until they stop, and says where and why.
     fn read(
         &mut self,
@@ -446,6 +492,7 @@ impl Records {
         let offset = self.open.as_ref().map_or(offset, |b| b.offset);
         TornTail::Cut {
             path: seg.path.to_path_buf(),
+            first_seq: seg.first_seq,
             offset,
             dropped_bytes: content_end - offset,
             dropped_records: self.open.as_ref().map_or(0, |b| b.lines),

@@ -71,9 +71,10 @@ impl SegmentState {
 /// What recovery has to cut from the end of the last segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TornTail {
-    /// Truncate `path` to `offset`.
+    /// Truncate `path` (segment `first_seq`) to `offset`.
     Cut {
         path: PathBuf,
+        first_seq: u64,
         offset: u64,
         dropped_bytes: u64,
         dropped_records: u64,
@@ -157,7 +158,13 @@ pub(crate) fn scan_dir(
         match sealed {
             Some((seal, file_len)) => scan.add_sealed(path, seal, file_len),
             None => {
-                let outcome = file::scan_segment(fs, &seg, &mut |n| progress(done + n, total))?;
+                // Open starts the active segment where its mark says.
+                let mark = (depth == Depth::Seals && seg.is_last)
+                    .then(|| super::mark::read_mark(fs, dir))
+                    .flatten();
+                let outcome = file::scan_segment(fs, &seg, mark.as_ref(), &mut |n| {
+                    progress(done + n, total)
+                })?;
                 let is_last = seg.is_last;
                 scan.add(path, first_seq, outcome, is_last);
             }
@@ -185,7 +192,7 @@ pub(crate) fn check_sealed_segment(
         is_last: false,
         next_first: None,
     };
-    file::scan_segment(fs, &seg, &mut |_| {}).map(|_| ())
+    file::scan_segment(fs, &seg, None, &mut |_| {}).map(|_| ())
 }
 
 /// The lengths of the segment files `seqs` of `dir`, taken before the scan
