@@ -1,15 +1,15 @@
 //! The disk quota: what a namespace directory occupies, counted as the
 //! blocks its files and directories take (a directory, an empty lock file
 //! and a header of 45 bytes all take disk, so opening names costs disk too).
-//! A journal's mark is counted at the most it can take, whether it is
-//! written yet or not: it is rewritten, without a reservation, as the
-//! journal grows.
+//! A journal's mark (`MARK`, and `MARK.tmp` while the next one is written)
+//! is rewritten as the journal grows, with no reservation of its own: every
+//! write is counted with what it can add to the mark, and every journal
+//! with [`MARK_RESERVE`] for the rest.
 
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
-use mini_engine::journal::{MARK_FILE, MARK_TEMP};
 use mini_engine::layout::UnitKind;
 
 use crate::bindings::types::Error;
@@ -21,29 +21,16 @@ pub(crate) const DIR_BYTES: u64 = BLOCK_BYTES;
 /// What a small file (a segment's header, a lock) takes: one block.
 const SMALL_FILE_BYTES: u64 = BLOCK_BYTES;
 
-/// What a namespace may use on disk, and what it counts a journal's mark
-/// as (see [`mark_bytes`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Quota {
-    pub bytes: u64,
-    pub mark_bytes: u64,
-}
-
-impl Quota {
-    /// The quota of an instance with `limits`.
-    pub fn of(limits: &crate::Limits) -> Quota {
-        Quota {
-            bytes: limits.disk_quota,
-            mark_bytes: mark_bytes(limits.segment_size),
-        }
-    }
-}
+/// What each journal is counted with for its mark beyond what writes add to
+/// it (see [`most_blocks_taken`]): the mark's fixed fields and a part-full
+/// last block, in each of its two files.
+pub(crate) const MARK_RESERVE: u64 = 2 * 2 * BLOCK_BYTES;
 
 /// What creating the unit of `kind` in `dir` takes on disk before anything
 /// is written to it: its directories (and the missing ones above it, up to
 /// the namespace directory `ns_dir`), its first segment and its journal's
-/// mark (`mark_bytes`).
-pub(crate) fn new_unit_cost(kind: UnitKind, dir: &Path, ns_dir: &Path, mark_bytes: u64) -> u64 {
+/// [`MARK_RESERVE`].
+pub(crate) fn new_unit_cost(kind: UnitKind, dir: &Path, ns_dir: &Path) -> u64 {
     let missing_above = dir
         .ancestors()
         .skip(1)
@@ -51,9 +38,9 @@ pub(crate) fn new_unit_cost(kind: UnitKind, dir: &Path, ns_dir: &Path, mark_byte
         .count() as u64;
     let own = match kind {
         // The directory and the first segment (the lock file is empty).
-        UnitKind::Journal => DIR_BYTES + SMALL_FILE_BYTES + mark_bytes,
+        UnitKind::Journal => DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE,
         // The directory, journal/ with its first segment, snapshots/.
-        UnitKind::State | UnitKind::Queue => 3 * DIR_BYTES + SMALL_FILE_BYTES + mark_bytes,
+        UnitKind::State | UnitKind::Queue => 3 * DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE,
         UnitKind::Snapshots => DIR_BYTES,
     };
     own + missing_above * DIR_BYTES
@@ -84,12 +71,8 @@ struct UsageState {
 
 impl Usage {
     /// Reserves `bytes` for an append to the namespace in `ns_dir`, or
-    /// refuses it if that would take the namespace past its `quota`.
-    pub(crate) fn reserve(&self, ns_dir: &Path, quota: Quota, bytes: u64) -> Result<(), Error> {
-        let Quota {
-            bytes: quota,
-            mark_bytes,
-        } = quota;
+    /// refuses it if that would take the namespace past `quota` bytes.
+    pub(crate) fn reserve(&self, ns_dir: &Path, quota: u64, bytes: u64) -> Result<(), Error> {
         if quota == u64::MAX {
             return Ok(());
         }
@@ -98,7 +81,7 @@ impl Usage {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let over = state.bytes.saturating_add(needed) > quota;
         if !state.measured || over || state.appends_since_walk >= APPENDS_BETWEEN_WALKS {
-            state.bytes = dir_usage(ns_dir, mark_bytes)
+            state.bytes = dir_usage(ns_dir)
                 .map_err(|e| Error::Io(format!("cannot measure the namespace's disk use: {e}")))?;
             state.measured = true;
             state.appends_since_walk = 0;
@@ -119,24 +102,18 @@ impl Usage {
 /// the namespace takes on disk, so that counting it up between walks never
 /// counts less than the file system allocates: the blocks of those bytes and
 /// of the zeros a journal may grow ahead of them (a file's last block may
-/// have been full), and one block the file system may take to index the
+/// have been full), one block the file system may take to index the
 /// file's blocks (ext4 adds an extent block once a file, written block by
-/// block among other writers, has more than four extents).
+/// block among other writers, has more than four extents), and what the
+/// journal's mark grows by in its two files for the index entries the
+/// bytes may add (the rest of the mark is in [`MARK_RESERVE`]).
 fn most_blocks_taken(bytes: u64, quota: u64) -> u64 {
     bytes
         .saturating_add(preallocation(quota))
         .checked_next_multiple_of(BLOCK_BYTES)
         .unwrap_or(u64::MAX)
         .saturating_add(BLOCK_BYTES)
-}
-
-/// The most a journal's mark takes on disk (`MARK`, and `MARK.tmp` while
-/// the next one is written, in whole blocks): an append may leave one.
-pub(crate) fn mark_bytes(segment_size: u64) -> u64 {
-    mini_engine::segment::mark::max_mark_line(segment_size)
-        .checked_next_multiple_of(BLOCK_BYTES)
-        .unwrap_or(u64::MAX)
-        .saturating_mul(2)
+        .saturating_add(mini_engine::segment::mark::mark_growth(bytes).saturating_mul(2))
 }
 
 /// How far a journal in a namespace with `quota` grows ahead of its records
@@ -164,9 +141,9 @@ fn disk_bytes(meta: &std::fs::Metadata) -> u64 {
 }
 
 /// What `dir` and everything under it take on disk (symbolic links are not
-/// followed), a journal's mark counted as `mark_bytes` in each directory
-/// that holds segments; 0 if `dir` does not exist.
-fn dir_usage(dir: &Path, mark_bytes: u64) -> io::Result<u64> {
+/// followed), and [`MARK_RESERVE`] for each directory that holds segments;
+/// 0 if `dir` does not exist.
+fn dir_usage(dir: &Path) -> io::Result<u64> {
     let own = match std::fs::symlink_metadata(dir) {
         Ok(meta) => disk_bytes(&meta),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -184,9 +161,6 @@ fn dir_usage(dir: &Path, mark_bytes: u64) -> io::Result<u64> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         holds_segments |= mini_engine::segment::parse_segment_file_name(&name).is_some();
-        if name == MARK_FILE || name == MARK_TEMP {
-            continue;
-        }
         let meta = match entry.metadata() {
             Ok(meta) => meta,
             // A segment removed by compaction while we walk.
@@ -194,13 +168,13 @@ fn dir_usage(dir: &Path, mark_bytes: u64) -> io::Result<u64> {
             Err(e) => return Err(e),
         };
         total = total.saturating_add(if meta.is_dir() {
-            dir_usage(&entry.path(), mark_bytes)?
+            dir_usage(&entry.path())?
         } else {
             disk_bytes(&meta)
         });
     }
     if holds_segments {
-        total = total.saturating_add(mark_bytes);
+        total = total.saturating_add(MARK_RESERVE);
     }
     Ok(total)
 }
@@ -209,44 +183,27 @@ fn dir_usage(dir: &Path, mark_bytes: u64) -> io::Result<u64> {
 mod tests {
     use super::*;
 
-    /// What the tests count a mark as.
-    const MARK: u64 = 3 * BLOCK_BYTES;
-
-    fn quota_of(bytes: u64) -> Quota {
-        Quota {
-            bytes,
-            mark_bytes: MARK,
-        }
-    }
-
     #[test]
-    fn a_directory_of_segments_counts_its_mark_at_the_most_it_takes() {
+    fn a_directory_of_segments_counts_a_reserve_for_its_mark() {
         let dir = tempfile::tempdir().expect("tempdir");
         let journal = dir.path().join("j");
         std::fs::create_dir(&journal).expect("mkdir");
-        let before = dir_usage(dir.path(), MARK).expect("usage");
+        let before = dir_usage(dir.path()).expect("usage");
         std::fs::write(journal.join("00000000000000000001.jsonl"), b"{}\n").expect("write");
-        let with_segment = dir_usage(dir.path(), MARK).expect("usage");
-        assert!(with_segment >= before + MARK + 3, "{with_segment}");
-        // The mark itself, or one being written, adds nothing to that.
-        std::fs::write(journal.join(MARK_FILE), [b'm'; 5000]).expect("write");
-        std::fs::write(journal.join(MARK_TEMP), [b'm'; 5000]).expect("write");
-        assert_eq!(dir_usage(dir.path(), MARK).expect("usage"), with_segment);
+        let with_segment = dir_usage(dir.path()).expect("usage");
+        assert!(with_segment >= before + MARK_RESERVE + 3, "{with_segment}");
     }
 
     #[test]
     fn usage_counts_directories_and_blocks_and_missing_dir_is_empty() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(
-            dir_usage(&dir.path().join("missing"), MARK).expect("usage"),
-            0
-        );
-        let empty = dir_usage(dir.path(), MARK).expect("usage");
+        assert_eq!(dir_usage(&dir.path().join("missing")).expect("usage"), 0);
+        let empty = dir_usage(dir.path()).expect("usage");
         assert!(empty >= DIR_BYTES, "{empty}");
         std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
         std::fs::write(dir.path().join("a/x"), [0u8; 10]).expect("write");
         std::fs::write(dir.path().join("a/b/y"), [0u8; 5]).expect("write");
-        let used = dir_usage(dir.path(), MARK).expect("usage");
+        let used = dir_usage(dir.path()).expect("usage");
         // Two more directories of a block each, and two files of at least
         // their length (a block each on most file systems).
         assert!(used >= empty + 2 * DIR_BYTES + 15, "{used}");
@@ -260,16 +217,16 @@ mod tests {
         let fills_the_blocks = BLOCK_BYTES - preallocation(quota);
         assert!(
             Usage::default()
-                .reserve(dir.path(), quota_of(quota), fills_the_blocks)
+                .reserve(dir.path(), quota, fills_the_blocks)
                 .is_ok()
         );
         assert!(matches!(
-            Usage::default().reserve(dir.path(), quota_of(quota), fills_the_blocks + 1),
+            Usage::default().reserve(dir.path(), quota, fills_the_blocks + 1),
             Err(Error::Quota(_))
         ));
         assert!(
             Usage::default()
-                .reserve(dir.path(), quota_of(u64::MAX), u64::MAX)
+                .reserve(dir.path(), u64::MAX, u64::MAX)
                 .is_ok()
         );
     }
@@ -277,29 +234,28 @@ mod tests {
     #[test]
     fn reservations_count_up_between_walks_and_are_rechecked_before_refusing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let base = dir_usage(dir.path(), MARK).expect("usage");
+        let base = dir_usage(dir.path()).expect("usage");
         let quota = base + 2 * most_blocks_taken(30, base + 4 * BLOCK_BYTES);
-        assert_eq!(most_blocks_taken(30, quota), 2 * BLOCK_BYTES);
+        assert_eq!(
+            most_blocks_taken(30, quota),
+            2 * BLOCK_BYTES + 2 * mini_engine::segment::mark::mark_growth(30)
+        );
         let usage = Usage::default();
-        usage
-            .reserve(dir.path(), quota_of(quota), 30)
-            .expect("fits");
-        usage
-            .reserve(dir.path(), quota_of(quota), 30)
-            .expect("fits");
+        usage.reserve(dir.path(), quota, 30).expect("fits");
+        usage.reserve(dir.path(), quota, 30).expect("fits");
         // The count is at the quota, so the directory is walked again;
         // nothing was written, so it fits.
         usage
-            .reserve(dir.path(), quota_of(quota), 30)
+            .reserve(dir.path(), quota, 30)
             .expect("fits after a fresh walk");
         usage
-            .reserve(dir.path(), quota_of(quota), 30)
+            .reserve(dir.path(), quota, 30)
             .expect("fits on the count");
         // A file written behind the host's back is seen by the walk that
         // runs before an append is refused.
         std::fs::write(dir.path().join("x"), [0u8; 2 * BLOCK_BYTES as usize + 1]).expect("write");
         assert!(matches!(
-            usage.reserve(dir.path(), quota_of(quota), 30),
+            usage.reserve(dir.path(), quota, 30),
             Err(Error::Quota(_))
         ));
     }
@@ -322,7 +278,7 @@ mod tests {
         let mut appended = 0;
         'appending: loop {
             for file in &mut files {
-                if usage.reserve(dir.path(), quota_of(quota), 100).is_err() {
+                if usage.reserve(dir.path(), quota, 100).is_err() {
                     break 'appending;
                 }
                 file.write_all(&record).expect("write");
@@ -331,7 +287,7 @@ mod tests {
             }
         }
         assert!(appended > 100, "appends below the quota fit: {appended}");
-        let used = dir_usage(dir.path(), MARK).expect("usage");
+        let used = dir_usage(dir.path()).expect("usage");
         assert!(used <= quota, "{used} bytes on disk, quota {quota}");
     }
 
@@ -341,17 +297,17 @@ mod tests {
         let ns = data.path().join("ns");
         let journal = ns.join("journal/j");
         assert_eq!(
-            new_unit_cost(UnitKind::Journal, &journal, &ns, MARK),
-            DIR_BYTES + SMALL_FILE_BYTES + MARK + 2 * DIR_BYTES
+            new_unit_cost(UnitKind::Journal, &journal, &ns),
+            DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE + 2 * DIR_BYTES
         );
         std::fs::create_dir_all(ns.join("journal")).expect("mkdir");
         assert_eq!(
-            new_unit_cost(UnitKind::Journal, &journal, &ns, MARK),
-            DIR_BYTES + SMALL_FILE_BYTES + MARK
+            new_unit_cost(UnitKind::Journal, &journal, &ns),
+            DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE
         );
         assert_eq!(
-            new_unit_cost(UnitKind::Queue, &ns.join("queue/q"), &ns, MARK),
-            4 * DIR_BYTES + SMALL_FILE_BYTES + MARK
+            new_unit_cost(UnitKind::Queue, &ns.join("queue/q"), &ns),
+            4 * DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE
         );
     }
 }

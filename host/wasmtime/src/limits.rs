@@ -12,7 +12,7 @@ pub const DEFAULT_DISK_QUOTA: u64 = 1024 * 1024 * 1024;
 /// The default state size limit (snapshots, checkpoints, a queue's
 /// snapshot): 64 MiB.
 pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024 * 1024;
-/// The default journal segment size: the engine's, 16 MiB.
+/// The default journal segment size: the engine's, 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = mini_engine::journal::DEFAULT_SEGMENT_SIZE;
 
 /// The largest record size limit: 128 MiB (a record is one line of a

@@ -14,7 +14,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::types::Error;
 use crate::ctx::MiniCtxView;
-use crate::disk::{Quota, Usage, new_unit_cost};
+use crate::disk::{Usage, new_unit_cost};
 use crate::error::quote;
 use crate::offload::blocking;
 
@@ -164,7 +164,7 @@ impl MiniCtxView<'_> {
             (self.ctx.namespace_dir.clone(), self.ctx.usage.clone())
         };
         let dir = ns_dir.join(kind.dir_name()).join(name);
-        let quota = Quota::of(&self.ctx.limits);
+        let quota = self.ctx.limits.disk_quota;
         let prepare = (!self.ctx.prepared).then(|| {
             (
                 self.ctx.data_root.clone(),
@@ -175,8 +175,7 @@ impl MiniCtxView<'_> {
         let (dir_, ns_dir_, usage_) = (dir.clone(), ns_dir.clone(), usage.clone());
         blocking(move || {
             if !dir_.is_dir() {
-                let cost = new_unit_cost(kind, &dir_, &ns_dir_, quota.mark_bytes);
-                usage_.reserve(&ns_dir_, quota, cost)?;
+                usage_.reserve(&ns_dir_, quota, new_unit_cost(kind, &dir_, &ns_dir_))?;
             }
             if let Some((root, own_ns, module)) = prepare {
                 prepare_namespace(&root, &own_ns, module.as_deref())?;
@@ -241,7 +240,7 @@ impl MiniCtxView<'_> {
         bytes: u64,
         write: impl FnOnce() -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
-        let quota = Quota::of(&self.ctx.limits);
+        let quota = self.ctx.limits.disk_quota;
         let written = blocking(move || {
             usage.reserve(&ns_dir, quota, bytes)?;
             write()

@@ -88,7 +88,8 @@ pub(super) struct Failed {
 pub(super) struct ReadSegment {
     pub first_seq: u64,
     pub path: PathBuf,
-    /// Its seal, if it is closed: readers stop where its records end.
+    /// Its seal, if it is closed and held whole here (else a reader reads
+    /// it from the file): readers stop where its records end.
     pub seal: Option<Arc<Seal>>,
     /// Where units start in the active segment so far (a sealed segment's
     /// index is its seal's).
@@ -135,16 +136,20 @@ impl SegmentFiles {
 
     /// The index readers use.
     pub fn index(&self) -> SegmentIndex {
+        let active = self.segments.len() - 1;
         self.segments
             .iter()
-            .map(|s| {
-                let seal = s.state.seal().cloned();
-                // Renewed as the active index grows: sealed segments' indexes
-                // are not copied again.
-                let index: Arc<[IndexEntry]> = match &seal {
-                    Some(_) => Arc::new([]),
-                    None => self.built.index().into(),
+            .enumerate()
+            .map(|(i, s)| {
+                // A closed segment's index is its seal's (which a reader
+                // reads from the file if open read only its head); the
+                // active one's is renewed as it grows.
+                let index: Arc<[IndexEntry]> = if i == active {
+                    self.built.index().into()
+                } else {
+                    Arc::new([])
                 };
+                let seal = s.state.seal().cloned();
                 ReadSegment {
                     first_seq: s.first_seq,
                     path: s.path.clone(),

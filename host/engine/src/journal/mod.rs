@@ -47,10 +47,10 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, JournalError> {
 }
 
 /// The default segment size: a new segment starts once a segment holds
-/// 16 MiB. Open scans only the active segment (closed ones are sealed), so
-/// this bounds the work of an open; more, smaller segments cost one small
-/// read of each seal at open (BENCHMARKS.md, issue 11).
-pub const DEFAULT_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
+/// 64 MiB. Open reads one seal per closed segment and the active one from
+/// its mark, so bigger segments open faster (fewer seals); smaller ones let
+/// compaction free space sooner (BENCHMARKS.md, issue 11).
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 
 /// How a journal is opened.
 #[derive(Debug, Clone)]

@@ -65,9 +65,10 @@ pub(super) fn reopen_active(
     active: &mut SegmentInfo,
 ) -> Result<SealBuilder, JournalError> {
     let (built, cut_at) = match &active.state {
-        SegmentState::Sealed(seal) => {
-            super::scan::check_sealed_segment(fs, &active.path, active.first_seq)?;
-            (SealBuilder::resume(seal), Some(seal.len))
+        SegmentState::Sealed(_) | SegmentState::SealedHead(_) => {
+            let built = super::scan::check_sealed_segment(fs, &active.path, active.first_seq)?;
+            let at = built.len();
+            (built, Some(at))
         }
         SegmentState::Unsealed {
             built,

@@ -56,15 +56,25 @@ pub fn parse_mark_line(line: &[u8]) -> Result<Mark, String> {
     Ok(mark)
 }
 
+/// What one index entry adds to a mark line at most: two numbers of up to
+/// 20 digits, brackets and a comma.
+const ENTRY_BYTES: u64 = 44;
+
+/// The most a mark line grows by when `bytes` more are written to its
+/// segment: the index entries they may add (one per
+/// [`INDEX_EVERY`](super::seal::INDEX_EVERY) bytes, and one more).
+pub fn mark_growth(bytes: u64) -> u64 {
+    (bytes / super::seal::INDEX_EVERY + 1).saturating_mul(ENTRY_BYTES)
+}
+
 /// The most bytes the mark line of a segment of `segment_size` bytes takes:
 /// a writer leaves no longer mark (a segment that one large batch made
 /// longer is scanned whole).
 pub fn max_mark_line(segment_size: u64) -> u64 {
-    // Two numbers of up to 20 digits, brackets and a comma per entry.
-    const ENTRY: u64 = 44;
+    // Its fields but the index, at their longest.
     const FIXED: u64 = 256;
     let entries = segment_size / super::seal::INDEX_EVERY + 2;
-    entries.saturating_mul(ENTRY).saturating_add(FIXED)
+    entries.saturating_mul(ENTRY_BYTES).saturating_add(FIXED)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::error::{Corruption, CorruptionKind, JournalError};
 use crate::fs::FileSystem;
 use crate::journal::mark::{self, Resume};
 use crate::segment::mark::Mark;
-use crate::segment::seal::{self, BuilderMark, Seal, SealBuilder};
+use crate::segment::seal::{self, BuilderMark, Seal, SealBuilder, SealHead};
 use crate::segment::{self, LineScanner};
 
 /// Progress is reported once per this many lines: often enough for a
@@ -162,10 +162,10 @@ struct Records {
 pub(super) fn read_sealed(
     fs: &dyn FileSystem,
     seg: &SegmentRef<'_>,
-) -> Result<Option<(Seal, u64)>, JournalError> {
+) -> Result<Option<(SealHead, u64)>, JournalError> {
     let file = fs.open_read(seg.path).map_err(seg.io())?;
     let file_len = file.len().map_err(seg.io())?;
-    match seal::read_tail_seal(&file, file_len).map_err(seg.io())? {
+    match seal::read_tail_seal_head(&file, file_len).map_err(seg.io())? {
         seal::TailSeal::Sealed { seal, .. }
             if seal.first_seq == seg.first_seq
                 && seg.next_first.is_none_or(|next| next == seal.last_seq + 1)

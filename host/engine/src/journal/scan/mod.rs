@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::error::JournalError;
 use crate::fs::FileSystem;
 use crate::segment;
-use crate::segment::seal::{Seal, SealBuilder};
+use crate::segment::seal::{Seal, SealBuilder, SealHead};
 
 mod file;
 
@@ -46,8 +46,12 @@ pub(crate) struct SegmentInfo {
 /// Whether a segment is sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SegmentState {
-    /// Closed, and its seal is on disk.
+    /// Closed, and its seal is on disk (written, or read whole, here).
     Sealed(Arc<Seal>),
+    /// Closed, its seal on disk, of which open read what it says but its
+    /// index and checked that against the files: a reader reads the rest,
+    /// `verify` all of it.
+    SealedHead(SealHead),
     /// Not sealed (yet): the active segment, or a closed one written before
     /// seals existed or whose sealing a crash cut short. `built` is the
     /// seal its records call for, `torn_seal_at` where a torn seal (or, in
@@ -63,7 +67,7 @@ impl SegmentState {
     pub fn seal(&self) -> Option<&Arc<Seal>> {
         match self {
             SegmentState::Sealed(seal) => Some(seal),
-            SegmentState::Unsealed { .. } => None,
+            SegmentState::SealedHead(_) | SegmentState::Unsealed { .. } => None,
         }
     }
 }
@@ -179,12 +183,13 @@ pub(crate) fn scan_dir(
 /// closed segment (no torn tail allowed): for a segment that open took from
 /// its seal and is about to write on (the last one now, after the segment
 /// after it was removed as a torn header), since once its seal is cut
-/// nothing would tell damage in it from a torn tail.
+/// nothing would tell damage in it from a torn tail. Returns the seal its
+/// records call for, built as far as they go (where the seal starts).
 pub(crate) fn check_sealed_segment(
     fs: &dyn FileSystem,
     path: &Path,
     first_seq: u64,
-) -> Result<(), JournalError> {
+) -> Result<SealBuilder, JournalError> {
     let seg = SegmentRef {
         path,
         first_seq,
@@ -192,7 +197,11 @@ pub(crate) fn check_sealed_segment(
         is_last: false,
         next_first: None,
     };
-    file::scan_segment(fs, &seg, None, &mut |_| {}).map(|_| ())
+    match file::scan_segment(fs, &seg, None, &mut |_| {})? {
+        SegmentOutcome::Scanned { built, .. } => Ok(built),
+        // A closed segment's header is whole, or the scan failed.
+        SegmentOutcome::TornHeader { .. } => unreachable!("a closed segment's torn header"),
+    }
 }
 
 /// The lengths of the segment files `seqs` of `dir`, taken before the scan
@@ -208,17 +217,17 @@ fn file_lens(fs: &dyn FileSystem, dir: &Path, seqs: &[u64]) -> Result<Vec<u64>, 
 }
 
 impl Scan {
-    /// Adds the closed segment at `path`, of `file_len` bytes, as its `seal`
-    /// says.
-    fn add_sealed(&mut self, path: PathBuf, seal: Seal, file_len: u64) {
-        self.records += seal.records;
+    /// Adds the closed segment at `path`, of `file_len` bytes, as its seal
+    /// (`head`) says.
+    fn add_sealed(&mut self, path: PathBuf, head: SealHead, file_len: u64) {
+        self.records += head.records;
         self.bytes += file_len;
-        self.next_seq = seal.last_seq + 1;
+        self.next_seq = head.last_seq + 1;
         self.segments.push(SegmentInfo {
-            first_seq: seal.first_seq,
+            first_seq: head.first_seq,
             path,
             valid_len: file_len,
-            state: SegmentState::Sealed(Arc::new(seal)),
+            state: SegmentState::SealedHead(head),
         });
         self.tail = None;
     }

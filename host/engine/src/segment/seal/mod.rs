@@ -15,7 +15,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_SEQ, parse_crc};
-use crate::fs::FileRef;
+
+mod builder;
+mod tail;
+
+pub use builder::{BuilderMark, SealBuilder};
+pub(crate) use tail::read_exact_at;
+pub use tail::{TailSeal, read_tail_seal, read_tail_seal_head};
 
 /// The spacing of a seal's index entries, in bytes of the segment.
 pub const INDEX_EVERY: u64 = 64 * 1024;
@@ -76,9 +82,53 @@ impl Seal {
         after.checked_sub(1).map(|i| index[i])
     }
 
+    /// What the seal says but its index.
+    pub fn head(&self) -> SealHead {
+        SealHead {
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            records: self.records,
+            len: self.len,
+            content_crc: self.content_crc,
+        }
+    }
+
     /// Checks what a seal says about itself: seqs in range and consistent,
     /// the index ascending and inside the segment.
-    pub(super) fn check(&self) -> Result<(), String> {
+    pub(in crate::segment) fn check(&self) -> Result<(), String> {
+        self.head().check()?;
+        let mut previous: Option<IndexEntry> = None;
+        for &(seq, offset) in &self.index {
+            let ordered = previous.is_none_or(|(s, o)| seq > s && offset > o);
+            if !ordered || seq < self.first_seq || seq > self.last_seq || offset >= self.len {
+                return Err(format!(
+                    "index entry [{seq},{offset}] is out of order or range"
+                ));
+            }
+            previous = Some((seq, offset));
+        }
+        Ok(())
+    }
+}
+
+/// What a seal says of its segment but its index: what open needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealHead {
+    /// See [`Seal::first_seq`].
+    pub first_seq: u64,
+    /// See [`Seal::last_seq`].
+    pub last_seq: u64,
+    /// See [`Seal::records`].
+    pub records: u64,
+    /// See [`Seal::len`].
+    pub len: u64,
+    /// See [`Seal::content_crc`].
+    pub content_crc: u32,
+}
+
+impl SealHead {
+    /// Seqs in range, and as many records as they span.
+    fn check(&self) -> Result<(), String> {
         if !(1..=MAX_SEQ).contains(&self.first_seq) || self.last_seq > MAX_SEQ {
             return Err(format!(
                 "seqs {}..={} are outside 1..={MAX_SEQ}",
@@ -95,16 +145,6 @@ impl Seal {
                 "{} records do not run from seq {} to {}",
                 self.records, self.first_seq, self.last_seq
             ));
-        }
-        let mut previous: Option<IndexEntry> = None;
-        for &(seq, offset) in &self.index {
-            let ordered = previous.is_none_or(|(s, o)| seq > s && offset > o);
-            if !ordered || seq < self.first_seq || seq > self.last_seq || offset >= self.len {
-                return Err(format!(
-                    "index entry [{seq},{offset}] is out of order or range"
-                ));
-            }
-            previous = Some((seq, offset));
         }
         Ok(())
     }
@@ -130,6 +170,55 @@ pub fn parse_seal_line(line: &[u8]) -> Result<Seal, String> {
     Ok(seal)
 }
 
+/// Parses what a seal line (without its newline) says but its index, and
+/// checks its crc and what that says about itself. The index is read as it
+/// is written (`"index":[…]` last); it is parsed and checked only where it
+/// is used, by [`parse_seal_line`]. A seal written another way (fields in
+/// another order) is parsed whole.
+pub fn parse_seal_head(line: &[u8]) -> Result<SealHead, String> {
+    let object = framed_object(PREFIX, line)?;
+    let head = match head_as_written(object) {
+        Some(head) => head,
+        None => {
+            let seal: Seal = serde_json::from_slice(object).map_err(|e| e.to_string())?;
+            seal.check()?;
+            seal.head()
+        }
+    };
+    head.check()?;
+    Ok(head)
+}
+
+/// The head of a seal object in the layout [`Seal::line`] writes, if it is
+/// in it.
+fn head_as_written(object: &[u8]) -> Option<SealHead> {
+    fn number<'a>(rest: &'a [u8], key: &[u8]) -> Option<(u64, &'a [u8])> {
+        let rest = rest.strip_prefix(key)?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let text = std::str::from_utf8(&rest[..digits]).ok()?;
+        let canonical = digits == 1 || !text.starts_with('0');
+        let value = text.parse().ok().filter(|_| canonical)?;
+        Some((value, &rest[digits..]))
+    }
+    let (first_seq, rest) = number(object, b"{\"first_seq\":")?;
+    let (last_seq, rest) = number(rest, b",\"last_seq\":")?;
+    let (records, rest) = number(rest, b",\"records\":")?;
+    let (len, rest) = number(rest, b",\"len\":")?;
+    let rest = rest.strip_prefix(b",\"content_crc\":\"")?;
+    let crc = std::str::from_utf8(rest.get(..8)?)
+        .ok()
+        .and_then(parse_crc)?;
+    let index = rest.get(8..)?.strip_prefix(b"\",\"index\":[")?;
+    index.strip_suffix(b"]}")?;
+    Some(SealHead {
+        first_seq,
+        last_seq,
+        records,
+        len,
+        content_crc: crc,
+    })
+}
+
 /// `{"<key>":<value>,"crc":"<crc of value>"}` and a newline: how a seal and
 /// a mark are written (`prefix` is `{"<key>":`).
 pub(super) fn framed_line(prefix: &[u8], value: &impl Serialize) -> Vec<u8> {
@@ -148,6 +237,12 @@ pub(super) fn parse_framed<T: serde::de::DeserializeOwned>(
     prefix: &[u8],
     line: &[u8],
 ) -> Result<T, String> {
+    serde_json::from_slice(framed_object(prefix, line)?).map_err(|e| e.to_string())
+}
+
+/// The bytes of the value of a [`framed_line`] (without its newline), its
+/// crc checked.
+fn framed_object<'a>(prefix: &[u8], line: &'a [u8]) -> Result<&'a [u8], String> {
     let rest = line
         .strip_prefix(prefix)
         .ok_or_else(|| format!("does not start with {}", String::from_utf8_lossy(prefix)))?;
@@ -168,207 +263,7 @@ pub(super) fn parse_framed<T: serde::de::DeserializeOwned>(
             "checksum mismatch (stored {crc:08x}, computed {computed:08x})"
         ));
     }
-    serde_json::from_slice(object).map_err(|e| e.to_string())
-}
-
-/// What the end of a segment file is.
-#[derive(Debug)]
-pub enum TailSeal {
-    /// A seal line, read and checked; it starts at `at`.
-    Sealed {
-        /// The seal.
-        seal: Seal,
-        /// Where its line starts.
-        at: u64,
-    },
-    /// A seal line that fails its checks, at `at`.
-    Bad {
-        /// Where its line starts.
-        at: u64,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// The last line is not a seal line (or the file does not end in a
-    /// complete line): the segment must be scanned.
-    None,
-}
-
-/// Reads the seal at the end of `file` (of length `len`), if it ends in one.
-pub fn read_tail_seal(file: &FileRef, len: u64) -> std::io::Result<TailSeal> {
-    // A seal of a 16 MiB segment holds about 256 index entries (~5 KB).
-    let mut want = len.min(16 * 1024);
-    loop {
-        let start = len - want;
-        let mut tail = vec![0; want as usize];
-        read_exact_at(file, &mut tail, start)?;
-        let Some((&b'\n', body)) = tail.split_last() else {
-            return Ok(TailSeal::None);
-        };
-        let line_start = match memchr::memrchr(b'\n', body) {
-            Some(i) => i + 1,
-            None if start > 0 && want < (MAX_SEAL_LINE + 1).min(len) => {
-                want = (want * 4).min(MAX_SEAL_LINE + 1).min(len);
-                continue;
-            }
-            None if start > 0 => return Ok(TailSeal::None),
-            None => 0,
-        };
-        let line = &body[line_start..];
-        if !is_seal_line(line) {
-            return Ok(TailSeal::None);
-        }
-        let at = start + line_start as u64;
-        return Ok(match parse_seal_line(line) {
-            Ok(seal) if seal.len != at => TailSeal::Bad {
-                at,
-                why: format!("it says the records end at {}, they end at {at}", seal.len),
-            },
-            Ok(seal) => TailSeal::Sealed { seal, at },
-            Err(why) => TailSeal::Bad { at, why },
-        });
-    }
-}
-
-pub(crate) fn read_exact_at(file: &FileRef, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = file.read_at(&mut buf[done..], offset + done as u64)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        done += n;
-    }
-    Ok(())
-}
-
-/// Builds the seal of a segment as its bytes go by: the writer's as it
-/// writes, the scanner's as it reads, by the same rules, so the two agree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealBuilder {
-    first_seq: u64,
-    crc: u32,
-    len: u64,
-    index: Vec<IndexEntry>,
-}
-
-/// Where a [`SealBuilder`] stood: what [`SealBuilder::restore`] goes back to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BuilderMark {
-    crc: u32,
-    len: u64,
-    entries: usize,
-}
-
-impl SealBuilder {
-    /// A builder for segment `first_seq` whose header line (with its newline)
-    /// is `header`.
-    pub fn new(first_seq: u64, header: &[u8]) -> Self {
-        let mut builder = SealBuilder {
-            first_seq,
-            crc: 0,
-            len: 0,
-            index: Vec::new(),
-        };
-        builder.add(header);
-        builder
-    }
-
-    /// A builder that goes on from the bytes `seal` describes: the segment
-    /// it sealed, written on once its seal is cut, or the records a mark
-    /// covers (see [`Mark`](super::mark::Mark)).
-    pub fn resume(seal: &Seal) -> Self {
-        SealBuilder {
-            first_seq: seal.first_seq,
-            crc: seal.content_crc,
-            len: seal.len,
-            index: seal.index.clone(),
-        }
-    }
-
-    /// The next bytes of the segment.
-    pub fn add(&mut self, bytes: &[u8]) {
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
-        self.len += bytes.len() as u64;
-    }
-
-    /// The next bytes of the segment: whole record lines (the last one's
-    /// newline may come with the next call), the first of them record
-    /// `seq`. Index entries are taken from them: the first record line, then
-    /// the first line that starts at least [`INDEX_EVERY`] bytes after the
-    /// previous entry, inside a batch or not (a read that starts inside a
-    /// batch hands out only its records from there on, with its closing
-    /// line).
-    pub fn add_lines(&mut self, bytes: &[u8], mut seq: u64) {
-        let base = self.len;
-        let mut line = 0; // a line starts here
-        while line < bytes.len() {
-            let due = self.index.last().map_or(0, |&(_, offset)| {
-                (offset + INDEX_EVERY).saturating_sub(base)
-            });
-            let due = usize::try_from(due).unwrap_or(usize::MAX);
-            if due > line {
-                // The first line that starts at or after `due`: right
-                // after the first newline at or after `due - 1`.
-                let Some(newline) = bytes
-                    .get(due - 1..)
-                    .and_then(|rest| memchr::memchr(b'\n', rest))
-                else {
-                    break;
-                };
-                let next = due + newline;
-                seq += memchr::memchr_iter(b'\n', &bytes[line..next]).count() as u64;
-                line = next;
-                if line >= bytes.len() {
-                    break;
-                }
-            }
-            self.index.push((seq, base + line as u64));
-        }
-        self.add(bytes);
-    }
-
-    /// The bytes added so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// True if nothing was added (not even a header).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The index entries so far.
-    pub fn index(&self) -> &[IndexEntry] {
-        &self.index
-    }
-
-    /// Where the builder stands now.
-    pub fn mark(&self) -> BuilderMark {
-        BuilderMark {
-            crc: self.crc,
-            len: self.len,
-            entries: self.index.len(),
-        }
-    }
-
-    /// Goes back to `mark`: what was added after it is forgotten.
-    pub fn restore(&mut self, mark: BuilderMark) {
-        self.crc = mark.crc;
-        self.len = mark.len;
-        self.index.truncate(mark.entries);
-    }
-
-    /// The seal of the segment as it stands, whose last record is `last_seq`.
-    pub fn seal(&self, last_seq: u64) -> Seal {
-        Seal {
-            first_seq: self.first_seq,
-            last_seq,
-            records: (last_seq + 1).saturating_sub(self.first_seq),
-            len: self.len,
-            content_crc: self.crc,
-            index: self.index.clone(),
-        }
-    }
+    Ok(object)
 }
 
 #[cfg(test)]
@@ -439,6 +334,51 @@ mod tests {
                 "{seal:?}"
             );
         }
+    }
+
+    /// `object` framed as a seal line, its crc right.
+    fn framed(object: &str) -> Vec<u8> {
+        let crc = crc32c::crc32c(object.as_bytes());
+        format!("{{\"seal\":{object},\"crc\":\"{crc:08x}\"}}").into_bytes()
+    }
+
+    #[test]
+    fn the_head_is_read_without_the_index_as_written_and_otherwise_whole() {
+        let seal = Seal {
+            first_seq: 5,
+            last_seq: 9,
+            records: 5,
+            len: 300,
+            content_crc: 0x00ab_cdef,
+            index: vec![(5, 45), (8, 200)],
+        };
+        let line = seal.line();
+        let body = &line[..line.len() - 1];
+        assert_eq!(parse_seal_head(body), Ok(seal.head()));
+        // Another order of the fields: parsed whole.
+        let reordered = framed(
+            r#"{"index":[[5,45]],"len":300,"records":5,"last_seq":9,"first_seq":5,"content_crc":"00abcdef"}"#,
+        );
+        assert_eq!(parse_seal_head(&reordered), Ok(seal.head()));
+        // The index is not read for the head: a bad one is found by the
+        // whole parse (a reader's), not by open's.
+        let bad_index = framed(
+            r#"{"first_seq":5,"last_seq":9,"records":5,"len":300,"content_crc":"00abcdef","index":[[9,45],[5,40]]}"#,
+        );
+        assert_eq!(parse_seal_head(&bad_index), Ok(seal.head()));
+        assert!(parse_seal_line(&bad_index).is_err());
+        // What the head says is checked, leading zeros are not its form.
+        for bad in [
+            r#"{"first_seq":5,"last_seq":9,"records":4,"len":300,"content_crc":"00abcdef","index":[]}"#,
+            r#"{"first_seq":0,"last_seq":9,"records":10,"len":300,"content_crc":"00abcdef","index":[]}"#,
+            r#"{"first_seq":05,"last_seq":9,"records":5,"len":300,"content_crc":"00abcdef","index":[]}"#,
+            r#"{"first_seq":5,"last_seq":9,"records":5,"len":300,"content_crc":"00ABCDEF","index":[]}"#,
+        ] {
+            assert!(parse_seal_head(&framed(bad)).is_err(), "{bad}");
+        }
+        let mut flipped = body.to_vec();
+        flipped[20] ^= 1;
+        assert!(parse_seal_head(&flipped).is_err());
     }
 
     #[test]
