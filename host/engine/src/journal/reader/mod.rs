@@ -11,6 +11,7 @@ use crate::error::JournalError;
 use crate::fs::{FileRef, FileSystem, StdFs};
 use crate::segment::LineScanner;
 
+mod segments;
 mod walk;
 
 /// Where a reader finds segments and how far it may read.

@@ -1,11 +1,13 @@
-//! Scanning one segment file: its header, its records line by line, and
-//! what lies where the records stop. Where they stop decides everything:
-//! the end of the file, preallocated zeros or a seal that agrees with the
-//! records are a clean end; a line cut short, or a bad last line, in the
-//! last segment is a torn tail to cut; a seal cut short is a sealing that a
-//! crash interrupted; anything else is damage, reported with the file,
-//! offset and sequence. The scan builds the seal the segment's records call
-//! for as it goes (the writer builds the same one as it writes them).
+//! Scanning one segment file: its header, its records line by line (from
+//! its start, or from where a mark says they are whole), up to where they
+//! stop; `ending` decides what that end means. Where they stop decides
+//! everything: the end of the file, preallocated zeros or a seal that
+//! agrees with the records are a clean end; a line cut short, or a bad last
+//! line, in the last segment is a torn tail to cut; a seal cut short is a
+//! sealing that a crash interrupted; anything else is damage, reported with
+//! the file, offset and sequence. The scan builds the seal the segment's
+//! records call for as it goes (the writer builds the same one as it writes
+//! them).
 
 use std::path::Path;
 
@@ -78,7 +80,7 @@ pub(super) struct SegmentRef<'a> {
 }
 
 impl SegmentRef<'_> {
-    fn corrupt(&self, offset: u64, seq: u64, kind: CorruptionKind) -> JournalError {
+    pub(super) fn corrupt(&self, offset: u64, seq: u64, kind: CorruptionKind) -> JournalError {
         JournalError::Corrupt(Corruption {
             file: self.path.to_path_buf(),
             offset,
@@ -87,13 +89,13 @@ impl SegmentRef<'_> {
         })
     }
 
-    fn io(&self) -> impl FnOnce(std::io::Error) -> JournalError {
+    pub(super) fn io(&self) -> impl FnOnce(std::io::Error) -> JournalError {
         JournalError::io(self.path)
     }
 }
 
 /// Where the lines of records stop.
-enum End {
+pub(super) enum End {
     /// The file ends after a complete line.
     Eof,
     /// Preallocated zeros run from `at` to the end of the file.
@@ -117,38 +119,27 @@ enum End {
     },
 }
 
-/// What follows a torn or bad line: whether it is the last line, which
-/// only the last segment's last line may be to count as a torn tail.
-enum Following {
-    /// The end of the file.
-    Nothing,
-    /// Preallocated zeros from `at` to the end of the file.
-    Preallocated { at: u64 },
-    /// More lines: the line before them is damage.
-    Lines,
-}
-
 /// The lines of a batch (`"more":true` on all but its last) whose last line
 /// has not been read yet.
-struct OpenBatch {
-    offset: u64,
-    first_seq: u64,
-    lines: u64,
+pub(super) struct OpenBatch {
+    pub(super) offset: u64,
+    pub(super) first_seq: u64,
+    pub(super) lines: u64,
 }
 
 /// The records read so far.
-struct Records {
+pub(super) struct Records {
     /// The sequence number the next line must carry.
-    expected: u64,
+    pub(super) expected: u64,
     /// Records in complete batches (a single record is a batch of one).
-    complete: u64,
+    pub(super) complete: u64,
     /// Where the last complete batch ends.
-    valid_len: u64,
-    open: Option<OpenBatch>,
+    pub(super) valid_len: u64,
+    pub(super) open: Option<OpenBatch>,
     /// The seal of every line read so far.
-    built: SealBuilder,
+    pub(super) built: SealBuilder,
     /// Where `built` stood after the last complete batch.
-    valid_mark: BuilderMark,
+    pub(super) valid_mark: BuilderMark,
 }
 
 /// The seal at the end of the closed segment `seg` and the file's length,
@@ -371,182 +362,9 @@ impl Records {
             self.valid_mark = self.built.mark();
         }
     }
-
-    /// What the records' `end` means: nothing to cut, a torn tail to cut,
-    /// or damage (the error); and how the segment is closed.
-    fn tail(
-        &self,
-        scanner: &mut LineScanner,
-        seg: &SegmentRef<'_>,
-        end: End,
-        file_len: u64,
-    ) -> Result<(Option<TornTail>, Closing), JournalError> {
-        let (offset, content_end) = match end {
-            End::Eof => return Ok((self.unfinished_batch(seg, file_len)?, Closing::Open)),
-            End::Preallocated { at } => {
-                return Ok((self.unfinished_batch(seg, at)?, Closing::Open));
-            }
-            End::TornLine {
-                offset,
-                written_end,
-                torn_seal,
-            } => {
-                let following = read_following(scanner, seg)?;
-                if !seg.is_last {
-                    if torn_seal && self.open.is_none() && !matches!(following, Following::Lines) {
-                        return Ok((None, Closing::TornSeal { at: offset }));
-                    }
-                    let kind = CorruptionKind::Garbage("incomplete line".into());
-                    return Err(seg.corrupt(offset, self.expected, kind));
-                }
-                (offset, following.zeros_at().unwrap_or(written_end))
-            }
-            End::BadLine { offset, kind } => {
-                let following = read_following(scanner, seg)?;
-                // Only the very last line can be a write cut short: a bad
-                // line with records after it was acknowledged damage.
-                if !seg.is_last || matches!(following, Following::Lines) {
-                    return Err(seg.corrupt(offset, self.expected, kind));
-                }
-                (offset, following.zeros_at().unwrap_or(file_len))
-            }
-            End::Seal { offset, seal } => {
-                let following = read_following(scanner, seg)?;
-                match seal {
-                    Ok(seal) => return self.sealed(seg, offset, seal, &following),
-                    // A rotation writes the seal before the next segment
-                    // exists: in the last segment a bad one is what a crash
-                    // left, and cutting it loses no record.
-                    Err(_) if seg.is_last && !matches!(following, Following::Lines) => {
-                        (offset, following.zeros_at().unwrap_or(file_len))
-                    }
-                    Err(why) => {
-                        return Err(seg.corrupt(
-                            offset,
-                            self.expected,
-                            CorruptionKind::BadSeal(why),
-                        ));
-                    }
-                }
-            }
-        };
-        Ok((Some(self.cut(seg, offset, content_end)), Closing::Open))
-    }
-
-    /// The segment's records end in `seal` at `offset`, followed by
-    /// `following`: the seal must close them and say what they are.
-    fn sealed(
-        &self,
-        seg: &SegmentRef<'_>,
-        offset: u64,
-        seal: Seal,
-        following: &Following,
-    ) -> Result<(Option<TornTail>, Closing), JournalError> {
-        let bad = |why: String| seg.corrupt(offset, self.expected, CorruptionKind::BadSeal(why));
-        match following {
-            Following::Lines => return Err(bad("lines follow the seal".into())),
-            // Zeros after a seal: a crash while the last segment was sealed
-            // (the trim of its preallocated space not on disk). A closed
-            // segment's length was synced before the next one was created.
-            Following::Preallocated { .. } if !seg.is_last => {
-                return Err(bad("zeros follow the seal".into()));
-            }
-            Following::Preallocated { .. } | Following::Nothing => {}
-        }
-        if let Some(open) = &self.open {
-            return Err(seg.corrupt(
-                open.offset,
-                open.first_seq,
-                CorruptionKind::UnterminatedBatch,
-            ));
-        }
-        let built = self.built.seal(self.expected - 1);
-        if let Some(why) = disagreement(&built, &seal) {
-            return Err(bad(why));
-        }
-        Ok((None, Closing::Sealed(seal)))
-    }
-
-    /// At a clean end (`content_end`: the end of what was written), a batch
-    /// still open is the last segment's torn tail, and damage in any other:
-    /// a segment is only closed after the batches in it.
-    fn unfinished_batch(
-        &self,
-        seg: &SegmentRef<'_>,
-        content_end: u64,
-    ) -> Result<Option<TornTail>, JournalError> {
-        match &self.open {
-            None => Ok(None),
-            Some(open) if seg.is_last => Ok(Some(self.cut(seg, open.offset, content_end))),
-            Some(open) => Err(seg.corrupt(
-                open.offset,
-                open.first_seq,
-                CorruptionKind::UnterminatedBatch,
-            )),
-        }
-    }
-
-    /// The cut of everything from `offset` (or from the start of the batch
-    /// still open, which goes whole) to `content_end`.
-    fn cut(&self, seg: &SegmentRef<'_>, offset: u64, content_end: u64) -> TornTail {
-        let offset = self.open.as_ref().map_or(offset, |b| b.offset);
-        TornTail::Cut {
-            path: seg.path.to_path_buf(),
-            first_seq: seg.first_seq,
-            offset,
-            dropped_bytes: content_end - offset,
-            dropped_records: self.open.as_ref().map_or(0, |b| b.lines),
-        }
-    }
-}
-
-/// Reads the line after a torn or bad one (the one-line lookahead).
-fn read_following(
-    scanner: &mut LineScanner,
-    seg: &SegmentRef<'_>,
-) -> Result<Following, JournalError> {
-    Ok(match scanner.next_line().map_err(seg.io())? {
-        None => Following::Nothing,
-        Some(next) if segment::is_preallocated(&next) => {
-            Following::Preallocated { at: next.offset }
-        }
-        Some(_) => Following::Lines,
-    })
-}
-
-impl Following {
-    /// Where preallocated zeros start, if they follow.
-    fn zeros_at(&self) -> Option<u64> {
-        match self {
-            Following::Preallocated { at } => Some(*at),
-            Following::Nothing | Following::Lines => None,
-        }
-    }
 }
 
 /// How many NUL bytes `bytes` ends with.
 fn trailing_zeros(bytes: &[u8]) -> u64 {
     bytes.iter().rev().take_while(|&&b| b == 0).count() as u64
-}
-
-/// How the seal `found` at the end of a segment disagrees with the one its
-/// records call for (`built`), if it does.
-fn disagreement(built: &Seal, found: &Seal) -> Option<String> {
-    let pairs = [
-        ("first_seq", built.first_seq, found.first_seq),
-        ("last_seq", built.last_seq, found.last_seq),
-        ("records", built.records, found.records),
-        ("len", built.len, found.len),
-        (
-            "content_crc",
-            built.content_crc.into(),
-            found.content_crc.into(),
-        ),
-    ];
-    if let Some((field, is, says)) = pairs.iter().find(|(_, is, says)| is != says) {
-        return Some(format!(
-            "it says {field} {says}, the segment's records give {is}"
-        ));
-    }
-    (built.index != found.index).then(|| "its index does not match the records".to_string())
 }

@@ -4,7 +4,8 @@
 //! this one scan, so they can never disagree about what is damage.
 //!
 //! This module walks the segments in order and adds up what each holds;
-//! `file` reads one segment and decides what lies where its records stop.
+//! `file` reads one segment, `ending` decides what lies where its records
+//! stop.
 //! Open trusts the seals of closed segments ([`Depth::Seals`]: their
 //! records are checked as they are read); `verify` and `repair` read every
 //! record and check every seal against them ([`Depth::Records`]).
@@ -17,6 +18,7 @@ use crate::fs::FileSystem;
 use crate::segment;
 use crate::segment::seal::{Seal, SealBuilder, SealHead};
 
+mod ending;
 mod file;
 
 pub(crate) use file::Closing;
