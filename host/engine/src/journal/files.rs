@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::JournalOptions;
 use super::mark::write_mark;
-use super::scan::{SegmentInfo, SegmentState};
+use super::scan::{SealCache, SegmentInfo, SegmentState};
 use super::sealing::write_seal;
 use super::writer::Unit;
 use crate::error::JournalError;
@@ -91,6 +91,9 @@ pub(super) struct ReadSegment {
     /// Its seal, if it is closed and held whole here (else a reader reads
     /// it from the file): readers stop where its records end.
     pub seal: Option<Arc<Seal>>,
+    /// Where the first reader that reads its seal whole leaves it, if open
+    /// read only the seal's head.
+    pub seal_cache: Option<SealCache>,
     /// Where units start in the active segment so far (a sealed segment's
     /// index is its seal's).
     pub index: Arc<[IndexEntry]>,
@@ -150,10 +153,15 @@ impl SegmentFiles {
                     Arc::new([])
                 };
                 let seal = s.state.seal().cloned();
+                let seal_cache = match &s.state {
+                    SegmentState::SealedHead(_, cache) => Some(cache.clone()),
+                    _ => None,
+                };
                 ReadSegment {
                     first_seq: s.first_seq,
                     path: s.path.clone(),
                     seal,
+                    seal_cache,
                     index,
                 }
             })

@@ -65,7 +65,7 @@ pub(super) fn reopen_active(
     active: &mut SegmentInfo,
 ) -> Result<SealBuilder, JournalError> {
     let (built, cut_at) = match &active.state {
-        SegmentState::Sealed(_) | SegmentState::SealedHead(_) => {
+        SegmentState::Sealed(_) | SegmentState::SealedHead(..) => {
             let built = super::scan::check_sealed_segment(fs, &active.path, active.first_seq)?;
             let at = built.len();
             (built, Some(at))

@@ -66,6 +66,7 @@ impl Reader {
                         first_seq: firsts[i],
                         path: segment::segment_path(dir, firsts[i]),
                         seal: None,
+                        seal_cache: None,
                         index: Arc::new([]),
                     });
                     (segment, later)
@@ -171,6 +172,7 @@ impl Reader {
             first_seq,
             path,
             seal,
+            seal_cache,
             index,
         } = segment;
         let file = match self.fs().open_read(&path) {
@@ -221,9 +223,20 @@ impl Reader {
             }
             .into());
         }
-        let seal = match seal {
-            Some(seal) => Some(seal),
-            None => read_seal(&file, &path)?,
+        let seal = match (seal, seal_cache) {
+            (Some(seal), _) => Some(seal),
+            (None, Some(cache)) => match cache.get() {
+                Some(seal) => Some(seal.clone()),
+                None => {
+                    let seal = read_seal(&file, &path)?;
+                    if let Some(seal) = &seal {
+                        // Another reader may have been first: the same seal.
+                        let _ = cache.set(seal.clone());
+                    }
+                    seal
+                }
+            },
+            (None, None) => read_seal(&file, &path)?,
         };
         let index = seal.as_ref().map_or(&index[..], |seal| &seal.index[..]);
         // Seek to the line holding the first seq wanted, if it is past the

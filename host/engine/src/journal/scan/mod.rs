@@ -11,7 +11,7 @@
 //! record and check every seal against them ([`Depth::Records`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::JournalError;
 use crate::fs::FileSystem;
@@ -45,15 +45,19 @@ pub(crate) struct SegmentInfo {
     pub state: SegmentState,
 }
 
+/// A closed segment's seal, once a reader has read it whole.
+pub(crate) type SealCache = Arc<OnceLock<Arc<Seal>>>;
+
 /// Whether a segment is sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SegmentState {
     /// Closed, and its seal is on disk (written, or read whole, here).
     Sealed(Arc<Seal>),
     /// Closed, its seal on disk, of which open read what it says but its
-    /// index and checked that against the files: a reader reads the rest,
-    /// `verify` all of it.
-    SealedHead(SealHead),
+    /// index and checked that against the files: the first reader that
+    /// needs the rest reads the seal whole and leaves it in the cache for
+    /// the others; `verify` reads all of it.
+    SealedHead(SealHead, SealCache),
     /// Not sealed (yet): the active segment, or a closed one written before
     /// seals existed or whose sealing a crash cut short. `built` is the
     /// seal its records call for, `torn_seal_at` where a torn seal (or, in
@@ -69,7 +73,7 @@ impl SegmentState {
     pub fn seal(&self) -> Option<&Arc<Seal>> {
         match self {
             SegmentState::Sealed(seal) => Some(seal),
-            SegmentState::SealedHead(_) | SegmentState::Unsealed { .. } => None,
+            SegmentState::SealedHead(..) | SegmentState::Unsealed { .. } => None,
         }
     }
 }
@@ -229,7 +233,7 @@ impl Scan {
             first_seq: head.first_seq,
             path,
             valid_len: file_len,
-            state: SegmentState::SealedHead(head),
+            state: SegmentState::SealedHead(head, SealCache::default()),
         });
         self.tail = None;
     }
