@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use mini_engine::fs::{FileSystem, StdFs};
 use mini_engine::layout::{DataRoot, UnitKind};
+use mini_engine::queue::{Clock, SystemClock};
 use mini_manifest::{ComponentManifest, ModuleId, StorageCapabilities};
 use wasmtime::component::ResourceTable;
 
 use crate::access::Access;
+use crate::calls::{CallObserver, Observer};
 use crate::disk::Usage;
 pub use crate::limits::{
     DEFAULT_DISK_QUOTA, DEFAULT_MAX_OPEN_HANDLES, DEFAULT_MAX_RECORD_SIZE, DEFAULT_MAX_STATE_SIZE,
@@ -77,6 +80,12 @@ pub struct MiniCtx {
     pub(crate) prepared: bool,
     /// Raised when the instance is to stop: its waits end at once.
     pub(crate) stop: StopSignal,
+    /// Sees every storage call (a test harness: see [`crate::calls`]).
+    pub(crate) observer: Observer,
+    /// The file system the instance's units are opened on.
+    pub(crate) fs: Arc<dyn FileSystem>,
+    /// The clock of the instance's queues: leases, delays, dedup windows.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl MiniCtx {
@@ -207,6 +216,9 @@ pub struct MiniCtxBuilder {
     /// A limit of the manifest that does not fit (reported by `build`).
     manifest_error: Option<CtxError>,
     stop: StopSignal,
+    observer: Observer,
+    fs: Arc<dyn FileSystem>,
+    clock: Arc<dyn Clock>,
 }
 
 impl MiniCtxBuilder {
@@ -228,6 +240,9 @@ impl MiniCtxBuilder {
             access: Access::Namespace,
             manifest_error: None,
             stop: StopSignal::new(),
+            observer: Observer::default(),
+            fs: Arc::new(StdFs),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -325,6 +340,33 @@ impl MiniCtxBuilder {
         self
     }
 
+    /// Shows every storage call of the instance to `observer`, before it has
+    /// an effect and once it is durable (see [`crate::calls`]): what a test
+    /// harness uses to stop an instance at a chosen call, as a crash would,
+    /// or to fail one.
+    pub fn call_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Observer::new(observer);
+        self
+    }
+
+    /// Opens the instance's journals, states, snapshot stores and queues on
+    /// `fs` instead of the real file system (a test harness's, which fails
+    /// a write or an fsync on purpose). A unit already open in the
+    /// [`MiniHost`] keeps the file system it was opened on.
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Reads the time of the instance's queues (leases, delays, dedup
+    /// windows) from `clock` instead of the system's (a test harness's,
+    /// which it moves forward). A queue already open in the [`MiniHost`]
+    /// keeps the clock it was opened with.
+    pub fn queue_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Grants the instance the queue `name` of the namespace `owner`: when
     /// the instance opens the queue `name`, it gets
     /// `<data-root>/<owner>/queue/<name>/`, shared with every instance
@@ -392,6 +434,9 @@ impl MiniCtxBuilder {
             writes: Arc::new(AtomicU64::new(0)),
             prepared: false,
             stop: self.stop,
+            observer: self.observer,
+            fs: self.fs,
+            clock: self.clock,
         })
     }
 }

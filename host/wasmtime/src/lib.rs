@@ -104,6 +104,7 @@
 
 pub mod access;
 pub mod bindings;
+pub mod calls;
 pub mod ctx;
 mod disk;
 mod error;

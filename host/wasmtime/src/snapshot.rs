@@ -14,6 +14,7 @@ use wasmtime::component::Resource;
 use crate::HostError;
 use crate::bindings::snapshot;
 use crate::bindings::types::{Error, Restored, SnapshotInfo};
+use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::error::quote;
 use crate::error::{bad_handle, skipped_warning, snapshot_error};
@@ -27,6 +28,12 @@ pub struct SnapshotsHandle {
     store: Arc<SnapshotStore>,
     name: String,
     _claim: Claim,
+}
+
+impl UnitName for SnapshotsHandle {
+    fn unit_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
 }
 
 impl SnapshotsHandle {
@@ -73,6 +80,7 @@ impl MiniCtxView<'_> {
         })?;
         let options = SnapshotOptions {
             max_state_size: self.ctx.limits.max_state_size,
+            fs: self.ctx.fs.clone(),
             ..SnapshotOptions::default()
         };
         let store = blocking(move || {
@@ -109,7 +117,9 @@ impl snapshot::Host for MiniCtxView<'_> {}
 
 impl snapshot::HostSnapshots for MiniCtxView<'_> {
     async fn open(&mut self, name: String) -> Result<Resource<SnapshotsHandle>, HostError> {
-        Ok(self.open_snapshots(name).await?)
+        observed!(self, "snapshot", "open", Some(name.clone()), {
+            Ok(self.open_snapshots(name).await?)
+        })
     }
 
     async fn create(
@@ -118,45 +128,51 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
         state: String,
         seq: u64,
     ) -> Result<(), HostError> {
-        Ok(self.create_snapshot(&handle, state, seq).await?)
+        observed!(self, "snapshot", "create", self.unit_of(&handle), {
+            Ok(self.create_snapshot(&handle, state, seq).await?)
+        })
     }
 
     async fn restore(
         &mut self,
         handle: Resource<SnapshotsHandle>,
     ) -> Result<Option<Restored>, HostError> {
-        let ns_dir = self.ctx.namespace_dir.clone();
-        Ok(self
-            .with_snapshots(&handle, move |store| {
-                Ok(store.restore()?.map(|r| Restored {
-                    warnings: r
-                        .skipped
-                        .iter()
-                        .map(|s| skipped_warning(s, &ns_dir))
-                        .collect(),
-                    seq: r.seq,
-                    state: r.state,
-                }))
-            })
-            .await?)
+        observed!(self, "snapshot", "restore", self.unit_of(&handle), {
+            let ns_dir = self.ctx.namespace_dir.clone();
+            Ok(self
+                .with_snapshots(&handle, move |store| {
+                    Ok(store.restore()?.map(|r| Restored {
+                        warnings: r
+                            .skipped
+                            .iter()
+                            .map(|s| skipped_warning(s, &ns_dir))
+                            .collect(),
+                        seq: r.seq,
+                        state: r.state,
+                    }))
+                })
+                .await?)
+        })
     }
 
     async fn list(
         &mut self,
         handle: Resource<SnapshotsHandle>,
     ) -> Result<Vec<SnapshotInfo>, HostError> {
-        Ok(self
-            .with_snapshots(&handle, |store| {
-                Ok(store
-                    .list()?
-                    .into_iter()
-                    .map(|info| SnapshotInfo {
-                        seq: info.seq,
-                        size: info.size,
-                    })
-                    .collect())
-            })
-            .await?)
+        observed!(self, "snapshot", "list", self.unit_of(&handle), {
+            Ok(self
+                .with_snapshots(&handle, |store| {
+                    Ok(store
+                        .list()?
+                        .into_iter()
+                        .map(|info| SnapshotInfo {
+                            seq: info.seq,
+                            size: info.size,
+                        })
+                        .collect())
+                })
+                .await?)
+        })
     }
 
     async fn delete_older_than(
@@ -164,12 +180,20 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
         handle: Resource<SnapshotsHandle>,
         seq: u64,
     ) -> Result<u32, HostError> {
-        Ok(self
-            .with_snapshots(&handle, move |store| {
-                let deleted = store.delete_older_than(seq)?;
-                Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
-            })
-            .await?)
+        observed!(
+            self,
+            "snapshot",
+            "delete-older-than",
+            self.unit_of(&handle),
+            {
+                Ok(self
+                    .with_snapshots(&handle, move |store| {
+                        let deleted = store.delete_older_than(seq)?;
+                        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+                    })
+                    .await?)
+            }
+        )
     }
 
     async fn drop(&mut self, handle: Resource<SnapshotsHandle>) -> wasmtime::Result<()> {

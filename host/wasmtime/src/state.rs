@@ -19,6 +19,7 @@ use wasmtime::component::Resource;
 use crate::HostError;
 use crate::bindings::state::{self, Recovery};
 use crate::bindings::types::{CheckpointInfo, Error, SnapshotPoint, StateStats as Stats};
+use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::quote;
@@ -38,6 +39,12 @@ pub struct StateHandle {
     opened_at: Option<RecoveryPoint>,
     /// Held while the handle or a recovery cursor of it lives.
     claim: Arc<Claim>,
+}
+
+impl UnitName for StateHandle {
+    fn unit_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
 }
 
 impl StateHandle {
@@ -94,7 +101,7 @@ impl MiniCtxView<'_> {
             max_state_size: limits.max_state_size,
             keep_snapshots: DEFAULT_KEEP,
             checkpoint: CheckpointPolicy::default(),
-            ..StateOptions::default()
+            fs: self.ctx.fs.clone(),
         };
         let (log, point) = blocking(move || {
             StateLog::open_with(&dir, &options).map_err(|e| state_error(e, &ns_dir))
@@ -150,11 +157,15 @@ impl state::Host for MiniCtxView<'_> {}
 
 impl state::HostState for MiniCtxView<'_> {
     async fn open(&mut self, name: String) -> Result<Resource<StateHandle>, HostError> {
-        Ok(self.open_state(name).await?)
+        observed!(self, "state", "open", Some(name.clone()), {
+            Ok(self.open_state(name).await?)
+        })
     }
 
     async fn recover(&mut self, handle: Resource<StateHandle>) -> Result<Recovery, HostError> {
-        Ok(self.recover_state(&handle).await?)
+        observed!(self, "state", "recover", self.unit_of(&handle), {
+            Ok(self.recover_state(&handle).await?)
+        })
     }
 
     async fn commit(
@@ -162,10 +173,12 @@ impl state::HostState for MiniCtxView<'_> {
         handle: Resource<StateHandle>,
         mutation: String,
     ) -> Result<u64, HostError> {
-        let bytes = self.check_record_sizes([&mutation])?;
-        Ok(self
-            .write_state(&handle, bytes, move |log| log.commit(&mutation))
-            .await?)
+        observed!(self, "state", "commit", self.unit_of(&handle), {
+            let bytes = self.check_record_sizes([&mutation])?;
+            Ok(self
+                .write_state(&handle, bytes, move |log| log.commit(&mutation))
+                .await?)
+        })
     }
 
     async fn commit_batch(
@@ -173,10 +186,12 @@ impl state::HostState for MiniCtxView<'_> {
         handle: Resource<StateHandle>,
         mutations: Vec<String>,
     ) -> Result<u64, HostError> {
-        let bytes = self.check_record_sizes(&mutations)?;
-        Ok(self
-            .write_state(&handle, bytes, move |log| log.commit_batch(&mutations))
-            .await?)
+        observed!(self, "state", "commit-batch", self.unit_of(&handle), {
+            let bytes = self.check_record_sizes(&mutations)?;
+            Ok(self
+                .write_state(&handle, bytes, move |log| log.commit_batch(&mutations))
+                .await?)
+        })
     }
 
     async fn checkpoint(
@@ -185,41 +200,47 @@ impl state::HostState for MiniCtxView<'_> {
         state: String,
         seq: u64,
     ) -> Result<CheckpointInfo, HostError> {
-        let bytes = self.check_state_size(&state)?;
-        // The recovery point found at open is stale once a checkpoint moves it.
-        if let Ok(held) = self.table.get_mut(&handle) {
-            held.opened_at = None;
-        }
-        Ok(self
-            .write_state(&handle, bytes, move |log| {
-                let done = log.checkpoint(seq, &state)?;
-                Ok(CheckpointInfo {
-                    seq: done.seq,
-                    kept_snapshots: done.kept_snapshots,
-                    segments_deleted: u32::try_from(done.segments_deleted).unwrap_or(u32::MAX),
+        observed!(self, "state", "checkpoint", self.unit_of(&handle), {
+            let bytes = self.check_state_size(&state)?;
+            // The recovery point found at open is stale once a checkpoint moves it.
+            if let Ok(held) = self.table.get_mut(&handle) {
+                held.opened_at = None;
+            }
+            Ok(self
+                .write_state(&handle, bytes, move |log| {
+                    let done = log.checkpoint(seq, &state)?;
+                    Ok(CheckpointInfo {
+                        seq: done.seq,
+                        kept_snapshots: done.kept_snapshots,
+                        segments_deleted: u32::try_from(done.segments_deleted).unwrap_or(u32::MAX),
+                    })
                 })
-            })
-            .await?)
+                .await?)
+        })
     }
 
     async fn current_seq(&mut self, handle: Resource<StateHandle>) -> Result<u64, HostError> {
-        Ok(self.state_of(&handle)?.last_seq())
+        observed!(self, "state", "current-seq", self.unit_of(&handle), {
+            Ok(self.state_of(&handle)?.last_seq())
+        })
     }
 
     async fn stats(&mut self, handle: Resource<StateHandle>) -> Result<Stats, HostError> {
-        let log = self.state_of(&handle)?;
-        // Waits for a checkpoint in progress, and takes the journal's lock.
-        Ok(blocking(move || {
-            let stats = log.stats();
-            Stats {
-                seq: stats.seq,
-                checkpoint_seq: stats.checkpoint_seq,
-                records_since_checkpoint: stats.records_since_checkpoint,
-                journal_bytes: stats.journal_bytes,
-                journal_first_seq: stats.journal_first_seq,
-            }
+        observed!(self, "state", "stats", self.unit_of(&handle), {
+            let log = self.state_of(&handle)?;
+            // Waits for a checkpoint in progress, and takes the journal's lock.
+            Ok(blocking(move || {
+                let stats = log.stats();
+                Stats {
+                    seq: stats.seq,
+                    checkpoint_seq: stats.checkpoint_seq,
+                    records_since_checkpoint: stats.records_since_checkpoint,
+                    journal_bytes: stats.journal_bytes,
+                    journal_first_seq: stats.journal_first_seq,
+                }
+            })
+            .await?)
         })
-        .await?)
     }
 
     async fn drop(&mut self, handle: Resource<StateHandle>) -> wasmtime::Result<()> {

@@ -14,6 +14,7 @@ use wasmtime::component::Resource;
 use crate::HostError;
 use crate::bindings::store;
 use crate::bindings::types::{self, Error};
+use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, journal_error};
@@ -33,6 +34,19 @@ pub const MAX_BYTES_PER_NEXT: usize = 4 * 1024 * 1024;
 pub struct JournalHandle {
     journal: Journal,
     name: String,
+}
+
+impl UnitName for JournalHandle {
+    fn unit_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
+/// A cursor is read from a journal the guest named when it made it.
+impl UnitName for CursorHandle {
+    fn unit_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl JournalHandle {
@@ -126,7 +140,9 @@ impl store::Host for MiniCtxView<'_> {}
 
 impl store::HostJournal for MiniCtxView<'_> {
     async fn open(&mut self, name: String) -> Result<Resource<JournalHandle>, HostError> {
-        Ok(self.open_journal(name).await?)
+        observed!(self, "store", "open", Some(name.clone()), {
+            Ok(self.open_journal(name).await?)
+        })
     }
 
     async fn append(
@@ -134,10 +150,12 @@ impl store::HostJournal for MiniCtxView<'_> {
         handle: Resource<JournalHandle>,
         record: String,
     ) -> Result<u64, HostError> {
-        let bytes = self.check_record_sizes([&record])?;
-        Ok(self
-            .append_with(&handle, bytes, move |j| j.append(&record))
-            .await?)
+        observed!(self, "store", "append", self.unit_of(&handle), {
+            let bytes = self.check_record_sizes([&record])?;
+            Ok(self
+                .append_with(&handle, bytes, move |j| j.append(&record))
+                .await?)
+        })
     }
 
     async fn append_batch(
@@ -145,10 +163,12 @@ impl store::HostJournal for MiniCtxView<'_> {
         handle: Resource<JournalHandle>,
         records: Vec<String>,
     ) -> Result<u64, HostError> {
-        let bytes = self.check_record_sizes(&records)?;
-        Ok(self
-            .append_with(&handle, bytes, move |j| j.append_batch(&records))
-            .await?)
+        observed!(self, "store", "append-batch", self.unit_of(&handle), {
+            let bytes = self.check_record_sizes(&records)?;
+            Ok(self
+                .append_with(&handle, bytes, move |j| j.append_batch(&records))
+                .await?)
+        })
     }
 
     async fn read(
@@ -156,17 +176,23 @@ impl store::HostJournal for MiniCtxView<'_> {
         handle: Resource<JournalHandle>,
         from_seq: u64,
     ) -> Result<Resource<CursorHandle>, HostError> {
-        Ok(self.open_cursor(&handle, from_seq).await?)
+        observed!(self, "store", "read", self.unit_of(&handle), {
+            Ok(self.open_cursor(&handle, from_seq).await?)
+        })
     }
 
     async fn first_seq(&mut self, handle: Resource<JournalHandle>) -> Result<u64, HostError> {
-        let journal = self.journal_of(&handle)?;
-        // Takes the writer's lock, which an append may hold while it writes.
-        Ok(blocking(move || journal.first_seq()).await?)
+        observed!(self, "store", "first-seq", self.unit_of(&handle), {
+            let journal = self.journal_of(&handle)?;
+            // Takes the writer's lock, which an append may hold while it writes.
+            Ok(blocking(move || journal.first_seq()).await?)
+        })
     }
 
     async fn last_seq(&mut self, handle: Resource<JournalHandle>) -> Result<u64, HostError> {
-        Ok(self.journal_of(&handle)?.last_seq())
+        observed!(self, "store", "last-seq", self.unit_of(&handle), {
+            Ok(self.journal_of(&handle)?.last_seq())
+        })
     }
 
     async fn drop(&mut self, handle: Resource<JournalHandle>) -> wasmtime::Result<()> {
@@ -183,6 +209,7 @@ impl MiniCtxView<'_> {
             segment_size: self.ctx.limits.segment_size,
             max_record_size: self.ctx.limits.max_record_size,
             preallocate: preallocation(self.ctx.limits.disk_quota),
+            fs: self.ctx.fs.clone(),
             ..JournalOptions::default()
         };
         let journal = blocking(move || {
@@ -329,11 +356,13 @@ impl store::HostCursor for MiniCtxView<'_> {
         handle: Resource<CursorHandle>,
         max: u32,
     ) -> Result<Vec<types::Entry>, HostError> {
-        let entries = self.next_entries(&handle, max).await?;
-        Ok(entries
-            .into_iter()
-            .map(|Entry { seq, data }| types::Entry { seq, data })
-            .collect())
+        observed!(self, "store", "next", self.unit_of(&handle), {
+            let entries = self.next_entries(&handle, max).await?;
+            Ok(entries
+                .into_iter()
+                .map(|Entry { seq, data }| types::Entry { seq, data })
+                .collect())
+        })
     }
 
     async fn next_block(
@@ -342,7 +371,9 @@ impl store::HostCursor for MiniCtxView<'_> {
         max: u32,
         max_bytes: u32,
     ) -> Result<types::EntryBlock, HostError> {
-        Ok(self.next_block(&handle, max, max_bytes).await?)
+        observed!(self, "store", "next-block", self.unit_of(&handle), {
+            Ok(self.next_block(&handle, max, max_bytes).await?)
+        })
     }
 
     async fn drop(&mut self, handle: Resource<CursorHandle>) -> wasmtime::Result<()> {

@@ -13,6 +13,7 @@ use mini_manifest::StorageKind;
 use wasmtime::component::Resource;
 
 use crate::bindings::types::Error;
+use crate::calls::UnitName;
 use crate::ctx::MiniCtxView;
 use crate::disk::{Usage, new_unit_cost};
 use crate::error::quote;
@@ -185,6 +186,14 @@ impl MiniCtxView<'_> {
         .await??;
         self.ctx.prepared = true;
         Ok(Admission { dir, ns_dir, usage })
+    }
+
+    /// The guest's name of the unit `handle` is for (for a call observer).
+    pub(crate) fn unit_of<T: UnitName + 'static>(&self, handle: &Resource<T>) -> Option<String> {
+        self.table
+            .get(handle)
+            .ok()
+            .and_then(|h| h.unit_name().map(str::to_owned))
     }
 
     /// The bytes `records` will take on disk, or `record-too-large` if one of

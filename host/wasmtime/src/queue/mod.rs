@@ -21,6 +21,7 @@ use wasmtime::component::Resource;
 use crate::HostError;
 use crate::bindings::queue;
 use crate::bindings::types::{self, Error, Message, QueueStats as Stats};
+use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::disk::Usage;
 use crate::disk::preallocation;
@@ -53,6 +54,12 @@ pub struct QueueHandle {
     /// hiding host paths in errors).
     ns_dir: PathBuf,
     usage: Arc<Usage>,
+}
+
+impl UnitName for QueueHandle {
+    fn unit_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
 }
 
 impl QueueHandle {
@@ -177,6 +184,8 @@ impl MiniCtxView<'_> {
             // live messages, not by the history.
             segment_size: self.ctx.limits.segment_size.min(DEFAULT_STATE_SEGMENT_SIZE),
             preallocate: preallocation(self.ctx.limits.disk_quota),
+            fs: self.ctx.fs.clone(),
+            clock: self.ctx.clock.clone(),
             ..QueueOptions::default()
         };
         let hide = ns_dir.clone();
@@ -222,7 +231,9 @@ impl queue::Host for MiniCtxView<'_> {}
 
 impl queue::HostQueue for MiniCtxView<'_> {
     async fn open(&mut self, name: String) -> Result<Resource<QueueHandle>, HostError> {
-        Ok(self.open_queue(name).await?)
+        observed!(self, "queue", "open", Some(name.clone()), {
+            Ok(self.open_queue(name).await?)
+        })
     }
 
     async fn push(
@@ -231,11 +242,13 @@ impl queue::HostQueue for MiniCtxView<'_> {
         payload: String,
         options: types::PushOptions,
     ) -> Result<u64, HostError> {
-        let ids = self
-            .push_messages(&handle, vec![types::PushMessage { payload, options }])
-            .await?;
-        let id = ids.first().copied();
-        Ok(id.ok_or_else(|| Error::Other("the host pushed nothing".into()))?)
+        observed!(self, "queue", "push", self.unit_of(&handle), {
+            let ids = self
+                .push_messages(&handle, vec![types::PushMessage { payload, options }])
+                .await?;
+            let id = ids.first().copied();
+            Ok(id.ok_or_else(|| Error::Other("the host pushed nothing".into()))?)
+        })
     }
 
     async fn push_batch(
@@ -243,7 +256,9 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         messages: Vec<types::PushMessage>,
     ) -> Result<Vec<u64>, HostError> {
-        Ok(self.push_messages(&handle, messages).await?)
+        observed!(self, "queue", "push-batch", self.unit_of(&handle), {
+            Ok(self.push_messages(&handle, messages).await?)
+        })
     }
 
     async fn pop(
@@ -251,13 +266,15 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         lease_ms: u64,
     ) -> Result<Option<Message>, HostError> {
-        Ok(self
-            .change_queue(
-                &handle,
-                move |q| Ok(q.pop(lease_ms)?.map(message)),
-                Option::is_some,
-            )
-            .await?)
+        observed!(self, "queue", "pop", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(
+                    &handle,
+                    move |q| Ok(q.pop(lease_ms)?.map(message)),
+                    Option::is_some,
+                )
+                .await?)
+        })
     }
 
     async fn pop_batch(
@@ -266,19 +283,21 @@ impl queue::HostQueue for MiniCtxView<'_> {
         max: u32,
         lease_ms: u64,
     ) -> Result<Vec<Message>, HostError> {
-        let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
-        Ok(self
-            .change_queue(
-                &handle,
-                move |q| {
-                    Ok(q.pop_batch_within(max, MAX_BYTES_PER_CALL, lease_ms)?
-                        .into_iter()
-                        .map(message)
-                        .collect())
-                },
-                |popped: &Vec<Message>| !popped.is_empty(),
-            )
-            .await?)
+        observed!(self, "queue", "pop-batch", self.unit_of(&handle), {
+            let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
+            Ok(self
+                .change_queue(
+                    &handle,
+                    move |q| {
+                        Ok(q.pop_batch_within(max, MAX_BYTES_PER_CALL, lease_ms)?
+                            .into_iter()
+                            .map(message)
+                            .collect())
+                    },
+                    |popped: &Vec<Message>| !popped.is_empty(),
+                )
+                .await?)
+        })
     }
 
     async fn pop_wait(
@@ -287,9 +306,11 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
         timeout_ms: u64,
     ) -> Result<Option<Message>, HostError> {
-        let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
-        let result = self.pop_waiting(&handle, lease_ms, timeout).await;
-        Ok(self.count_write(result, Option::is_some)?)
+        observed!(self, "queue", "pop-wait", self.unit_of(&handle), {
+            let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
+            let result = self.pop_waiting(&handle, lease_ms, timeout).await;
+            Ok(self.count_write(result, Option::is_some)?)
+        })
     }
 
     async fn ack(
@@ -298,9 +319,11 @@ impl queue::HostQueue for MiniCtxView<'_> {
         id: u64,
         token: String,
     ) -> Result<(), HostError> {
-        Ok(self
-            .change_queue(&handle, move |q| q.ack(id, &token), |_| true)
-            .await?)
+        observed!(self, "queue", "ack", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(&handle, move |q| q.ack(id, &token), |_| true)
+                .await?)
+        })
     }
 
     async fn ack_next(
@@ -310,14 +333,16 @@ impl queue::HostQueue for MiniCtxView<'_> {
         token: String,
         lease_ms: u64,
     ) -> Result<Option<Message>, HostError> {
-        Ok(self
-            .change_queue(
-                &handle,
-                move |q| Ok(q.ack_next(id, &token, lease_ms)?.map(message)),
-                // The ack is written even when no next message comes.
-                |_| true,
-            )
-            .await?)
+        observed!(self, "queue", "ack-next", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(
+                    &handle,
+                    move |q| Ok(q.ack_next(id, &token, lease_ms)?.map(message)),
+                    // The ack is written even when no next message comes.
+                    |_| true,
+                )
+                .await?)
+        })
     }
 
     async fn nack(
@@ -327,9 +352,11 @@ impl queue::HostQueue for MiniCtxView<'_> {
         token: String,
         delay_ms: u64,
     ) -> Result<(), HostError> {
-        Ok(self
-            .change_queue(&handle, move |q| q.nack(id, &token, delay_ms), |_| true)
-            .await?)
+        observed!(self, "queue", "nack", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(&handle, move |q| q.nack(id, &token, delay_ms), |_| true)
+                .await?)
+        })
     }
 
     async fn extend(
@@ -339,27 +366,31 @@ impl queue::HostQueue for MiniCtxView<'_> {
         token: String,
         lease_ms: u64,
     ) -> Result<u64, HostError> {
-        Ok(self
-            .change_queue(&handle, move |q| q.extend(id, &token, lease_ms), |_| true)
-            .await?)
+        observed!(self, "queue", "extend", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(&handle, move |q| q.extend(id, &token, lease_ms), |_| true)
+                .await?)
+        })
     }
 
     async fn stats(&mut self, handle: Resource<QueueHandle>) -> Result<Stats, HostError> {
-        Ok(self
-            .with_queue(&handle, |q| {
-                let s = q.stats();
-                Ok(Stats {
-                    ready: s.ready,
-                    leased: s.leased,
-                    delayed: s.delayed,
-                    dead: s.dead,
-                    bytes: s.bytes,
-                    snapshot_bytes: s.snapshot_bytes,
-                    snapshot_limit: s.snapshot_limit,
-                    checkpoint_error: s.checkpoint_error,
+        observed!(self, "queue", "stats", self.unit_of(&handle), {
+            Ok(self
+                .with_queue(&handle, |q| {
+                    let s = q.stats();
+                    Ok(Stats {
+                        ready: s.ready,
+                        leased: s.leased,
+                        delayed: s.delayed,
+                        dead: s.dead,
+                        bytes: s.bytes,
+                        snapshot_bytes: s.snapshot_bytes,
+                        snapshot_limit: s.snapshot_limit,
+                        checkpoint_error: s.checkpoint_error,
+                    })
                 })
-            })
-            .await?)
+                .await?)
+        })
     }
 
     async fn dead_letters(
@@ -368,15 +399,17 @@ impl queue::HostQueue for MiniCtxView<'_> {
         from_id: u64,
         max: u32,
     ) -> Result<Vec<types::MessageInfo>, HostError> {
-        let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
-        Ok(self
-            .with_queue(&handle, move |q| {
-                Ok(q.dead_letters_page(from_id, max, MAX_BYTES_PER_CALL)
-                    .into_iter()
-                    .map(message_info)
-                    .collect())
-            })
-            .await?)
+        observed!(self, "queue", "dead-letters", self.unit_of(&handle), {
+            let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
+            Ok(self
+                .with_queue(&handle, move |q| {
+                    Ok(q.dead_letters_page(from_id, max, MAX_BYTES_PER_CALL)
+                        .into_iter()
+                        .map(message_info)
+                        .collect())
+                })
+                .await?)
+        })
     }
 
     async fn requeue(
@@ -384,13 +417,15 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         ids: Option<Vec<u64>>,
     ) -> Result<u32, HostError> {
-        Ok(self
-            .change_queue(
-                &handle,
-                move |q| Ok(count(q.requeue(ids.as_deref())?)),
-                |n| *n > 0,
-            )
-            .await?)
+        observed!(self, "queue", "requeue", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(
+                    &handle,
+                    move |q| Ok(count(q.requeue(ids.as_deref())?)),
+                    |n| *n > 0,
+                )
+                .await?)
+        })
     }
 
     async fn purge(
@@ -398,13 +433,15 @@ impl queue::HostQueue for MiniCtxView<'_> {
         handle: Resource<QueueHandle>,
         ids: Option<Vec<u64>>,
     ) -> Result<u32, HostError> {
-        Ok(self
-            .change_queue(
-                &handle,
-                move |q| Ok(count(q.purge(ids.as_deref())?)),
-                |n| *n > 0,
-            )
-            .await?)
+        observed!(self, "queue", "purge", self.unit_of(&handle), {
+            Ok(self
+                .change_queue(
+                    &handle,
+                    move |q| Ok(count(q.purge(ids.as_deref())?)),
+                    |n| *n > 0,
+                )
+                .await?)
+        })
     }
 
     async fn drop(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<()> {
