@@ -36,7 +36,7 @@ impl SealBuilder {
 
     /// A builder that goes on from the bytes `seal` describes: the segment
     /// it sealed, written on once its seal is cut, or the records a mark
-    /// covers (see [`Mark`](super::mark::Mark)).
+    /// covers (see [`Mark`](crate::segment::mark::Mark)).
     pub fn resume(seal: &Seal) -> Self {
         SealBuilder {
             first_seq: seal.first_seq,
