@@ -155,10 +155,23 @@ pub(crate) fn journal_error(err: JournalError, namespace_dir: &Path) -> Error {
         }
         e @ JournalError::Locked { .. } => Error::Locked(hide(e.to_string())),
         e @ JournalError::Corrupt(_) => Error::Corrupt(hide(e.to_string())),
+        // A full disk is a bound like the quota: nothing was written.
+        JournalError::Io { ref source, .. } if is_disk_full(source) => {
+            Error::Quota(hide(format!("the disk is full: {err}")))
+        }
         e @ (JournalError::Poisoned | JournalError::Io { .. }) => Error::Io(hide(e.to_string())),
         e @ JournalError::OutOfRange { .. } => Error::OutOfRange(e.to_string()),
         e @ JournalError::SequenceExhausted { .. } => Error::Quota(e.to_string()),
     }
+}
+
+/// True for the error of a write that found the disk full (`ENOSPC`,
+/// `EDQUOT`).
+fn is_disk_full(source: &std::io::Error) -> bool {
+    matches!(
+        source.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The WIT error for a snapshot store's error, with host paths hidden.
@@ -170,6 +183,9 @@ pub(crate) fn snapshot_error(err: SnapshotError, namespace_dir: &Path) -> Error 
             Error::RecordTooLarge(u64::try_from(limit).unwrap_or(u64::MAX))
         }
         e @ SnapshotError::Locked { .. } => Error::Locked(hide(e.to_string())),
+        SnapshotError::Io { ref source, .. } if is_disk_full(source) => {
+            Error::Quota(hide(format!("the disk is full: {err}")))
+        }
         e @ SnapshotError::AllDamaged { .. } => Error::Corrupt(hide(e.to_string())),
         e @ SnapshotError::Io { .. } => Error::Io(hide(e.to_string())),
     }
@@ -279,6 +295,29 @@ mod tests {
         );
         assert!(msg.contains("byte 120") && msg.contains("seq 7"), "{msg}");
         assert!(!msg.contains("/srv/data"), "{msg}");
+    }
+
+    #[test]
+    fn a_full_disk_is_quota_and_other_io_errors_are_io() {
+        let ns = Path::new("/d/ns");
+        let io = |kind| JournalError::Io {
+            path: ns.join("journal/j/00000000000000000001.jsonl"),
+            source: std::io::Error::new(kind, "no space left on device"),
+        };
+        let full = journal_error(io(std::io::ErrorKind::StorageFull), ns);
+        assert!(
+            matches!(&full, Error::Quota(m) if m.contains("disk is full") && !m.contains("/d/ns")),
+            "{full:?}"
+        );
+        assert!(matches!(
+            journal_error(io(std::io::ErrorKind::Other), ns),
+            Error::Io(_)
+        ));
+        let snapshot = SnapshotError::Io {
+            path: ns.join("snapshot/s/x"),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert!(matches!(snapshot_error(snapshot, ns), Error::Quota(_)));
     }
 
     #[test]
