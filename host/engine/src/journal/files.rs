@@ -29,7 +29,7 @@ use super::writer::Unit;
 use crate::error::JournalError;
 use crate::fs::{FileRef, FileSystem};
 use crate::segment;
-use crate::segment::seal::{BuilderMark, IndexEntry, Seal, SealBuilder};
+use crate::segment::seal::{BuilderMark, IndexEntry, SealBuilder};
 
 /// The default for [`JournalOptions::preallocate`](super::JournalOptions::preallocate).
 pub const DEFAULT_PREALLOCATE: u64 = 1024 * 1024;
@@ -88,12 +88,10 @@ pub(super) struct Failed {
 pub(super) struct ReadSegment {
     pub first_seq: u64,
     pub path: PathBuf,
-    /// Its seal, if it is closed and held whole here (else a reader reads
-    /// it from the file): readers stop where its records end.
-    pub seal: Option<Arc<Seal>>,
-    /// Where the first reader that reads its seal whole leaves it, if open
-    /// read only the seal's head.
-    pub seal_cache: Option<SealCache>,
+    /// Its seal, if it is closed (held whole, or left there by the first
+    /// reader that reads it from the file): readers stop where its records
+    /// end.
+    pub seal: Option<SealCache>,
     /// Where units start in the active segment so far (a sealed segment's
     /// index is its seal's).
     pub index: Arc<[IndexEntry]>,
@@ -153,15 +151,10 @@ impl SegmentFiles {
                     Arc::new([])
                 };
                 let seal = s.state.seal().cloned();
-                let seal_cache = match &s.state {
-                    SegmentState::SealedHead(_, cache) => Some(cache.clone()),
-                    _ => None,
-                };
                 ReadSegment {
                     first_seq: s.first_seq,
                     path: s.path.clone(),
                     seal,
-                    seal_cache,
                     index,
                 }
             })
@@ -289,7 +282,7 @@ impl SegmentFiles {
         tracing::debug!(segment = %path.display(), first_seq, "journal: sealed the active segment and rotated to a new one");
         if let Some(active) = self.segments.last_mut() {
             active.valid_len = sealed_len;
-            active.state = SegmentState::Sealed(Arc::new(seal));
+            active.state = SegmentState::sealed(seal);
         }
         self.closed_bytes += sealed_len;
         let header = segment::header_line(first_seq);

@@ -56,10 +56,8 @@ pub(super) fn write_mark(
     let Some(&(_, from)) = seal.index.last() else {
         return Ok(());
     };
-    let mut tail = vec![0; (seal.len - from) as usize];
-    read_exact_at(file, &mut tail, from)?;
     let mark = Mark {
-        tail_crc: crc32c::crc32c(&tail),
+        tail_crc: crc32c::crc32c(&read_range(file, from, seal.len)?),
         seal,
     };
     let line = mark.line();
@@ -131,8 +129,7 @@ fn check(mark: &Mark, first_seq: u64, file: &FileRef, file_len: u64) -> Result<(
     if seal.len - from > segment::seal::MAX_SEAL_LINE {
         return Err("its last index entry is too far from its end".into());
     }
-    let mut tail = vec![0; (seal.len - from) as usize];
-    read_exact_at(file, &mut tail, from).map_err(|e| e.to_string())?;
+    let tail = read_range(file, from, seal.len).map_err(|e| e.to_string())?;
     if crc32c::crc32c(&tail) != mark.tail_crc {
         return Err("the records it ends with changed".into());
     }
@@ -159,28 +156,34 @@ pub(super) fn forget_past(
     first_seq: u64,
     offset: u64,
 ) -> io::Result<()> {
-    let path = dir.join(MARK_FILE);
-    if fs.open_read(&path).is_err() {
-        return Ok(());
+    match read_mark(fs, dir) {
+        Some(mark) if mark.seal.first_seq != first_seq || mark.seal.len <= offset => Ok(()),
+        // A mark that covers the cut, one that does not read, or none.
+        _ => forget(fs, dir),
     }
-    let covers = read_mark(fs, dir)
-        .is_none_or(|mark| mark.seal.first_seq == first_seq && mark.seal.len > offset);
-    if covers {
-        forget(fs, dir)?;
-    }
-    Ok(())
 }
 
 /// Removes the mark in `dir` (durably), if there is one: before a repair
 /// cuts the journal.
 pub(crate) fn forget(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
-    remove_if_there(fs, &dir.join(MARK_FILE))?;
-    fs.sync_dir(dir)
+    if remove_if_there(fs, &dir.join(MARK_FILE))? {
+        fs.sync_dir(dir)?;
+    }
+    Ok(())
 }
 
-fn remove_if_there(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+/// Removes `path`; false if it was not there.
+fn remove_if_there(fs: &dyn FileSystem, path: &Path) -> io::Result<bool> {
     match fs.remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
+}
+
+/// The bytes of `file` from `from` to `to`.
+fn read_range(file: &FileRef, from: u64, to: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0; usize::try_from(to - from).map_err(io::Error::other)?];
+    read_exact_at(file, &mut bytes, from)?;
+    Ok(bytes)
 }

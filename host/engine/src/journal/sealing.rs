@@ -5,7 +5,6 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::files::create_segment;
 use super::scan::{SegmentInfo, SegmentState};
@@ -41,7 +40,7 @@ pub(super) fn seal_closed_segments(
             file.sync_data().map_err(JournalError::io(path))?;
         }
         segment.valid_len = write_seal(&file, &seal, false).map_err(JournalError::io(path))?;
-        segment.state = SegmentState::Sealed(Arc::new(seal));
+        segment.state = SegmentState::sealed(seal);
         sealed += 1;
     }
     if sealed > 0 {
@@ -65,7 +64,7 @@ pub(super) fn reopen_active(
     active: &mut SegmentInfo,
 ) -> Result<SealBuilder, JournalError> {
     let (built, cut_at) = match &active.state {
-        SegmentState::Sealed(_) | SegmentState::SealedHead(..) => {
+        SegmentState::Sealed(_) => {
             let built = super::scan::check_sealed_segment(fs, &active.path, active.first_seq)?;
             let at = built.len();
             (built, Some(at))

@@ -66,7 +66,6 @@ impl Reader {
                         first_seq: firsts[i],
                         path: segment::segment_path(dir, firsts[i]),
                         seal: None,
-                        seal_cache: None,
                         index: Arc::new([]),
                     });
                     (segment, later)
@@ -172,7 +171,6 @@ impl Reader {
             first_seq,
             path,
             seal,
-            seal_cache,
             index,
         } = segment;
         let file = match self.fs().open_read(&path) {
@@ -223,20 +221,16 @@ impl Reader {
             }
             .into());
         }
-        let seal = match (seal, seal_cache) {
-            (Some(seal), _) => Some(seal),
-            (None, Some(cache)) => match cache.get() {
-                Some(seal) => Some(seal.clone()),
-                None => {
-                    let seal = read_seal(&file, &path)?;
-                    if let Some(seal) = &seal {
-                        // Another reader may have been first: the same seal.
-                        let _ = cache.set(seal.clone());
-                    }
-                    seal
+        let seal = match seal.as_ref().and_then(|cache| cache.get()) {
+            Some(seal) => Some(seal.clone()),
+            None => {
+                let read = read_seal(&file, &path)?;
+                if let (Some(cache), Some(seal)) = (&seal, &read) {
+                    // Another reader may have been first: the same seal.
+                    let _ = cache.set(seal.clone());
                 }
-            },
-            (None, None) => read_seal(&file, &path)?,
+                read
+            }
         };
         let index = seal.as_ref().map_or(&index[..], |seal| &seal.index[..]);
         // Seek to the line holding the first seq wanted, if it is past the

@@ -45,19 +45,19 @@ pub(crate) struct SegmentInfo {
     pub state: SegmentState,
 }
 
-/// A closed segment's seal, once a reader has read it whole.
+/// A closed segment's seal, once it is held whole: at once if this process
+/// wrote it or read it whole, else once the first reader that seeks into
+/// the segment has read it (open reads only its head).
 pub(crate) type SealCache = Arc<OnceLock<Arc<Seal>>>;
 
 /// Whether a segment is sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SegmentState {
-    /// Closed, and its seal is on disk (written, or read whole, here).
-    Sealed(Arc<Seal>),
-    /// Closed, its seal on disk, of which open read what it says but its
-    /// index and checked that against the files: the first reader that
-    /// needs the rest reads the seal whole and leaves it in the cache for
-    /// the others; `verify` reads all of it.
-    SealedHead(SealHead, SealCache),
+    /// Closed, and its seal is on disk: held whole in the cache, or (where
+    /// open read only what it says but its index, and checked that against
+    /// the files) left there by the first reader that reads it whole;
+    /// `verify` reads all of it.
+    Sealed(SealCache),
     /// Not sealed (yet): the active segment, or a closed one written before
     /// seals existed or whose sealing a crash cut short. `built` is the
     /// seal its records call for, `torn_seal_at` where a torn seal (or, in
@@ -69,11 +69,16 @@ pub(crate) enum SegmentState {
 }
 
 impl SegmentState {
+    /// A sealed segment whose seal is held whole: `seal`.
+    pub fn sealed(seal: Seal) -> Self {
+        SegmentState::Sealed(Arc::new(OnceLock::from(Arc::new(seal))))
+    }
+
     /// The seal, if the segment is sealed.
-    pub fn seal(&self) -> Option<&Arc<Seal>> {
+    pub fn seal(&self) -> Option<&SealCache> {
         match self {
             SegmentState::Sealed(seal) => Some(seal),
-            SegmentState::SealedHead(..) | SegmentState::Unsealed { .. } => None,
+            SegmentState::Unsealed { .. } => None,
         }
     }
 }
@@ -233,7 +238,7 @@ impl Scan {
             first_seq: head.first_seq,
             path,
             valid_len: file_len,
-            state: SegmentState::SealedHead(head, SealCache::default()),
+            state: SegmentState::Sealed(SealCache::default()),
         });
         self.tail = None;
     }
@@ -273,7 +278,7 @@ impl Scan {
                     ),
                     Closing::Sealed(seal) => {
                         let len = valid_len + seal.line().len() as u64;
-                        (SegmentState::Sealed(Arc::new(seal)), len)
+                        (SegmentState::sealed(seal), len)
                     }
                     Closing::Open => (
                         SegmentState::Unsealed {
