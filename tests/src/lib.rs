@@ -12,7 +12,7 @@ pub mod crash;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use mini_engine::Entry;
 use mini_host::runner::{RunError, Runner, RunnerConfig};
@@ -150,23 +150,7 @@ pub fn new_runner(config: RunnerConfig) -> Runner {
 
 /// Compiles the component in `path` once per runner engine and path.
 pub fn load(runner: &Runner, path: &Path) -> Component {
-    type Cache = Mutex<Vec<(wasmtime::Engine, PathBuf, Component)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Cache::default);
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let hit = cache
-        .iter()
-        .find(|(engine, p, _)| wasmtime::Engine::same(engine, runner.engine()) && p == path);
-    if let Some((_, _, component)) = hit {
-        return component.clone();
-    }
-    let component = runner.load(path).expect("the component compiles");
-    cache.push((
-        runner.engine().clone(),
-        path.to_path_buf(),
-        component.clone(),
-    ));
-    component
+    mini_testing::load_component(runner, path).expect("the component compiles")
 }
 
 /// What a component run produced.

@@ -16,6 +16,7 @@
 //! mini repair counter counter --yes
 //! mini modules                       # namespaces, their module versions and units
 //! mini import-ministore old/app.journal mini-data/app/journal/events
+//! mini test crash bank.wasm --check check -- transfer alice bob 10
 //! mini completions bash > ~/.local/share/bash-completion/completions/mini
 //! ```
 //!
@@ -39,6 +40,7 @@ mod out;
 mod queue;
 mod run;
 mod state;
+mod test;
 mod time;
 mod up;
 
@@ -65,6 +67,7 @@ enum Command {
     Repair(check::RepairArgs),
     Modules(modules::ModulesArgs),
     ImportMinistore(import::ImportArgs),
+    Test(test::TestArgs),
     Completions(CompletionsArgs),
 }
 
@@ -101,6 +104,8 @@ fn init_logging(command: &Command) {
     use tracing_subscriber::EnvFilter;
     let default = match command {
         Command::Run(_) | Command::Up(_) => "warn",
+        // The faults `mini test` injects would each be a warning.
+        Command::Test(_) => "error",
         _ => "warn,mini_engine=error",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
         Command::Repair(args) => check::repair(args),
         Command::Modules(args) => modules::modules(args),
         Command::ImportMinistore(args) => import::import(args),
+        Command::Test(args) => test::test(args),
         Command::Completions(args) => completions(&args),
     };
     match result {

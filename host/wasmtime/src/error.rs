@@ -238,19 +238,32 @@ pub(crate) fn skipped_warning(skipped: &SkippedSnapshot, namespace_dir: &Path) -
 }
 
 /// `text` with every occurrence of the namespace directory's path replaced
-/// by `<namespace>`.
+/// by `<namespace>`, and then of the data root's (the directory holding the
+/// namespaces: an error about the root's own marker, or about a queue
+/// another namespace granted) by `<data-root>`.
 fn hide_root(text: &str, namespace_dir: &Path) -> String {
     let mut text = text.to_owned();
-    for root in [
+    let namespace_dirs = [
         std::path::absolute(namespace_dir).ok(),
         Some(namespace_dir.to_path_buf()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let root = root.to_string_lossy();
-        if !root.is_empty() {
-            text = text.replace(root.as_ref(), "<namespace>");
+    ];
+    let data_roots: Vec<_> = namespace_dirs
+        .iter()
+        .flatten()
+        .filter_map(|dir| dir.parent())
+        // A data root of `/` or `` would replace every slash.
+        .filter(|root| root.components().count() > 1)
+        .map(Path::to_path_buf)
+        .collect();
+    let replacements = namespace_dirs
+        .into_iter()
+        .flatten()
+        .map(|dir| (dir, "<namespace>"))
+        .chain(data_roots.into_iter().map(|root| (root, "<data-root>")));
+    for (path, placeholder) in replacements {
+        let path = path.to_string_lossy();
+        if !path.is_empty() {
+            text = text.replace(path.as_ref(), placeholder);
         }
     }
     text
@@ -295,6 +308,24 @@ mod tests {
         );
         assert!(msg.contains("byte 120") && msg.contains("seq 7"), "{msg}");
         assert!(!msg.contains("/srv/data"), "{msg}");
+    }
+
+    #[test]
+    fn an_error_about_the_data_root_hides_it_too() {
+        let ns = PathBuf::from("/srv/data/billing");
+        let err = JournalError::Io {
+            path: PathBuf::from("/srv/data/.mini"),
+            source: std::io::Error::other("injected"),
+        };
+        let Error::Io(msg) = journal_error(err, &ns) else {
+            panic!("not io")
+        };
+        assert!(msg.contains("<data-root>/.mini"), "{msg}");
+        assert!(!msg.contains("/srv"), "{msg}");
+        // A data root of `/` is left alone (hiding it would hide every slash).
+        let at_top = Path::new("/billing");
+        let text = hide_root("/billing/journal/j and /etc/x", at_top);
+        assert_eq!(text, "<namespace>/journal/j and /etc/x");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Appends records for benchmarks and crash tests.
 //!
 //! ```text
-//! appender <journal-name> <count> [batch-size] [--print-each]
+//! appender <journal-name> <count> [batch-size] [--print-each] [--keep-going]
 //! ```
 //!
 //! Appends `count` records `{"i":<n>,"pad":"<100 bytes>"}` with `n` from 1 to
@@ -12,6 +12,10 @@
 //! stdout. At the end it prints `appended <count> last <seq> in <us> us`:
 //! the time of the appends alone (for benchmarks that leave out
 //! instantiation and the journal's open, as native ones do).
+//!
+//! With `--keep-going` a failed call does not stop it: it prints `error
+//! <kind>: <message>` (the WIT error's name: `io`, `quota`, …), goes on with
+//! the next records, and exits 1 at the end (for the fault-injection tests).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,7 +23,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use mini_guest::RawJournal;
 
-const USAGE: &str = "usage: appender <journal-name> <count> [batch-size] [--print-each]";
+const USAGE: &str =
+    "usage: appender <journal-name> <count> [batch-size] [--print-each] [--keep-going]";
 
 /// 100 bytes of padding, so that a record is about 120 bytes.
 const PAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzAB";
@@ -29,6 +34,7 @@ struct Args {
     count: u64,
     batch: u64,
     print_each: bool,
+    keep_going: bool,
 }
 
 fn main() -> ExitCode {
@@ -50,10 +56,12 @@ fn main() -> ExitCode {
 
 fn parse_args() -> Result<Args> {
     let mut print_each = false;
+    let mut keep_going = false;
     let mut positional = Vec::new();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--print-each" => print_each = true,
+            "--keep-going" => keep_going = true,
             "-h" | "--help" => bail!("help requested"),
             s if s.starts_with("--") => bail!("unknown flag {s:?}"),
             _ => positional.push(arg),
@@ -80,6 +88,7 @@ fn parse_args() -> Result<Args> {
         count,
         batch,
         print_each,
+        keep_going,
     })
 }
 
@@ -95,29 +104,44 @@ fn run(args: &Args) -> Result<()> {
     let mut last = journal.last_seq().context("cannot read the last seq")?;
 
     let mut done = 0u64; // records appended so far; the next one is `done + 1`
+    let mut failed = 0u64; // appends that failed (with --keep-going)
     let mut batch = Vec::new();
     let started = std::time::Instant::now();
     while done < args.count {
         let n = (args.count - done).min(args.batch);
-        last = if args.batch == 1 {
-            journal
-                .append(&record(done + 1))
-                .with_context(|| format!("append of record {} failed", done + 1))?
+        let appended = if args.batch == 1 {
+            journal.append(&record(done + 1))
         } else {
             batch.clear();
             batch.extend((done + 1..=done + n).map(record));
-            journal.append_batch(&batch).with_context(|| {
-                format!("append-batch of records {}..={} failed", done + 1, done + n)
-            })?
+            journal.append_batch(&batch)
         };
+        let first = done + 1;
         done += n;
-        if args.print_each {
-            writeln!(out, "ack {last}")?;
-            out.flush()?;
+        match appended {
+            Ok(seq) => {
+                last = seq;
+                if args.print_each {
+                    writeln!(out, "ack {last}")?;
+                    out.flush()?;
+                }
+            }
+            Err(e) if args.keep_going => {
+                failed += 1;
+                writeln!(out, "error {}: {e}", e.kind())?;
+                out.flush()?;
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("append of records {first}..={done} failed"));
+            }
         }
     }
     let micros = started.elapsed().as_micros();
     writeln!(out, "appended {} last {last} in {micros} us", args.count)?;
     out.flush()?;
+    if failed > 0 {
+        bail!("{failed} of the appends failed");
+    }
     Ok(())
 }

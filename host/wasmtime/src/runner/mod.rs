@@ -188,6 +188,14 @@ pub struct Runner {
     _ticker: EpochTicker,
 }
 
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Runner {
     /// A runner with its own engine, configured by `config`.
     pub fn new(config: RunnerConfig) -> Result<Runner, RunError> {

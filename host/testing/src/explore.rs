@@ -1,0 +1,409 @@
+//! Crash-point exploration: run a scenario once to count its storage calls
+//! N; then for each call k (or a seeded sample) put the data back as it was
+//! before the scenario, run the scenario stopped at k (both moments) or
+//! with a fault at k, and run the component's own check; report every k
+//! whose check fails.
+
+use mini_host::calls::CallMoment;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{CallRecord, Plan};
+use crate::sandbox::{Exit, Run, Sandbox};
+use crate::{Fault, SandboxError};
+
+/// Points an exploration probes at most unless told otherwise
+/// ([`Exploration::sample`]): past it, a seeded sample of this many (a
+/// guest can make any number of calls).
+pub const DEFAULT_MAX_POINTS: usize = 10_000;
+
+/// Bytes of a check's stdout and of its stderr a report keeps.
+pub const REPORT_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// What an exploration does at each call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "fault")]
+pub enum Probe {
+    /// Stops the scenario at the call, at each of the moments.
+    Crash,
+    /// Injects the fault into the call, and lets the scenario go on.
+    Fault(Fault),
+}
+
+/// A crash-point (or fault) exploration of a scenario.
+///
+/// ```no_run
+/// use mini_testing::{Exploration, Sandbox};
+///
+/// let sandbox = Sandbox::new("target/wasm32-wasip2/release/bank.wasm")?;
+/// let report = Exploration::crashes(&["transfer", "alice", "bob", "10"], &["check"])
+///     .run(&sandbox, &mut |_done, _total| {})?;
+/// for failure in report.failures() {
+///     eprintln!("{failure}");
+/// }
+/// assert!(report.passed());
+/// # Ok::<(), mini_testing::SandboxError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exploration {
+    probe: Probe,
+    scenario: Vec<String>,
+    check: Vec<String>,
+    setup: Vec<Vec<String>>,
+    moments: Vec<CallMoment>,
+    sample: Option<usize>,
+    seed: u64,
+}
+
+impl Exploration {
+    /// Explores crash points: the scenario is the component run with
+    /// `scenario` as its arguments, the check the component run with
+    /// `check` (exit 0: the invariant holds).
+    pub fn crashes(scenario: &[&str], check: &[&str]) -> Exploration {
+        Exploration::new(Probe::Crash, scenario, check)
+    }
+
+    /// Explores `fault` at every call of the scenario.
+    pub fn faults(fault: Fault, scenario: &[&str], check: &[&str]) -> Exploration {
+        Exploration::new(Probe::Fault(fault), scenario, check)
+    }
+
+    fn new(probe: Probe, scenario: &[&str], check: &[&str]) -> Exploration {
+        Exploration {
+            probe,
+            scenario: owned(scenario),
+            check: owned(check),
+            setup: Vec::new(),
+            moments: vec![CallMoment::BeforeEffect, CallMoment::AfterDurable],
+            sample: Some(DEFAULT_MAX_POINTS),
+            seed: 0,
+        }
+    }
+
+    /// Runs the component with `args` once before the scenario (each
+    /// setup in the order given, never crashed): the data every crash
+    /// point starts from. A setup that does not exit 0 fails the
+    /// exploration.
+    pub fn setup(mut self, args: &[&str]) -> Exploration {
+        self.setup.push(owned(args));
+        self
+    }
+
+    /// Only the crash moments in `moments` (default both).
+    pub fn moments(mut self, moments: &[CallMoment]) -> Exploration {
+        self.moments = moments.to_vec();
+        self
+    }
+
+    /// At most `points` points, picked by a generator seeded with the
+    /// exploration's seed when there are more (default
+    /// [`DEFAULT_MAX_POINTS`]).
+    pub fn sample(mut self, points: usize) -> Exploration {
+        self.sample = Some(points);
+        self
+    }
+
+    /// Every point, however many the scenario has.
+    pub fn every_point(mut self) -> Exploration {
+        self.sample = None;
+        self
+    }
+
+    /// The seed of the sample (default 0).
+    pub fn seed(mut self, seed: u64) -> Exploration {
+        self.seed = seed;
+        self
+    }
+
+    /// Runs the exploration in `sandbox`; `progress` gets (points done,
+    /// points in all) after each point. The sandbox's data and clock are
+    /// put back as they were after the setup when it returns.
+    pub fn run(
+        &self,
+        sandbox: &Sandbox,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Report, SandboxError> {
+        for args in &self.setup {
+            let run = sandbox.run(&borrowed(args))?;
+            if !run.succeeded() {
+                return Err(SandboxError::Setup {
+                    args: args.clone(),
+                    exit: exit_text(&run.exit),
+                    stderr: clip(&run.stderr),
+                });
+            }
+        }
+        let start = sandbox.save()?;
+        let reference = sandbox.run(&borrowed(&self.scenario))?;
+        let reference_check = sandbox.run(&borrowed(&self.check))?;
+        let mut report = Report {
+            probe: self.probe,
+            scenario: self.scenario.clone(),
+            check: self.check.clone(),
+            seed: self.seed,
+            calls: reference.call_count,
+            scenario_exit: exit_text(&reference.exit),
+            without_crash: (!reference_check.succeeded())
+                .then(|| CheckOutcome::of(&reference_check)),
+            points_in_all: 0,
+            points: Vec::new(),
+        };
+        let points = self.points(reference.call_count);
+        report.points_in_all = self.point_count(reference.call_count);
+        for (done, &(call, moment)) in points.iter().enumerate() {
+            sandbox.restore(&start)?;
+            report
+                .points
+                .push(self.probe_point(sandbox, &reference, call, moment)?);
+            progress(done + 1, points.len());
+        }
+        sandbox.restore(&start)?;
+        Ok(report)
+    }
+
+    /// How many points there are for a scenario of `calls` calls.
+    fn point_count(&self, calls: u64) -> u64 {
+        match self.probe {
+            Probe::Crash => calls.saturating_mul(self.moments.len() as u64),
+            Probe::Fault(_) => calls,
+        }
+    }
+
+    /// The points to probe, in order: every one, or the seeded sample.
+    fn points(&self, calls: u64) -> Vec<(u64, Option<CallMoment>)> {
+        let moments: Vec<Option<CallMoment>> = match self.probe {
+            Probe::Crash => self.moments.iter().copied().map(Some).collect(),
+            Probe::Fault(_) => vec![None],
+        };
+        let total = self.point_count(calls);
+        let wanted = self.sample.map_or(total, |s| (s as u64).min(total));
+        let mut indices: Vec<u64> = if wanted == total {
+            (0..total).collect()
+        } else {
+            let mut rng = fastrand::Rng::with_seed(self.seed);
+            let mut chosen = std::collections::BTreeSet::new();
+            while (chosen.len() as u64) < wanted {
+                chosen.insert(rng.u64(..total));
+            }
+            chosen.into_iter().collect()
+        };
+        indices.sort_unstable();
+        let per_call = moments.len().max(1) as u64;
+        indices
+            .into_iter()
+            .filter_map(|i| {
+                let moment = *moments.get((i % per_call) as usize)?;
+                Some((i / per_call + 1, moment))
+            })
+            .collect()
+    }
+
+    fn probe_point(
+        &self,
+        sandbox: &Sandbox,
+        reference: &Run,
+        call: u64,
+        moment: Option<CallMoment>,
+    ) -> Result<PointResult, SandboxError> {
+        let plan = match (self.probe, moment) {
+            (Probe::Fault(fault), _) => Plan::new().fault_at(call, fault),
+            (Probe::Crash, Some(moment)) => Plan::new().crash_at(call, moment),
+            (Probe::Crash, None) => Plan::new(),
+        };
+        let run = sandbox.run_with(&borrowed(&self.scenario), &plan)?;
+        let reached = match self.probe {
+            Probe::Crash => run.crash_point().is_some(),
+            Probe::Fault(_) => run.faults.iter().any(|f| f.call == call && f.fired),
+        };
+        let check = sandbox.run(&borrowed(&self.check))?;
+        Ok(PointResult {
+            call,
+            moment: moment.map(moment_name),
+            storage_call: run.call(call).or(reference.call(call)).cloned(),
+            reached,
+            scenario_exit: exit_text(&run.exit),
+            scenario_stdout: clip(&run.stdout),
+            check: CheckOutcome::of(&check),
+        })
+    }
+}
+
+/// What a check said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// Whether it exited 0.
+    pub passed: bool,
+    /// How it ended (`exit 0`, `exit 1`, or why it did not finish).
+    pub exit: String,
+    /// Its stdout (the first [`REPORT_OUTPUT_BYTES`]).
+    pub stdout: String,
+    /// Its stderr (the first [`REPORT_OUTPUT_BYTES`]).
+    pub stderr: String,
+}
+
+impl CheckOutcome {
+    fn of(run: &Run) -> CheckOutcome {
+        CheckOutcome {
+            passed: run.succeeded(),
+            exit: exit_text(&run.exit),
+            stdout: clip(&run.stdout),
+            stderr: clip(&run.stderr),
+        }
+    }
+}
+
+/// One point of an exploration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointResult {
+    /// The call's number in the scenario (the first storage call is 1).
+    pub call: u64,
+    /// The crash moment (`before-effect`, `after-durable`); none for a
+    /// fault.
+    pub moment: Option<String>,
+    /// The call (as the run made it, or as the reference run did if this
+    /// run made fewer calls).
+    pub storage_call: Option<CallRecord>,
+    /// Whether the run came to the point: it crashed there, or the fault
+    /// fired (a call that does no file operation the fault hits is not
+    /// reached).
+    pub reached: bool,
+    /// How the scenario ended.
+    pub scenario_exit: String,
+    /// What the scenario printed (the first [`REPORT_OUTPUT_BYTES`]).
+    pub scenario_stdout: String,
+    /// What the check said.
+    pub check: CheckOutcome,
+}
+
+impl std::fmt::Display for PointResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call {}", self.call)?;
+        if let Some(call) = &self.storage_call {
+            write!(f, " {call}")?;
+        }
+        if let Some(moment) = &self.moment {
+            write!(f, ", {moment}")?;
+        }
+        write!(
+            f,
+            ": check {} ({})",
+            if self.check.passed {
+                "passed"
+            } else {
+                "failed"
+            },
+            self.check.exit
+        )?;
+        for line in self.check.stdout.lines().chain(self.check.stderr.lines()) {
+            write!(f, "\n    {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What an exploration found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// What was done at each point.
+    pub probe: Probe,
+    /// The scenario's arguments.
+    pub scenario: Vec<String>,
+    /// The check's arguments.
+    pub check: Vec<String>,
+    /// The seed of the sample.
+    pub seed: u64,
+    /// The storage calls of the scenario run to its end.
+    pub calls: u64,
+    /// How the scenario run to its end ended.
+    pub scenario_exit: String,
+    /// The check after the scenario run to its end, if it failed (then the
+    /// invariant fails with no crash at all).
+    pub without_crash: Option<CheckOutcome>,
+    /// The points there are (calls × moments, or calls for faults).
+    pub points_in_all: u64,
+    /// The points probed, in order.
+    pub points: Vec<PointResult>,
+}
+
+impl Report {
+    /// The points whose check failed.
+    pub fn failures(&self) -> impl Iterator<Item = &PointResult> {
+        self.points.iter().filter(|p| !p.check.passed)
+    }
+
+    /// Whether every check passed (the one without a crash included).
+    pub fn passed(&self) -> bool {
+        self.without_crash.is_none() && self.failures().next().is_none()
+    }
+
+    /// The report as one JSON document.
+    pub fn to_json(&self) -> String {
+        // A report holds strings, numbers and options only: it serializes.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// The WIT-style name of a crash moment.
+pub fn moment_name(moment: CallMoment) -> String {
+    match moment {
+        CallMoment::BeforeEffect => "before-effect",
+        CallMoment::AfterDurable => "after-durable",
+    }
+    .to_owned()
+}
+
+fn exit_text(exit: &Exit) -> String {
+    match exit {
+        Exit::Code(code) => format!("exit {code}"),
+        Exit::Crashed(point) => format!("crashed: {point}"),
+        Exit::Failed(e) => e.to_string(),
+    }
+}
+
+/// The first [`REPORT_OUTPUT_BYTES`] of `text` (cut at a char boundary).
+fn clip(text: &str) -> String {
+    if text.len() <= REPORT_OUTPUT_BYTES {
+        return text.to_owned();
+    }
+    let mut end = REPORT_OUTPUT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn borrowed(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_point_or_a_seeded_sample_of_distinct_points() {
+        let all = Exploration::crashes(&["s"], &["c"]);
+        let points = all.points(3);
+        assert_eq!(points.len(), 6);
+        assert_eq!(points[0], (1, Some(CallMoment::BeforeEffect)));
+        assert_eq!(points[5], (3, Some(CallMoment::AfterDurable)));
+
+        let sampled = all.clone().sample(10).seed(42);
+        let a = sampled.points(1000);
+        assert_eq!(a, sampled.points(1000), "the same seed, the same sample");
+        assert_eq!(a.len(), 10);
+        let mut distinct = a.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 10);
+        assert_ne!(a, all.clone().sample(10).seed(43).points(1000));
+
+        let faults = Exploration::faults(Fault::Io, &["s"], &["c"]);
+        assert_eq!(faults.points(2), vec![(1, None), (2, None)]);
+        assert!(all.points(0).is_empty());
+        assert_eq!(all.points(100_000).len(), DEFAULT_MAX_POINTS);
+        assert_eq!(all.clone().every_point().points(10_000).len(), 20_000);
+    }
+}
