@@ -83,18 +83,19 @@ mod explore;
 pub mod faults;
 mod inspect;
 mod plan;
+mod report;
+mod run;
 mod sandbox;
 mod saved;
 
 pub use clock::{VIRTUAL_EPOCH_NANOS, VirtualClock};
-pub use explore::{
-    CheckOutcome, DEFAULT_MAX_POINTS, Exploration, PointResult, Probe, REPORT_OUTPUT_BYTES, Report,
-    moment_name,
-};
+pub use explore::{DEFAULT_MAX_POINTS, Exploration, Probe};
 pub use faults::Fault;
 pub use inspect::{QueueView, StateView};
 pub use plan::{CallRecord, InjectedFault, MAX_RECORDED_CALLS, Plan};
-pub use sandbox::{Exit, OUTPUT_CAPACITY, Run, Sandbox, SandboxBuilder, SavedData, load_component};
+pub use report::{CheckOutcome, PointResult, REPORT_OUTPUT_BYTES, Report, moment_name};
+pub use run::{Exit, OUTPUT_CAPACITY, Run};
+pub use sandbox::{Sandbox, SandboxBuilder, SavedData, load_component};
 
 /// Why a sandbox could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
