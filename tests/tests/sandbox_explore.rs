@@ -205,3 +205,52 @@ fn mini_test_crash_reports_the_failing_call_and_exits_1() {
     assert_eq!(report.failures().count(), 2);
     assert_eq!(report.points.len() as u64, 2 * report.calls);
 }
+
+#[test]
+fn mini_test_faults_injects_the_fault_at_each_call() {
+    let appender = guest_component("appender");
+    let base = |fault: &str| -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "test".into(),
+            "faults".into(),
+            appender.as_os_str().to_owned(),
+            "--fault".into(),
+            fault.into(),
+            "--check".into(),
+            "events 0".into(),
+            "--json".into(),
+            "--".into(),
+        ];
+        args.extend(["events", "3", "--keep-going"].map(std::ffi::OsString::from));
+        args
+    };
+    let (code, stdout, stderr) = mini(base("fsync-fails"));
+    assert_eq!(
+        code, 0,
+        "the check only opens the journal: {stdout}{stderr}"
+    );
+    let report: Report = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(
+        report.probe,
+        mini_testing::Probe::Fault(mini_testing::Fault::FsyncFails)
+    );
+    assert_eq!(report.points.len() as u64, report.calls);
+    let appends: Vec<&PointResult> = report
+        .points
+        .iter()
+        .filter(|p| {
+            p.storage_call
+                .as_ref()
+                .is_some_and(|c| c.function == "append")
+        })
+        .collect();
+    assert_eq!(appends.len(), 3);
+    for point in appends {
+        assert!(point.reached, "an append syncs: {point}");
+        assert_eq!(point.scenario_exit, "exit 1", "{point}");
+        assert!(point.scenario_stdout.contains("error io:"), "{point}");
+    }
+    let (code, _, stderr) = mini(base("bogus"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown fault"), "{stderr}");
+}
