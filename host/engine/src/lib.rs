@@ -26,6 +26,7 @@ pub mod error;
 pub mod fs;
 pub mod import;
 pub mod journal;
+pub mod kv;
 pub mod layout;
 pub mod lock;
 pub mod name;
