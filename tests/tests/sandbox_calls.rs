@@ -212,3 +212,24 @@ fn no_injected_fault_shows_the_guest_a_host_path() {
     }
     assert!(fired >= calls as usize, "the faults fired");
 }
+
+#[test]
+fn a_fault_of_a_call_the_run_never_finished_does_not_reach_the_next_run() {
+    let sandbox = Sandbox::new(guest_component("appender")).expect("a sandbox");
+    let args = ["events", "2", "--print-each"];
+    let start = sandbox.save().expect("saved");
+    let reference = sandbox.run(&args).expect("it runs");
+    sandbox.restore(&start).expect("restored");
+    let k = nth_call(&reference, "append", 1);
+    // Armed before the call's effect, and the run stops right there.
+    let plan = Plan::new()
+        .fault_at(k, Fault::FsyncFails)
+        .crash_at(k, CallMoment::BeforeEffect);
+    let crashed = sandbox.run_with(&args, &plan).expect("it runs");
+    assert!(crashed.crash_point().is_some());
+    assert_eq!(crashed.faults.len(), 1, "{:?}", crashed.faults);
+    assert!(!crashed.faults[0].fired, "the call did nothing");
+    let next = sandbox.run(&args).expect("it runs");
+    assert!(next.succeeded(), "no fault left armed: {next:?}");
+    assert_eq!(record_numbers(&sandbox, "events"), [1, 2]);
+}

@@ -137,8 +137,8 @@ pub(crate) struct Seen {
     pub(crate) calls: Vec<CallRecord>,
     pub(crate) faults: Vec<InjectedFault>,
     pub(crate) crashed: Option<CrashPoint>,
-    /// The fault armed for the call in progress.
-    armed: Option<Fault>,
+    /// The fault armed for the call in progress, and its number and call.
+    armed: Option<(Fault, u64, CallRecord)>,
 }
 
 /// The observer of one run: counts and records its storage calls, and
@@ -159,8 +159,26 @@ impl CallLog {
         })
     }
 
+    /// What the run did. A fault still armed (the run ended inside the
+    /// call: a crash point before its effect, a trap, a limit) is disarmed
+    /// here, so that it never reaches the next run.
     pub(crate) fn take(&self) -> Seen {
-        std::mem::take(&mut *self.lock())
+        let mut seen = self.lock();
+        self.end_fault(&mut seen);
+        std::mem::take(&mut *seen)
+    }
+
+    /// Disarms the fault of the call in progress, if any, and records it.
+    fn end_fault(&self, seen: &mut Seen) {
+        if let Some((fault, call, storage_call)) = seen.armed.take() {
+            let fired = self.fs.disarm();
+            seen.faults.push(InjectedFault {
+                call,
+                storage_call,
+                fault,
+                fired,
+            });
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -187,20 +205,10 @@ impl CallObserver for CallLog {
             CallMoment::BeforeEffect => {
                 if let Some(&fault) = self.plan.faults.get(&number) {
                     self.fs.arm(fault);
-                    seen.armed = Some(fault);
+                    seen.armed = Some((fault, number, CallRecord::from(call)));
                 }
             }
-            CallMoment::AfterDurable => {
-                if let Some(fault) = seen.armed.take() {
-                    let fired = self.fs.disarm();
-                    seen.faults.push(InjectedFault {
-                        call: number,
-                        storage_call: CallRecord::from(call),
-                        fault,
-                        fired,
-                    });
-                }
-            }
+            CallMoment::AfterDurable => self.end_fault(&mut seen),
         }
         if self.plan.crash == Some((number, moment)) {
             seen.crashed = Some(CrashPoint {
