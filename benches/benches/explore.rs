@@ -15,18 +15,13 @@
 
 use std::time::{Duration, Instant};
 
-use mini_benches::{bench_root, raw_fdatasync_loop};
+use mini_benches::{bench_root, median, raw_fdatasync_loop};
 use mini_testing::{Exploration, Sandbox};
 use mini_tests::guest_component;
 
 /// Storage calls of the scenario.
 const CALLS: u64 = 200;
 const REPS: usize = 5;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 fn main() {
     let root = bench_root();

@@ -26,7 +26,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mini_benches::{bench_root, fresh, raw_line, raw_write_loop};
+use mini_benches::{bench_root, fresh, median, raw_line, raw_write_loop};
 use mini_engine::{Journal, read_unlocked};
 use redb::{ReadableDatabase, ReadableTableMetadata};
 use serde::Deserialize;
@@ -252,11 +252,6 @@ fn case<'a>(name: impl Into<String>, run: impl FnMut() -> Duration + 'a) -> Case
 struct Timings {
     names: Vec<String>,
     secs: Vec<Vec<f64>>,
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// One warm-up round, then `rounds` rounds of every case in turn.

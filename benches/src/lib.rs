@@ -34,7 +34,8 @@ pub struct Comparison {
 /// took (setup such as creating a directory is left out).
 pub type Work<'a> = &'a mut dyn FnMut() -> (u64, Duration);
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

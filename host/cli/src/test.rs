@@ -129,14 +129,12 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
                 MomentArg::AfterDurable => &[CallMoment::AfterDurable],
             };
             let (scenario, check) = scenario_and_check(&crash.common)?;
-            let exploration =
-                Exploration::crashes(&borrowed(&scenario), &borrowed(&check)).moments(moments);
+            let exploration = Exploration::crashes(&scenario, &check).moments(moments);
             (&crash.common, exploration)
         }
         TestCommand::Faults(faults) => {
             let (scenario, check) = scenario_and_check(&faults.common)?;
-            let exploration =
-                Exploration::faults(faults.fault, &borrowed(&scenario), &borrowed(&check));
+            let exploration = Exploration::faults(faults.fault, &scenario, &check);
             (&faults.common, exploration)
         }
     };
@@ -148,7 +146,7 @@ pub fn test(args: TestArgs) -> Result<ExitCode> {
         exploration = exploration.every_point();
     }
     for setup in &common.setup {
-        exploration = exploration.setup(&borrowed(&split(setup, "--setup")?));
+        exploration = exploration.setup(&split(setup, "--setup")?);
     }
     let sandbox = sandbox(common)?;
     let report =
@@ -176,10 +174,6 @@ fn scenario_and_check(common: &CommonArgs) -> Result<(Vec<String>, Vec<String>)>
 /// `args` split as a POSIX shell would split them.
 fn split(args: &str, flag: &str) -> Result<Vec<String>> {
     shlex::split(args).ok_or_else(|| usage_error(format!("{flag} {args:?}: unbalanced quotes")))
-}
-
-fn borrowed(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
 }
 
 fn sandbox(common: &CommonArgs) -> Result<Sandbox> {

@@ -57,16 +57,20 @@ impl Exploration {
     /// Explores crash points: the scenario is the component run with
     /// `scenario` as its arguments, the check the component run with
     /// `check` (exit 0: the invariant holds).
-    pub fn crashes(scenario: &[&str], check: &[&str]) -> Exploration {
+    pub fn crashes(scenario: &[impl AsRef<str>], check: &[impl AsRef<str>]) -> Exploration {
         Exploration::new(Probe::Crash, scenario, check)
     }
 
     /// Explores `fault` at every call of the scenario.
-    pub fn faults(fault: Fault, scenario: &[&str], check: &[&str]) -> Exploration {
+    pub fn faults(
+        fault: Fault,
+        scenario: &[impl AsRef<str>],
+        check: &[impl AsRef<str>],
+    ) -> Exploration {
         Exploration::new(Probe::Fault(fault), scenario, check)
     }
 
-    fn new(probe: Probe, scenario: &[&str], check: &[&str]) -> Exploration {
+    fn new(probe: Probe, scenario: &[impl AsRef<str>], check: &[impl AsRef<str>]) -> Exploration {
         Exploration {
             probe,
             scenario: owned(scenario),
@@ -82,7 +86,7 @@ impl Exploration {
     /// setup in the order given, never crashed): the data every crash
     /// point starts from. A setup that does not exit 0 fails the
     /// exploration.
-    pub fn setup(mut self, args: &[&str]) -> Exploration {
+    pub fn setup(mut self, args: &[impl AsRef<str>]) -> Exploration {
         self.setup.push(owned(args));
         self
     }
@@ -122,7 +126,7 @@ impl Exploration {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Report, SandboxError> {
         for args in &self.setup {
-            let run = sandbox.run(&borrowed(args))?;
+            let run = sandbox.run(args)?;
             if !run.succeeded() {
                 return Err(SandboxError::Setup {
                     args: args.clone(),
@@ -132,8 +136,8 @@ impl Exploration {
             }
         }
         let start = sandbox.save()?;
-        let reference = sandbox.run(&borrowed(&self.scenario))?;
-        let reference_check = sandbox.run(&borrowed(&self.check))?;
+        let reference = sandbox.run(&self.scenario)?;
+        let reference_check = sandbox.run(&self.check)?;
         let mut report = Report {
             probe: self.probe,
             scenario: self.scenario.clone(),
@@ -175,7 +179,8 @@ impl Exploration {
         };
         let total = self.point_count(calls);
         let wanted = self.sample.map_or(total, |s| (s as u64).min(total));
-        let mut indices: Vec<u64> = if wanted == total {
+        // Ascending either way (a BTreeSet iterates in order).
+        let indices: Vec<u64> = if wanted == total {
             (0..total).collect()
         } else {
             let mut rng = fastrand::Rng::with_seed(self.seed);
@@ -185,7 +190,6 @@ impl Exploration {
             }
             chosen.into_iter().collect()
         };
-        indices.sort_unstable();
         let per_call = moments.len().max(1) as u64;
         indices
             .into_iter()
@@ -208,12 +212,12 @@ impl Exploration {
             (Probe::Crash, Some(moment)) => Plan::new().crash_at(call, moment),
             (Probe::Crash, None) => Plan::new(),
         };
-        let run = sandbox.run_with(&borrowed(&self.scenario), &plan)?;
+        let run = sandbox.run_with(&self.scenario, &plan)?;
         let reached = match self.probe {
             Probe::Crash => run.crash_point().is_some(),
             Probe::Fault(_) => run.faults.iter().any(|f| f.call == call && f.fired),
         };
-        let check = sandbox.run(&borrowed(&self.check))?;
+        let check = sandbox.run(&self.check)?;
         Ok(PointResult {
             call,
             moment: moment.map(moment_name),
@@ -226,12 +230,8 @@ impl Exploration {
     }
 }
 
-fn owned(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn borrowed(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
+fn owned(args: &[impl AsRef<str>]) -> Vec<String> {
+    args.iter().map(|s| s.as_ref().to_owned()).collect()
 }
 
 #[cfg(test)]

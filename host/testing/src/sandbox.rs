@@ -206,18 +206,22 @@ impl Sandbox {
     }
 
     /// Runs the component with `args` (after its name) to its end.
-    pub fn run(&self, args: &[&str]) -> Result<Run, SandboxError> {
+    pub fn run(&self, args: &[impl AsRef<str>]) -> Result<Run, SandboxError> {
         self.run_with(args, &Plan::new())
     }
 
     /// Runs the component with `args`, its storage calls treated as `plan`
     /// says.
-    pub fn run_with(&self, args: &[&str], plan: &Plan) -> Result<Run, SandboxError> {
+    pub fn run_with(&self, args: &[impl AsRef<str>], plan: &Plan) -> Result<Run, SandboxError> {
         runtime()?.block_on(self.run_async(args, plan))
     }
 
     /// [`Sandbox::run_with`] for async code.
-    pub async fn run_async(&self, args: &[&str], plan: &Plan) -> Result<Run, SandboxError> {
+    pub async fn run_async(
+        &self,
+        args: &[impl AsRef<str>],
+        plan: &Plan,
+    ) -> Result<Run, SandboxError> {
         let log = CallLog::new(plan.clone(), self.fs.clone());
         let mini = MiniCtx::builder(&self.host, &self.root, &self.namespace)
             .limits(self.limits.clone())
