@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use mini_engine::kv::{Bucket, BucketOptions, KvError};
+use mini_engine::kv::{Bucket, BucketOptions, KvError, Observation, Swap};
 use mini_engine::state::StateOptions;
 
 fn options(checkpoint_every: u64) -> BucketOptions {
@@ -92,9 +92,11 @@ fn a_bucket_is_the_fold_of_its_records_across_reopens_and_checkpoints() {
                     }
                 }
                 8 => {
-                    let seen = bucket.get_versioned(&key).map(|(_, v)| v);
+                    let seen = bucket.observe(&key);
+                    assert_eq!(seen.value, model.get(&key).cloned());
                     let value = format!("cas{step}").into_bytes();
-                    assert!(bucket.compare_and_swap(&key, seen, &value).expect("cas"));
+                    let swap = bucket.compare_and_swap(&key, seen.version, &value);
+                    assert_eq!(swap.expect("cas"), Swap::Swapped);
                     model.insert(key.clone(), value);
                 }
                 _ => {
@@ -124,27 +126,46 @@ fn a_bucket_is_the_fold_of_its_records_across_reopens_and_checkpoints() {
 fn a_swap_fails_on_a_value_that_changed_and_changed_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     let bucket = open(dir.path(), 1000);
+    let swapped = |bucket: &Bucket, expected, value: &[u8]| {
+        bucket.compare_and_swap("k", expected, value).expect("cas") == Swap::Swapped
+    };
     assert!(
-        !bucket.compare_and_swap("k", Some(1), b"x").expect("cas"),
+        !swapped(&bucket, Observation::Present(1), b"x"),
         "no value yet"
     );
-    assert!(
-        bucket.compare_and_swap("k", None, b"a").expect("cas"),
-        "absent as expected"
-    );
-    let (_, seen) = bucket.get_versioned("k").expect("set");
+    let absent = bucket.observe("k");
+    assert_eq!(absent.value, None);
+    assert!(swapped(&bucket, absent.version, b"a"), "absent as expected");
+    assert!(!swapped(&bucket, absent.version, b"z"), "set since");
+    let seen = bucket.observe("k").version;
     bucket.set("k", b"b").expect("set");
     bucket.set("k", b"a").expect("set");
-    assert!(!bucket.compare_and_swap("k", Some(seen), b"c").expect("cas"));
+    let Swap::Changed(now) = bucket.compare_and_swap("k", seen, b"c").expect("cas") else {
+        panic!("swapped a value that changed and changed back");
+    };
+    assert_eq!(
+        now.value.as_deref(),
+        Some(&b"a"[..]),
+        "the key as it is now"
+    );
     assert_eq!(bucket.get("k"), Some(b"a".to_vec()));
-    let (_, now) = bucket.get_versioned("k").expect("set");
+    // Absent, then set and deleted again: an absence is not the same absence.
+    let gone = bucket.observe("gone").version;
+    bucket.set("gone", b"1").expect("set");
+    bucket.delete("gone").expect("delete");
+    assert!(!swapped_key(&bucket, "gone", gone));
+    let now = bucket.observe("k").version;
     drop(bucket);
     // Versions survive a reopen: a swap with the version read before works.
     let bucket = open(dir.path(), 1000);
-    assert!(bucket.compare_and_swap("k", Some(now), b"c").expect("cas"));
+    assert!(swapped(&bucket, now, b"c"));
     bucket.delete("k").expect("delete");
-    assert!(!bucket.compare_and_swap("k", Some(now), b"d").expect("cas"));
-    assert!(bucket.compare_and_swap("k", None, b"d").expect("cas"));
+    assert!(!swapped(&bucket, now, b"d"));
+    assert!(swapped(&bucket, bucket.observe("k").version, b"d"));
+}
+
+fn swapped_key(bucket: &Bucket, key: &str, expected: Observation) -> bool {
+    bucket.compare_and_swap(key, expected, b"x").expect("cas") == Swap::Swapped
 }
 
 #[test]

@@ -57,13 +57,24 @@ pub enum KvRecord {
     },
 }
 
+impl KvRecord {
+    /// The key the record changes.
+    pub fn key(&self) -> &str {
+        match self {
+            KvRecord::Set { key, .. } | KvRecord::Delete { key } => key,
+        }
+    }
+}
+
 /// A key's value and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEntry {
     /// The value.
     #[serde(flatten)]
     pub value: StoredValue,
-    /// The version: the bucket's change count when the key was last set.
+    /// The version: the seq of the record that last set the key. Seqs only
+    /// grow, so a key set, changed and set back has a new version each time
+    /// (no ABA for compare-and-swap), and replay finds the same versions.
     pub version: u64,
 }
 
@@ -71,25 +82,20 @@ pub struct StoredEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BucketState {
-    /// Records applied since the bucket was made (every set and delete):
-    /// the source of versions, so that a key set, changed and set back has
-    /// a new version each time (no ABA for compare-and-swap).
-    pub changes: u64,
     /// The keys and their values.
     pub entries: BTreeMap<String, StoredEntry>,
 }
 
 impl BucketState {
-    /// Applies `record`.
-    pub fn apply(&mut self, record: KvRecord) {
-        self.changes += 1;
+    /// Applies `record`, the record at `seq`.
+    pub fn apply(&mut self, seq: u64, record: KvRecord) {
         match record {
             KvRecord::Set { key, value } => {
                 self.entries.insert(
                     key,
                     StoredEntry {
                         value,
-                        version: self.changes,
+                        version: seq,
                     },
                 );
             }
@@ -98,6 +104,43 @@ impl BucketState {
             }
         }
     }
+
+    /// An upper bound of the bytes the snapshot takes.
+    pub fn snapshot_bound(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|(key, entry)| entry_bound(key, &entry.value))
+            .fold(SNAPSHOT_FRAME, u64::saturating_add)
+    }
+}
+
+/// The bytes of a snapshot around its entries.
+const SNAPSHOT_FRAME: u64 = 16;
+
+/// An upper bound of the bytes one entry takes in a snapshot:
+/// `"KEY":{"text":"VALUE","version":N},`.
+pub fn entry_bound(key: &str, value: &StoredValue) -> u64 {
+    let value = match value {
+        StoredValue::Text(text) => json_string_bound(text),
+        StoredValue::Base64(encoded) => encoded.len() as u64 + 2,
+    };
+    json_string_bound(key)
+        .saturating_add(value)
+        .saturating_add(40)
+}
+
+/// An upper bound of `text`'s length as a JSON string: a control
+/// character takes at most 6 bytes (`\u0000`), a quote or backslash 2.
+fn json_string_bound(text: &str) -> u64 {
+    let escaped: u64 = text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' => 1,
+            0..0x20 => 5,
+            _ => 0,
+        })
+        .sum();
+    (text.len() as u64 + 2).saturating_add(escaped)
 }
 
 #[cfg(test)]
@@ -129,14 +172,33 @@ mod tests {
             key: "k".into(),
             value: StoredValue::of(v.as_bytes()),
         };
-        state.apply(set("a"));
+        state.apply(1, set("a"));
         let first = state.entries["k"].version;
-        state.apply(set("b"));
-        state.apply(set("a"));
+        state.apply(2, set("b"));
+        state.apply(3, set("a"));
         assert_eq!(state.entries["k"].value, StoredValue::of(b"a"));
         assert_ne!(state.entries["k"].version, first);
-        state.apply(KvRecord::Delete { key: "k".into() });
+        state.apply(4, KvRecord::Delete { key: "k".into() });
         assert!(state.entries.is_empty());
-        assert_eq!(state.changes, 4);
+    }
+
+    #[test]
+    fn the_snapshot_bound_holds_for_keys_and_values_that_need_escapes() {
+        let mut state = BucketState::default();
+        let nasty = "\"\\\u{0}\u{1f}\n é 😀";
+        for (i, bytes) in [nasty.as_bytes(), &[0xff, 0, 1][..], b""]
+            .iter()
+            .enumerate()
+        {
+            state.apply(
+                u64::MAX - i as u64,
+                KvRecord::Set {
+                    key: format!("{nasty}{i}"),
+                    value: StoredValue::of(bytes),
+                },
+            );
+        }
+        let json = serde_json::to_string(&state).expect("json");
+        assert!((json.len() as u64) <= state.snapshot_bound(), "{json}");
     }
 }

@@ -4,41 +4,56 @@
 //!
 //! Every change is durable (fdatasync'd) before it returns; `set_many` and
 //! `delete_many` are one journal batch, so after a crash they are there
-//! whole or not at all. Operations on a bucket are linearizable: each holds
-//! the bucket's lock from its read to its durable write, so
-//! [`Bucket::increment`] and [`Bucket::compare_and_swap`] are atomic with
-//! respect to every other operation, and a swap checks the key's
-//! [`Version`] (a new one at every change), not its value, so a value that
-//! changed and changed back fails it (no ABA). The lock is held across the
-//! fsync: writers of one bucket do not share fsyncs (writers of different
-//! buckets do not wait for each other).
+//! whole or not at all.
+//!
+//! Operations on a bucket are linearizable. A write decides under the
+//! bucket's lock (reading the values it depends on), marks its keys as
+//! being written, and writes with the lock released, so concurrent writers
+//! share fsyncs (the journal's group commit); its change is applied in
+//! memory once it is durable. A write to a key being written waits for that
+//! write's outcome, so [`Bucket::increment`] and [`Bucket::compare_and_swap`]
+//! are atomic with respect to every other operation on the key, and the
+//! journal's order of a key's records is the order of its decisions. A read
+//! sees only durable values and never waits for an fsync.
+//!
+//! A swap checks what [`Bucket::observe`] saw: the key's version (the seq of
+//! the record that last set it), or its absence as of a seq, not its value,
+//! so a value that changed and changed back fails the swap (no ABA).
 //!
 //! ```
-//! use mini_engine::kv::{Bucket, BucketOptions};
+//! use mini_engine::kv::{Bucket, BucketOptions, Swap};
 //! let dir = tempfile::tempdir()?;
 //! let bucket = Bucket::open(dir.path(), &BucketOptions::default())?;
 //! bucket.set("visits", b"1")?;
 //! assert_eq!(bucket.increment("visits", 41)?, 42);
-//! let (value, version) = bucket.get_versioned("visits").expect("set");
-//! assert_eq!(value, b"42");
-//! assert!(bucket.compare_and_swap("visits", Some(version), b"0")?);
-//! assert!(!bucket.compare_and_swap("visits", Some(version), b"1")?, "changed since");
+//! let seen = bucket.observe("visits");
+//! assert_eq!(seen.value.as_deref(), Some(&b"42"[..]));
+//! assert_eq!(bucket.compare_and_swap("visits", seen.version, b"0")?, Swap::Swapped);
+//! let Swap::Changed(now) = bucket.compare_and_swap("visits", seen.version, b"1")? else {
+//!     panic!("the value changed since it was observed");
+//! };
+//! assert_eq!(now.value.as_deref(), Some(&b"0"[..]));
 //! drop(bucket);
 //! let reopened = Bucket::open(dir.path(), &BucketOptions::default())?;
 //! assert_eq!(reopened.get("visits"), Some(b"0".to_vec()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod error;
 mod fold;
+mod write;
 
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
-pub use fold::{BucketState, KvRecord, StoredEntry, StoredValue};
+pub use error::KvError;
+pub use fold::{BucketState, KvRecord, StoredEntry, StoredValue, entry_bound};
 
-use crate::state::{StateError, StateLog, StateOptions};
+use crate::state::{Checkpoint, StateError, StateLog, StateOptions};
 
-/// The version of a key's value: it changes at every set of the key.
+/// The version of a key's value: the seq of the record that last set it.
 pub type Version = u64;
 
 /// The default of [`BucketOptions::checkpoint_every`].
@@ -48,7 +63,8 @@ pub const DEFAULT_CHECKPOINT_EVERY: u64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct BucketOptions {
     /// The options of the state underneath (segment size, record and
-    /// snapshot size limits, the file system).
+    /// snapshot size limits, the file system). Its `max_state_size` bounds
+    /// the bucket's contents ([`KvError::Full`]).
     pub state: StateOptions,
     /// A checkpoint (snapshot, then compaction) is made once this many
     /// records were written since the last one, or as many as the bucket
@@ -65,42 +81,56 @@ impl Default for BucketOptions {
     }
 }
 
-/// Why a bucket operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum KvError {
-    /// The state underneath failed (I/O, corruption, a lock, a record too
-    /// large).
-    #[error(transparent)]
-    Storage(#[from] StateError),
-    /// A record or the snapshot is not a bucket's (a state written by
-    /// something else, or damage a crc did not catch).
-    #[error("record {seq} of bucket {dir} is not a key-value record: {reason}")]
-    BadRecord {
-        /// The bucket's directory.
-        dir: std::path::PathBuf,
-        /// The record's seq (0: the snapshot).
-        seq: u64,
-        /// What is wrong.
-        reason: String,
+/// What a compare-and-swap expects of a key: what [`Bucket::observe`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// The key had the value of this version.
+    Present(Version),
+    /// The key had no value as of this seq: a swap fails if the key was
+    /// set (and perhaps deleted again) since.
+    Absent {
+        /// The journal's last seq when the key was seen absent.
+        as_of: u64,
     },
-    /// `increment` on a value that is not a decimal integer.
-    #[error("the value of {key:?} is not a decimal integer")]
-    NotAnInteger {
-        /// The key.
-        key: String,
-    },
-    /// `increment` past the range of a 64-bit signed integer.
-    #[error("incrementing {key:?} overflows")]
-    Overflow {
-        /// The key.
-        key: String,
-    },
+}
+
+/// A key's value as [`Bucket::observe`] saw it, and what a swap expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The value, if the key had one.
+    pub value: Option<Vec<u8>>,
+    /// What a swap of the key checks.
+    pub version: Observation,
+}
+
+/// What [`Bucket::compare_and_swap`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// The value was set.
+    Swapped,
+    /// The key changed since it was observed: nothing was written; this is
+    /// the key as it is now, for a retry.
+    Changed(Observed),
 }
 
 #[derive(Debug)]
 struct Inner {
     state: BucketState,
+    /// [`BucketState::snapshot_bound`] of `state`, kept up to date.
+    bytes: u64,
+    /// Keys whose write is in flight: no other write decides on them until
+    /// its outcome is known.
+    pending: HashSet<String>,
+    /// Snapshot bytes the writes in flight may add.
+    pending_bytes: u64,
+    in_flight: usize,
+    checkpointing: bool,
+    /// The seq of the last delete of each key deleted after
+    /// `forgotten_before` (what a swap on an absent key checks).
+    deleted: HashMap<String, u64>,
+    forgotten_before: u64,
     records_since_checkpoint: u64,
+    checkpoint_retry_at: u64,
     checkpoint_error: Option<String>,
 }
 
@@ -110,6 +140,8 @@ pub struct Bucket {
     log: StateLog,
     options: BucketOptions,
     inner: Mutex<Inner>,
+    /// Signalled when a write's outcome is known or a checkpoint ends.
+    changed: Condvar,
 }
 
 impl Bucket {
@@ -133,7 +165,7 @@ impl Bucket {
             let entry = entry.map_err(StateError::from)?;
             let record: KvRecord =
                 serde_json::from_str(&entry.data).map_err(|e| bad(entry.seq, e.to_string()))?;
-            state.apply(record);
+            state.apply(entry.seq, record);
             replayed += 1;
         }
         if let Some((key, _)) = state
@@ -143,14 +175,24 @@ impl Bucket {
         {
             return Err(bad(0, format!("the value of {key:?} is not valid base64")));
         }
+        let forgotten_before = log.last_seq();
         Ok(Bucket {
-            log,
             options: options.clone(),
             inner: Mutex::new(Inner {
+                bytes: state.snapshot_bound(),
                 state,
+                pending: HashSet::new(),
+                pending_bytes: 0,
+                in_flight: 0,
+                checkpointing: false,
+                deleted: HashMap::new(),
+                forgotten_before,
                 records_since_checkpoint: replayed,
+                checkpoint_retry_at: 0,
                 checkpoint_error: None,
             }),
+            changed: Condvar::new(),
+            log,
         })
     }
 
@@ -160,15 +202,50 @@ impl Bucket {
 
     /// The value of `key`, if it has one.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.get_versioned(key).map(|(value, _)| value)
+        let inner = self.lock();
+        // A value that does not decode was refused at open.
+        inner
+            .state
+            .entries
+            .get(key)
+            .map(|e| e.value.bytes().unwrap_or_default())
     }
 
-    /// The value of `key` and its version, if it has one.
-    pub fn get_versioned(&self, key: &str) -> Option<(Vec<u8>, Version)> {
+    /// The values of `keys`, read at one moment.
+    pub fn get_many<S: AsRef<str>>(&self, keys: &[S]) -> Vec<Option<Vec<u8>>> {
         let inner = self.lock();
-        let entry = inner.state.entries.get(key)?;
-        // A value that does not decode was refused at open.
-        Some((entry.value.bytes().unwrap_or_default(), entry.version))
+        keys.iter()
+            .map(|key| {
+                inner
+                    .state
+                    .entries
+                    .get(key.as_ref())
+                    .map(|e| e.value.bytes().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// The value of `key` and what a [`Bucket::compare_and_swap`] of it
+    /// expects.
+    pub fn observe(&self, key: &str) -> Observed {
+        let inner = self.lock();
+        self.observe_locked(&inner, key)
+    }
+
+    fn observe_locked(&self, inner: &Inner, key: &str) -> Observed {
+        match inner.state.entries.get(key) {
+            Some(entry) => Observed {
+                value: Some(entry.value.bytes().unwrap_or_default()),
+                version: Observation::Present(entry.version),
+            },
+            // Any write decided after this read gets a later seq.
+            None => Observed {
+                value: None,
+                version: Observation::Absent {
+                    as_of: self.log.last_seq(),
+                },
+            },
+        }
     }
 
     /// Whether `key` has a value.
@@ -186,61 +263,59 @@ impl Bucket {
         self.len() == 0
     }
 
+    /// An upper bound of the bytes the bucket's snapshot takes (what
+    /// [`KvError::Full`] compares with the snapshot limit).
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
     /// Up to `max` keys after `after` (from the first with `None`), in
     /// order; the next page starts after the last one returned. A key
     /// present for the whole listing is returned exactly once, whatever
     /// changes meanwhile.
     pub fn list_keys(&self, after: Option<&str>, max: usize) -> Vec<String> {
         let inner = self.lock();
-        let range = match after {
-            Some(after) => inner
-                .state
-                .entries
-                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-            None => inner.state.entries.range::<str, _>(..),
-        };
-        range.take(max).map(|(key, _)| key.clone()).collect()
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        inner
+            .state
+            .entries
+            .range::<str, _>((from, Bound::Unbounded))
+            .take(max)
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
     /// Sets `key` to `value`, durably.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        let inner = self.lock();
+        let inner = self.begin([key]);
         self.write(inner, vec![set_record(key, value)])
     }
 
     /// Removes `key`, durably (a key that is not there is no error).
     pub fn delete(&self, key: &str) -> Result<(), KvError> {
-        let inner = self.lock();
-        self.write(
-            inner,
-            vec![KvRecord::Delete {
-                key: key.to_owned(),
-            }],
-        )
+        let inner = self.begin([key]);
+        self.write(inner, vec![delete_record(key)])
     }
 
     /// Sets every pair, as one atomic unit: after a crash all of them are
     /// there or none. Nothing to set is nothing written.
     pub fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
         let records = pairs.iter().map(|(k, v)| set_record(k, v)).collect();
-        let inner = self.lock();
+        let inner = self.begin(pairs.iter().map(|(k, _)| k.as_str()));
         self.write(inner, records)
     }
 
     /// Removes every key of `keys`, as one atomic unit.
-    pub fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
-        let records = keys
-            .iter()
-            .map(|key| KvRecord::Delete { key: key.clone() })
-            .collect();
-        let inner = self.lock();
+    pub fn delete_many<S: AsRef<str>>(&self, keys: &[S]) -> Result<(), KvError> {
+        let records = keys.iter().map(|k| delete_record(k.as_ref())).collect();
+        let inner = self.begin(keys.iter().map(AsRef::as_ref));
         self.write(inner, records)
     }
 
     /// Adds `delta` to the decimal integer value of `key` (a missing key
     /// counts as 0) and returns the new value, stored as decimal text.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        let inner = self.lock();
+        let inner = self.begin([key]);
         let current = match inner.state.entries.get(key) {
             None => 0,
             Some(entry) => entry
@@ -261,23 +336,39 @@ impl Bucket {
         Ok(next)
     }
 
-    /// Sets `key` to `value` only if its version is still `expected`
-    /// (`None`: the key must have no value); whether it did. The version
-    /// changes at every set, so a value changed and changed back since the
-    /// read fails the swap.
+    /// Sets `key` to `value` only if it is still as `expected` says (what
+    /// [`Bucket::observe`] returned): the same version, or still absent
+    /// with no set since. A value changed and changed back since fails the
+    /// swap. On failure nothing is written and the key as it is now is
+    /// returned. A swap may also fail, safely, when the bucket cannot tell
+    /// (an absence observed before the bucket's last checkpoint or open).
     pub fn compare_and_swap(
         &self,
         key: &str,
-        expected: Option<Version>,
+        expected: Observation,
         value: &[u8],
-    ) -> Result<bool, KvError> {
-        let inner = self.lock();
-        let current = inner.state.entries.get(key).map(|e| e.version);
-        if current != expected {
-            return Ok(false);
+    ) -> Result<Swap, KvError> {
+        let inner = self.begin([key]);
+        let unchanged = match (expected, inner.state.entries.get(key)) {
+            (Observation::Present(version), Some(entry)) => entry.version == version,
+            (Observation::Absent { as_of }, None) => {
+                as_of >= inner.forgotten_before
+                    && inner.deleted.get(key).is_none_or(|&seq| seq <= as_of)
+            }
+            _ => false,
+        };
+        if !unchanged {
+            return Ok(Swap::Changed(self.observe_locked(&inner, key)));
         }
         self.write(inner, vec![set_record(key, value)])?;
-        Ok(true)
+        Ok(Swap::Swapped)
+    }
+
+    /// Snapshots the bucket's contents and compacts its journal now
+    /// (checkpoints are also made automatically).
+    pub fn checkpoint(&self) -> Result<Checkpoint, KvError> {
+        let inner = self.lock();
+        self.checkpoint_locked(inner).map_err(|(_, e)| e)
     }
 
     /// Why the last automatic checkpoint failed, until one succeeds.
@@ -290,47 +381,9 @@ impl Bucket {
         &self.log
     }
 
-    /// Writes `records` as one batch, durably, then applies them; then
-    /// checkpoints if one is due (a failed checkpoint does not fail the
-    /// write, which is durable: it is kept for [`Bucket::checkpoint_error`]).
-    fn write(
-        &self,
-        mut inner: MutexGuard<'_, Inner>,
-        records: Vec<KvRecord>,
-    ) -> Result<(), KvError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let lines: Vec<String> = records
-            .iter()
-            // A record of strings always serializes.
-            .map(|r| serde_json::to_string(r).unwrap_or_default())
-            .collect();
-        self.log.commit_batch(&lines)?;
-        inner.records_since_checkpoint += records.len() as u64;
-        for record in records {
-            inner.state.apply(record);
-        }
-        let every = self
-            .options
-            .checkpoint_every
-            .max(inner.state.entries.len() as u64);
-        if inner.records_since_checkpoint >= every {
-            let snapshot = serde_json::to_string(&inner.state).unwrap_or_default();
-            match self.log.checkpoint(self.log.last_seq(), &snapshot) {
-                Ok(_) => {
-                    inner.records_since_checkpoint = 0;
-                    inner.checkpoint_error = None;
-                }
-                Err(e) => {
-                    // Tried again after as many records again.
-                    inner.records_since_checkpoint = 0;
-                    tracing::warn!(bucket = %self.log.dir().display(), error = %e, "automatic checkpoint of a bucket failed; the journal is not compacted until one succeeds");
-                    inner.checkpoint_error = Some(e.to_string());
-                }
-            }
-        }
-        Ok(())
+    /// The options the bucket was opened with.
+    pub fn options(&self) -> &BucketOptions {
+        &self.options
     }
 }
 
@@ -338,5 +391,11 @@ fn set_record(key: &str, value: &[u8]) -> KvRecord {
     KvRecord::Set {
         key: key.to_owned(),
         value: StoredValue::of(value),
+    }
+}
+
+fn delete_record(key: &str) -> KvRecord {
+    KvRecord::Delete {
+        key: key.to_owned(),
     }
 }
