@@ -127,14 +127,15 @@ impl Bucket {
             .checkpoint_every
             .max(inner.state.entries.len() as u64);
         let due = inner.records_since_checkpoint >= every.max(inner.checkpoint_retry_at);
-        if due && !inner.checkpointing {
-            if let Err((mut inner, e)) = self.checkpoint_locked(inner) {
-                // Tried again after as many records again: a checkpoint
-                // that keeps failing must not slow down every write.
-                inner.checkpoint_retry_at = inner.records_since_checkpoint.saturating_add(every);
-                tracing::warn!(bucket = %self.log.dir().display(), error = %e, "automatic checkpoint of a bucket failed; the journal is not compacted until one succeeds");
-                inner.checkpoint_error = Some(e.to_string());
-            }
+        if due
+            && !inner.checkpointing
+            && let Err((mut inner, e)) = self.checkpoint_locked(inner)
+        {
+            // Tried again after as many records again: a checkpoint that
+            // keeps failing must not slow down every write.
+            inner.checkpoint_retry_at = inner.records_since_checkpoint.saturating_add(every);
+            tracing::warn!(bucket = %self.log.dir().display(), error = %e, "automatic checkpoint of a bucket failed; the journal is not compacted until one succeeds");
+            inner.checkpoint_error = Some(e.to_string());
         }
         Ok(())
     }
