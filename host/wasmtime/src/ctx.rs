@@ -326,6 +326,18 @@ impl MiniCtxBuilder {
         self
     }
 
+    /// Sets [`Limits::max_key_size`].
+    pub fn max_key_size(mut self, bytes: usize) -> Self {
+        self.limits.max_key_size = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_buckets`].
+    pub fn max_buckets(mut self, buckets: usize) -> Self {
+        self.limits.max_buckets = buckets;
+        self
+    }
+
     /// Sets [`Limits::segment_size`].
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.limits.segment_size = bytes;

@@ -40,7 +40,9 @@ pub(crate) fn new_unit_cost(kind: UnitKind, dir: &Path, ns_dir: &Path) -> u64 {
         // The directory and the first segment (the lock file is empty).
         UnitKind::Journal => DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE,
         // The directory, journal/ with its first segment, snapshots/.
-        UnitKind::State | UnitKind::Queue => 3 * DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE,
+        UnitKind::State | UnitKind::Queue | UnitKind::Bucket => {
+            3 * DIR_BYTES + SMALL_FILE_BYTES + MARK_RESERVE
+        }
         UnitKind::Snapshots => DIR_BYTES,
     };
     own + missing_above * DIR_BYTES

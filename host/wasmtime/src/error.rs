@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
+use mini_engine::kv::KvError;
 use mini_engine::queue::QueueError;
 use mini_engine::snapshot::SkippedSnapshot;
 use mini_engine::{JournalError, SnapshotError, StateError};
@@ -230,6 +231,25 @@ pub(crate) fn queue_error(err: QueueError, namespace_dir: &Path) -> Error {
             Error::Corrupt(hide_root(&e.to_string(), namespace_dir))
         }
     }
+}
+
+/// The WIT error for a bucket's error, with host paths hidden.
+pub(crate) fn kv_error(err: KvError, namespace_dir: &Path) -> Error {
+    match err {
+        KvError::Storage(e) => state_error(e, namespace_dir),
+        e @ KvError::BadRecord { .. } => Error::Corrupt(hide_root(&e.to_string(), namespace_dir)),
+        e @ KvError::NotAnInteger { .. } => Error::InvalidArgument(e.to_string()),
+        e @ KvError::Overflow { .. } => Error::OutOfRange(e.to_string()),
+        e @ KvError::Full { .. } => Error::Quota(e.to_string()),
+    }
+}
+
+/// The text of `err` as one line: its WIT case, then what it carries
+/// (`quota: the disk is full`), for interfaces whose errors have no case
+/// of their own for it (`wasi:keyvalue`'s `other`).
+pub(crate) fn error_text(err: &Error) -> String {
+    let (kind, text) = describe(err);
+    format!("{kind}: {text}")
 }
 
 /// One warning line for a damaged snapshot that recovery passed over.

@@ -23,7 +23,10 @@
 //! (snapshot stores), [`state`] (states: the guest folds, the host logs
 //! mutations and keeps snapshots), [`queue`] (durable queues, which the
 //! embedder can grant to several instances to share) and, with the `wasi`
-//! feature, `queue-poll` (`wasi:io` pollables for queues).
+//! feature, `queue-poll` (`wasi:io` pollables for queues). Beside them,
+//! [`keyvalue`] serves the standard `wasi:keyvalue` interfaces (versions
+//! `0.2.0-draft2` and `0.2.0-draft`) on the same engine, durably, so
+//! components written for other hosts run unchanged.
 //!
 //! An instance's journals live in `<data-root>/<namespace>/journal/<name>/`,
 //! its states in `<data-root>/<namespace>/state/<name>/`, its snapshot
@@ -108,6 +111,7 @@ pub mod calls;
 pub mod ctx;
 mod disk;
 mod error;
+pub mod keyvalue;
 pub mod limits;
 mod offload;
 pub mod queue;
@@ -135,8 +139,8 @@ pub use crate::stop::StopSignal;
 pub use crate::store::{CursorHandle, JournalHandle};
 pub use wasmtime::component::ResourceTable;
 
-/// Adds every `mini:storage` interface to `linker` with async host
-/// functions, implemented with the [`MiniCtx`] that [`MiniView::mini`]
+/// Adds every `mini:storage` interface and both versions of
+/// `wasi:keyvalue` ([`keyvalue`]) to `linker` with async host functions, implemented with the [`MiniCtx`] that [`MiniView::mini`]
 /// returns for the store's data.
 ///
 /// Use it with an async [`Config`](wasmtime::Config) (`async_support`):
@@ -174,11 +178,12 @@ pub fn add_to_linker_async<T: MiniView + 'static>(linker: &mut Linker<T>) -> was
     bindings::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::state::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::queue::add_to_linker::<T, Mini>(linker, T::mini)?;
+    keyvalue::add_to_linker_async(linker)?;
     add_queue_poll(linker)
 }
 
-/// Adds every `mini:storage` interface to `linker` with blocking host
-/// functions: each call does its work (a write and its fsync) on the thread
+/// Adds every `mini:storage` interface and both versions of
+/// `wasi:keyvalue` ([`keyvalue`]) to `linker` with blocking host functions: each call does its work (a write and its fsync) on the thread
 /// that calls into the guest, and `pop-wait` blocks that thread. For a
 /// wasmtime embedder without an async runtime: with default features off,
 /// nothing of tokio is built.
@@ -218,6 +223,7 @@ pub fn add_to_linker_sync<T: MiniView + 'static>(linker: &mut Linker<T>) -> wasm
     bindings::sync::snapshot::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::sync::state::add_to_linker::<T, Mini>(linker, T::mini)?;
     bindings::sync::queue::add_to_linker::<T, Mini>(linker, T::mini)?;
+    keyvalue::add_to_linker_sync(linker)?;
     add_queue_poll(linker)
 }
 

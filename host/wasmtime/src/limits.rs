@@ -12,6 +12,10 @@ pub const DEFAULT_DISK_QUOTA: u64 = 1024 * 1024 * 1024;
 /// The default state size limit (snapshots, checkpoints, a queue's
 /// snapshot): 64 MiB.
 pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024 * 1024;
+/// The default key size limit of `wasi:keyvalue` buckets: 4 KiB.
+pub const DEFAULT_MAX_KEY_SIZE: usize = 4096;
+/// The default number of `wasi:keyvalue` buckets a namespace may hold.
+pub const DEFAULT_MAX_BUCKETS: usize = 256;
 /// The default journal segment size: the engine's, 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = mini_engine::journal::DEFAULT_SEGMENT_SIZE;
 
@@ -22,6 +26,10 @@ pub const MAX_RECORD_SIZE_LIMIT: usize = 128 * 1024 * 1024;
 pub const MAX_STATE_SIZE_LIMIT: usize = 1024 * 1024 * 1024;
 /// The most handles an instance may be allowed.
 pub const MAX_OPEN_HANDLES_LIMIT: usize = 65_536;
+/// The largest key size limit: 64 KiB.
+pub const MAX_KEY_SIZE_LIMIT: usize = 64 * 1024;
+/// The most buckets a namespace may be allowed.
+pub const MAX_BUCKETS_LIMIT: usize = 65_536;
 /// The smallest segment size: 1 KiB (a unit larger than a segment gets one
 /// of its own, so any size works; tiny ones only make many files).
 pub const MIN_SEGMENT_SIZE: u64 = 1024;
@@ -68,6 +76,16 @@ pub struct Limits {
     /// keeps it small). [`MIN_SEGMENT_SIZE`] to [`MAX_SEGMENT_SIZE`];
     /// default [`DEFAULT_SEGMENT_SIZE`].
     pub segment_size: u64,
+    /// `wasi:keyvalue` keys longer than this many bytes are refused (a
+    /// value's limit is [`Limits::max_record_size`], and a bucket's
+    /// contents are bounded by [`Limits::max_state_size`], what its
+    /// snapshot may take). 1 to [`MAX_KEY_SIZE_LIMIT`]; default
+    /// [`DEFAULT_MAX_KEY_SIZE`].
+    pub max_key_size: usize,
+    /// How many `wasi:keyvalue` buckets the namespace may hold: opening one
+    /// more that does not exist yet is refused. 1 to [`MAX_BUCKETS_LIMIT`];
+    /// default [`DEFAULT_MAX_BUCKETS`].
+    pub max_buckets: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +96,8 @@ impl Default for Limits {
             max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
             disk_quota: DEFAULT_DISK_QUOTA,
             segment_size: DEFAULT_SEGMENT_SIZE,
+            max_key_size: DEFAULT_MAX_KEY_SIZE,
+            max_buckets: DEFAULT_MAX_BUCKETS,
         }
     }
 }
@@ -143,6 +163,18 @@ impl Limits {
             wide(MAX_OPEN_HANDLES_LIMIT),
         )?;
         in_range("disk_quota", self.disk_quota, 1, u64::MAX)?;
+        in_range(
+            "max_key_size",
+            wide(self.max_key_size),
+            1,
+            wide(MAX_KEY_SIZE_LIMIT),
+        )?;
+        in_range(
+            "max_buckets",
+            wide(self.max_buckets),
+            1,
+            wide(MAX_BUCKETS_LIMIT),
+        )?;
         in_range(
             "segment_size",
             self.segment_size,

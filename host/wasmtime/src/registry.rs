@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use std::sync::Weak;
 
+use mini_engine::kv::{Bucket, BucketOptions, KvError};
 use mini_engine::queue::{Queue, QueueError, QueueOptions};
 use mini_engine::{Journal, JournalError, JournalOptions, StateError, WeakJournal};
 
@@ -23,7 +24,8 @@ const LOCK_RETRIES: u32 = 5;
 /// The pause between those retries.
 const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
-/// What the instances of a process hold open: journals and queues (shared:
+/// What the instances of a process hold open: journals, queues and
+/// key-value buckets (shared:
 /// instances that open the same one get one handle, and share its fsyncs),
 /// the owners of states and snapshot stores (one handle each), and each
 /// namespace's disk usage (one quota, however many instances).
@@ -56,6 +58,7 @@ pub struct MiniHost {
     journals: Arc<Mutex<HashMap<PathBuf, WeakJournal>>>,
     usage: Arc<Mutex<HashMap<PathBuf, Arc<Usage>>>>,
     queues: Arc<Mutex<HashMap<PathBuf, Weak<Queue>>>>,
+    buckets: Arc<Mutex<HashMap<PathBuf, Weak<Bucket>>>>,
     /// Directories of states and snapshot stores held by a handle in this
     /// process (they have one owner each).
     claims: Arc<Mutex<HashSet<PathBuf>>>,
@@ -158,6 +161,51 @@ impl MiniHost {
         )?);
         queues.insert(key, Arc::downgrade(&queue));
         Ok(queue)
+    }
+
+    /// The key-value bucket in `dir`: the one already open in this process
+    /// if there is one (so instances that share a bucket share its handle,
+    /// its lock and its fsyncs), else the bucket opened (or created) with
+    /// `options`.
+    ///
+    /// Blocking (opening recovers the bucket): call it from a blocking
+    /// thread in async code.
+    ///
+    /// ```
+    /// use mini_engine::kv::BucketOptions;
+    /// use mini_host::MiniHost;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let host = MiniHost::new();
+    /// let a = host.open_bucket(&dir.path().join("b"), BucketOptions::default())?;
+    /// let b = host.open_bucket(&dir.path().join("b"), BucketOptions::default())?;
+    /// a.set("k", b"v")?;
+    /// assert_eq!(b.get("k"), Some(b"v".to_vec())); // one bucket, shared
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_bucket(&self, dir: &Path, options: BucketOptions) -> Result<Arc<Bucket>, KvError> {
+        let key = std::path::absolute(dir).map_err(|source| {
+            KvError::from(StateError::from(JournalError::Io {
+                path: dir.to_path_buf(),
+                source,
+            }))
+        })?;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bucket) = buckets.get(&key).and_then(Weak::upgrade) {
+            return Ok(bucket);
+        }
+        buckets.retain(|_, weak| weak.strong_count() > 0);
+        let bucket = Arc::new(retry_locked(
+            || Bucket::open(&key, &options),
+            |e| {
+                matches!(
+                    e,
+                    KvError::Storage(StateError::Journal(JournalError::Locked { .. }))
+                )
+            },
+        )?);
+        buckets.insert(key, Arc::downgrade(&bucket));
+        Ok(bucket)
     }
 
     /// Claims the unit in `dir` for one handle of this process; `Err` if

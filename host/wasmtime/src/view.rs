@@ -28,6 +28,7 @@ fn storage_kind(kind: UnitKind) -> StorageKind {
         UnitKind::State => StorageKind::State,
         UnitKind::Snapshots => StorageKind::Snapshot,
         UnitKind::Queue => StorageKind::Queue,
+        UnitKind::Bucket => StorageKind::Bucket,
     }
 }
 

@@ -41,6 +41,7 @@
 
 mod error;
 mod fold;
+mod inspect;
 mod write;
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub use error::KvError;
 pub use fold::{BucketState, KvRecord, StoredEntry, StoredValue, entry_bound};
+pub use inspect::{BucketInspection, inspect};
 
 use crate::state::{Checkpoint, StateError, StateLog, StateOptions};
 
@@ -150,31 +152,12 @@ impl Bucket {
     pub fn open(dir: impl AsRef<Path>, options: &BucketOptions) -> Result<Bucket, KvError> {
         let dir = dir.as_ref();
         let (log, point) = StateLog::open_with(dir, &options.state)?;
-        let bad = |seq: u64, reason: String| KvError::BadRecord {
-            dir: dir.to_path_buf(),
-            seq,
-            reason,
-        };
-        let mut state = match &point.snapshot {
-            Some(snapshot) => serde_json::from_str::<BucketState>(&snapshot.state)
-                .map_err(|e| bad(0, e.to_string()))?,
-            None => BucketState::default(),
-        };
-        let mut replayed = 0;
-        for entry in log.mutations_after(&point)? {
-            let entry = entry.map_err(StateError::from)?;
-            let record: KvRecord =
-                serde_json::from_str(&entry.data).map_err(|e| bad(entry.seq, e.to_string()))?;
-            state.apply(entry.seq, record);
-            replayed += 1;
-        }
-        if let Some((key, _)) = state
-            .entries
-            .iter()
-            .find(|(_, e)| e.value.bytes().is_none())
-        {
-            return Err(bad(0, format!("the value of {key:?} is not valid base64")));
-        }
+        let mutations = log.mutations_after(&point)?;
+        let (state, replayed) = inspect::recover(
+            dir,
+            &point,
+            mutations.map(|entry| entry.map_err(StateError::from)),
+        )?;
         let forgotten_before = log.last_seq();
         Ok(Bucket {
             options: options.clone(),

@@ -81,15 +81,19 @@ pub enum UnitKind {
     Snapshots,
     /// A queue (`queue` interface): a journal and snapshots.
     Queue,
+    /// A key-value bucket (`wasi:keyvalue`): a journal and snapshots
+    /// ([`crate::kv::Bucket`]).
+    Bucket,
 }
 
 impl UnitKind {
     /// Every kind, in the order the tools list them.
-    pub const ALL: [UnitKind; 4] = [
+    pub const ALL: [UnitKind; 5] = [
         UnitKind::Journal,
         UnitKind::State,
         UnitKind::Snapshots,
         UnitKind::Queue,
+        UnitKind::Bucket,
     ];
 
     /// The directory of a namespace that holds units of this kind.
@@ -99,6 +103,7 @@ impl UnitKind {
             UnitKind::State => "state",
             UnitKind::Snapshots => "snapshot",
             UnitKind::Queue => "queue",
+            UnitKind::Bucket => "bucket",
         }
     }
 
@@ -114,6 +119,7 @@ impl UnitKind {
             UnitKind::State => "state",
             UnitKind::Snapshots => "snapshot store",
             UnitKind::Queue => "queue",
+            UnitKind::Bucket => "bucket",
         }
     }
 }

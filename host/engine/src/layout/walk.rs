@@ -230,12 +230,16 @@ pub fn unit_entry(kind: UnitKind, parts: &[&str], is_dir: bool) -> UnitEntry {
         (UnitKind::Snapshots, [name]) if !is_dir && name.starts_with(TEMP_PREFIX) => {
             UnitEntry::SnapshotTemp
         }
-        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR]) if is_dir => UnitEntry::Journal,
-        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR]) if is_dir => UnitEntry::Snapshots,
-        (UnitKind::State | UnitKind::Queue, [JOURNAL_DIR, rest @ ..]) => {
+        (UnitKind::State | UnitKind::Queue | UnitKind::Bucket, [JOURNAL_DIR]) if is_dir => {
+            UnitEntry::Journal
+        }
+        (UnitKind::State | UnitKind::Queue | UnitKind::Bucket, [SNAPSHOT_DIR]) if is_dir => {
+            UnitEntry::Snapshots
+        }
+        (UnitKind::State | UnitKind::Queue | UnitKind::Bucket, [JOURNAL_DIR, rest @ ..]) => {
             unit_entry(UnitKind::Journal, rest, is_dir)
         }
-        (UnitKind::State | UnitKind::Queue, [SNAPSHOT_DIR, rest @ ..]) => {
+        (UnitKind::State | UnitKind::Queue | UnitKind::Bucket, [SNAPSHOT_DIR, rest @ ..]) => {
             unit_entry(UnitKind::Snapshots, rest, is_dir)
         }
         _ => UnitEntry::Unknown,

@@ -1,0 +1,113 @@
+//! `wasi:keyvalue@0.2.0-draft2` (async and sync) on the implementation in
+//! [`super`].
+
+use wasmtime::component::Resource;
+
+use super::bindings::draft2;
+use super::{BucketHandle, CasHandle, KvFailure};
+use crate::HostError;
+use crate::ctx::MiniCtxView;
+
+/// Implements the traits of the bindings `$m` for [`MiniCtxView`], each
+/// function (`async` when `$kw` is) finishing the implementation's future
+/// with `$finish!` (`.await`, or run inline).
+macro_rules! draft2_host {
+    ($m:path, [$($kw:tt)?], $finish:ident) => {
+        const _: () = {
+            use $m as m;
+            use m::{atomics, batch, store};
+
+            fn store_error(failure: KvFailure) -> store::Error {
+                match failure {
+                    KvFailure::NoSuchStore => store::Error::NoSuchStore,
+                    KvFailure::AccessDenied => store::Error::AccessDenied,
+                    KvFailure::Other(text) => store::Error::Other(text),
+                }
+            }
+
+            impl store::Host for MiniCtxView<'_> {
+                $($kw)? fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, HostError> {
+                    $finish!(self.kv_open(identifier))
+                }
+
+                fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
+                    Ok(store_error(self.kv_failure(err)?))
+                }
+            }
+
+            impl store::HostBucket for MiniCtxView<'_> {
+                $($kw)? fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
+                    $finish!(self.kv_get(bucket, key))
+                }
+
+                $($kw)? fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<(), HostError> {
+                    $finish!(self.kv_set(bucket, key, value))
+                }
+
+                $($kw)? fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<(), HostError> {
+                    $finish!(self.kv_delete(bucket, key))
+                }
+
+                $($kw)? fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, HostError> {
+                    $finish!(self.kv_exists(bucket, key))
+                }
+
+                $($kw)? fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<store::KeyResponse, HostError> {
+                    let page = $finish!(self.kv_list(bucket, cursor))?;
+                    Ok(store::KeyResponse { keys: page.keys, cursor: page.next_after })
+                }
+
+                $($kw)? fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+                    self.drop_handle(bucket);
+                    Ok(())
+                }
+            }
+
+            impl atomics::Host for MiniCtxView<'_> {
+                $($kw)? fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> Result<i64, HostError> {
+                    $finish!(self.kv_increment(bucket, key, delta))
+                }
+
+                $($kw)? fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
+                    match $finish!(self.kv_swap(cas, value)) {
+                        Ok(Ok(())) => Ok(Ok(())),
+                        Ok(Err(failed)) => Ok(Err(atomics::CasError::CasFailed(failed.0))),
+                        Err(err) => Ok(Err(atomics::CasError::StoreError(store_error(self.kv_failure(err)?)))),
+                    }
+                }
+            }
+
+            impl atomics::HostCas for MiniCtxView<'_> {
+                $($kw)? fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Resource<CasHandle>, HostError> {
+                    $finish!(self.kv_cas_new(bucket, key))
+                }
+
+                $($kw)? fn current(&mut self, cas: Resource<CasHandle>) -> Result<Option<Vec<u8>>, HostError> {
+                    $finish!(self.kv_cas_current(cas))
+                }
+
+                $($kw)? fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+                    self.drop_handle(cas);
+                    Ok(())
+                }
+            }
+
+            impl batch::Host for MiniCtxView<'_> {
+                $($kw)? fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
+                    $finish!(self.kv_get_many(bucket, keys))
+                }
+
+                $($kw)? fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<(), HostError> {
+                    $finish!(self.kv_set_many(bucket, key_values))
+                }
+
+                $($kw)? fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<(), HostError> {
+                    $finish!(self.kv_delete_many(bucket, keys))
+                }
+            }
+        };
+    };
+}
+
+draft2_host!(draft2, [async], awaited);
+draft2_host!(draft2::sync, [], ran_inline);
