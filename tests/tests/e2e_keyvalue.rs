@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mini_engine::kv::inspect;
-use mini_host::{MiniCtx, MiniHost};
-use mini_tests::{block_on, default_runner, guest_component, mini, mini_ctx, run_with};
+use mini_host::{MiniCtx, MiniCtxBuilder, MiniHost};
+use mini_tests::{block_on, cases, default_runner, guest_component, mini, mini_ctx, run_with};
 
 fn mini_run(component: &str, data: &Path, args: &[&str]) -> (i32, String, String) {
     let mut all: Vec<OsString> = vec!["run".into(), guest_component(component).into()];
@@ -126,4 +126,132 @@ fn eight_instances_incrementing_one_key_by_cas_lose_no_swap() {
         swaps.to_string(),
         "the counter is the number of successful swaps ({failures} swaps failed and were retried)"
     );
+}
+
+#[test]
+fn a_hostile_guest_meets_every_limit_as_an_error() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let host = MiniHost::new();
+    let mini = MiniCtx::builder(&host, data.path(), "kv")
+        .max_buckets(5)
+        .max_open_handles(20)
+        .max_state_size(64 * 1024)
+        .build()
+        .expect("limits in range");
+    let wasm = guest_component("kv-conformance");
+    let out = block_on(run_with(&default_runner(), &wasm, mini, &["hostile"]));
+    assert_eq!(out.exit_code(), 0, "{}{}", out.stdout, out.stderr);
+    let cases = cases(&out.stdout);
+    let case = |name: &str| cases.get(name).unwrap_or_else(|| panic!("no case {name}: {}", out.stdout));
+    assert!(case("buckets").contains("quota: cannot create the bucket") && case("buckets").contains("b-5"), "{}", case("buckets"));
+    assert_eq!(case("buckets opened"), "5");
+    assert!(case("cas handles").contains("quota: too many open handles"), "{}", case("cas handles"));
+    assert!(case("fill").contains("quota: the bucket is full"), "{}", case("fill"));
+    let stored: usize = case("fill stored").parse().expect("a count");
+    assert!((40..64).contains(&stored), "{stored} values of 1 KiB in 64 KiB");
+    assert!(case("set-many past the limit").contains("the bucket is full"), "{}", case("set-many past the limit"));
+    assert_eq!(case("nothing of it is there"), "ok false");
+    assert_eq!(case("delete-many"), "ok deleted");
+    assert_eq!(case("room again"), "ok stored");
+    assert_eq!(case("huge cursor"), "ok 0 keys");
+    assert!(case("increment binary").contains("invalid-argument"), "{}", case("increment binary"));
+    assert!(out.stdout.ends_with("hostile done\n"), "{}", out.stdout);
+    // No guest error showed a host path.
+    let root = data.path().display().to_string();
+    assert!(!out.stdout.contains(&root), "{}", out.stdout);
+    // What the guest could store, it stored whole.
+    let bucket = inspect(&data.path().join("kv/bucket/b-0")).expect("the bucket reads");
+    assert_eq!(bucket.state.entries.len(), 2, "after and nan");
+    assert!(bucket.state.snapshot_bound() <= 64 * 1024);
+}
+
+#[test]
+fn with_a_manifest_buckets_are_a_capability() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let manifest = mini_manifest::ComponentManifest::from_toml_str(
+        "[component]\nname = \"shop\"\nversion = \"1.0.0\"\n\
+         [component.capabilities.storage]\nbuckets = [\"default\", \"many\"]\n",
+    )
+    .expect("manifest");
+    let host = MiniHost::new();
+    let run = |args: &[&str]| {
+        let mini = MiniCtxBuilder::for_module(&host, data.path(), &manifest)
+            .build()
+            .expect("a valid manifest");
+        block_on(run_with(&default_runner(), &guest_component("kv-conformance"), mini, args))
+    };
+    // `run` opens "other" and checks that it is apart: denied, it fails there.
+    let out = run(&["run"]);
+    assert_eq!(out.exit_code(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FAILED open \"other\": Error::AccessDenied"),
+        "{}",
+        out.stdout
+    );
+    // Nothing was created for the refused name.
+    assert!(data.path().join("shop/bucket").is_dir());
+    assert!(!data.path().join("shop/bucket/other").exists());
+    let granted = run(&["cas-increment", "3", "--bucket", "many"]);
+    assert_eq!(granted.exit_code(), 0, "{}", granted.stdout);
+}
+
+/// The store data of a sync embedder.
+struct SyncHost {
+    wasi: wasmtime_wasi::WasiCtx,
+    mini: MiniCtx,
+    table: mini_host::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for SyncHost {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl mini_host::MiniView for SyncHost {
+    fn mini(&mut self) -> mini_host::MiniCtxView<'_> {
+        mini_host::MiniCtxView {
+            ctx: &mut self.mini,
+            table: &mut self.table,
+        }
+    }
+}
+
+#[test]
+fn the_sync_linker_serves_both_versions_too() {
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::{Engine, Store};
+    use wasmtime_wasi::p2::bindings::sync::Command;
+    use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::default();
+    let mut linker = Linker::<SyncHost>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
+    mini_host::add_to_linker_sync(&mut linker).expect("mini");
+    let host = MiniHost::new();
+    for (component, args) in [
+        ("kv-conformance", ["kv-conformance", "run"]),
+        ("kv-conformance-draft", ["kv-conformance-draft", "run"]),
+        ("kv-conformance-draft", ["kv-conformance-draft", "check"]),
+    ] {
+        let wasm = Component::from_file(&engine, guest_component(component)).expect("compiles");
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let state = SyncHost {
+            wasi: wasmtime_wasi::WasiCtx::builder()
+                .stdout(stdout.clone())
+                .args(&args)
+                .build(),
+            mini: mini_ctx(&host, data.path(), "kv"),
+            table: mini_host::ResourceTable::new(),
+        };
+        let mut store = Store::new(&engine, state);
+        let command = Command::instantiate(&mut store, &wasm, &linker).expect("instantiates");
+        let result = command.wasi_cli_run().call_run(&mut store).expect("runs");
+        let out = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        assert!(result.is_ok() && out.ends_with("passed\n"), "{args:?}: {out}");
+    }
 }

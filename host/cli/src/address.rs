@@ -1,5 +1,5 @@
 //! One way to say which data a command is for, the same in `cat`, `state`,
-//! `queue` and `verify`: a PATH, or NAMESPACE NAME in the data directory
+//! `queue`, `kv` and `verify`: a PATH, or NAMESPACE NAME in the data directory
 //! `--data DIR` (default `./mini-data`). One word is a path; two are a
 //! namespace and a name. Where ids follow (`queue requeue`, `queue purge`),
 //! a path is a word with a `/` in it or starting with `.` (`./jobs`), which
@@ -26,6 +26,8 @@ pub enum Kind {
     Snapshot,
     /// A queue (`<ns>/queue/<name>`).
     Queue,
+    /// A key-value bucket (`<ns>/bucket/<name>`).
+    Bucket,
 }
 
 impl From<Kind> for UnitKind {
@@ -35,6 +37,7 @@ impl From<Kind> for UnitKind {
             Kind::State => UnitKind::State,
             Kind::Snapshot => UnitKind::Snapshots,
             Kind::Queue => UnitKind::Queue,
+            Kind::Bucket => UnitKind::Bucket,
         }
     }
 }

@@ -26,12 +26,13 @@ const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 ///
 /// What to print is PATH, or NAMESPACE NAME in the data directory --data DIR
 /// (with --kind when the namespace has units of several kinds so named).
-/// PATH is a journal directory, a state or queue directory (its journal is
-/// printed; with --after-snapshot only the records after its newest valid
-/// snapshot), a snapshot directory or a snapshot file (each valid snapshot
-/// is printed as `{"seq":N,"state":<state>}`, ascending; a damaged one is an
-/// error that names the file, after the others are printed). What PATH is
-/// comes from where it lies under its data root (`.mini`), not from names.
+/// PATH is a journal directory, a state, queue or bucket directory (its
+/// journal is printed; with --after-snapshot only the records after its
+/// newest valid snapshot), a snapshot directory or a snapshot file (each
+/// valid snapshot is printed as `{"seq":N,"state":<state>}`, ascending; a
+/// damaged one is an error that names the file, after the others are
+/// printed). What PATH is comes from where it lies under its data root
+/// (`.mini`), not from names.
 ///
 /// Streams (never holds the log in memory) and takes no lock, so it works
 /// while a component writes the journal; it stops at the last complete
@@ -40,8 +41,8 @@ const FOLLOW_PAUSE: Duration = Duration::from_millis(200);
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").args(["journal", "state", "snapshot"])))]
 pub struct CatArgs {
-    /// PATH (a journal, state, queue or snapshot directory, or a snapshot
-    /// file), or NAMESPACE NAME (with --data).
+    /// PATH (a journal, state, queue, bucket or snapshot directory, or a
+    /// snapshot file), or NAMESPACE NAME (with --data).
     #[arg(value_name = "PATH | NAMESPACE NAME", conflicts_with_all = ["namespace", "which"])]
     target: Vec<OsString>,
     /// The data directory (with NAMESPACE NAME).
@@ -80,7 +81,8 @@ pub struct CatArgs {
 enum Print {
     /// A journal's records.
     Journal,
-    /// A state's (or queue's) journal, or its records after its snapshot.
+    /// A state's (or queue's, or bucket's) journal, or its records after
+    /// its snapshot.
     State,
     /// The snapshots of a directory.
     Snapshots,
@@ -107,11 +109,11 @@ fn target(args: &CatArgs) -> Result<PathBuf> {
 
 /// What the path `path` is, asked of the layout.
 fn what_to_print(path: &Path) -> Result<Print> {
-    let not_one = "is not a journal directory (nor a state, queue or snapshot directory, nor a \
-                   snapshot file)";
+    let not_one = "is not a journal directory (nor a state, queue, bucket or snapshot directory, \
+                   nor a snapshot file)";
     Ok(match layout::resolve(path).target {
         Target::Unit(UnitKind::Journal) | Target::UnitJournal => Print::Journal,
-        Target::Unit(UnitKind::State | UnitKind::Queue) => Print::State,
+        Target::Unit(UnitKind::State | UnitKind::Queue | UnitKind::Bucket) => Print::State,
         Target::Unit(UnitKind::Snapshots) | Target::UnitSnapshots => Print::Snapshots,
         Target::SnapshotFile => Print::SnapshotFile,
         Target::SegmentFile => usage!(

@@ -27,23 +27,23 @@ mod unit;
 pub use repair::{RepairArgs, repair};
 use report::Report;
 
-/// Check every crc and sequence number of journals, states, snapshot stores
-/// and queues.
+/// Check every crc and sequence number of journals, states, snapshot stores,
+/// queues and key-value buckets.
 ///
 /// PATH is a data directory (it has a `.mini` marker), a namespace or a
 /// directory of one kind in it, a unit (journal, state, snapshot store,
-/// queue), a part of a unit (a state's `journal/` or `snapshots/`) or a
-/// snapshot file: every unit at or under it is checked, by where it lies in
-/// the data directory, whatever its name. Journals: every record's crc and
+/// queue, bucket), a part of a unit (a state's `journal/` or `snapshots/`)
+/// or a snapshot file: every unit at or under it is checked, by where it
+/// lies in the data directory, whatever its name. Journals: every record's crc and
 /// sequence number. Snapshots: every file's crc, and that the seq inside
 /// matches its name. States: their journal and snapshots, and that recovery
 /// works (the journal reaches back to the newest valid snapshot, which is
-/// not beyond the journal's end). Queues: as states, and that their records
-/// make a queue.
+/// not beyond the journal's end). Queues and buckets: as states, and that
+/// their records make a queue or a bucket.
 ///
 /// Outside a data directory, PATH must be one unit (a journal, state,
-/// queue or snapshot directory a program opened where it liked); a data
-/// directory written before the marker existed is checked with --root.
+/// queue, bucket or snapshot directory a program opened where it liked); a
+/// data directory written before the marker existed is checked with --root.
 ///
 /// Every entry that mini does not write where it lies is listed as
 /// `unknown  PATH: why`, and counted in the summary line; unknown entries
@@ -62,7 +62,7 @@ use report::Report;
 ///
 /// With --json, prints one JSON object: {"ok":BOOL,"checked":{KIND:N},
 /// "damaged":N,"units":[{"path","kind","damaged","lines":[{"status","path",
-/// "text"}],"journal"?,"snapshots"?,"recovery"?,"queue"?}],
+/// "text"}],"journal"?,"snapshots"?,"recovery"?,"queue"?,"bucket"?}],
 /// "modules_damaged":[{"path","error"}],"unknown":[{"path","why"}]}.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -90,9 +90,9 @@ pub struct VerifyArgs {
 #[derive(Debug)]
 enum Check {
     Unit(UnitKind, PathBuf),
-    /// The journal of a state or queue.
+    /// The journal of a state, queue or bucket.
     Journal(PathBuf),
-    /// The snapshots of a state or queue.
+    /// The snapshots of a state, queue or bucket.
     Snapshots(PathBuf),
     SnapshotFile(PathBuf),
 }
@@ -113,6 +113,7 @@ impl Check {
             Check::Unit(UnitKind::Journal, dir) | Check::Journal(dir) => unit::check_journal(dir),
             Check::Unit(UnitKind::State, dir) => unit::check_state(dir),
             Check::Unit(UnitKind::Queue, dir) => unit::check_queue(dir),
+            Check::Unit(UnitKind::Bucket, dir) => unit::check_bucket(dir),
             Check::Unit(UnitKind::Snapshots, dir) | Check::Snapshots(dir) => {
                 unit::check_snapshots(dir)
             }
@@ -129,6 +130,7 @@ impl Check {
                 ("snapshot directory", "snapshot directories")
             }
             Check::Unit(UnitKind::Queue, _) => ("queue", "queues"),
+            Check::Unit(UnitKind::Bucket, _) => ("bucket", "buckets"),
             Check::SnapshotFile(_) => ("snapshot file", "snapshot files"),
         }
     }
@@ -251,6 +253,7 @@ fn counts(checks: &[Check]) -> Vec<(usize, &'static str, &'static str)> {
         "state",
         "snapshot directory",
         "queue",
+        "bucket",
         "snapshot file",
     ];
     counted.sort_by_key(|(_, one, _)| order.iter().position(|o| o == one));
@@ -318,7 +321,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let plan = plan(&args, &path)?;
     if plan.checks.is_empty() && plan.unknown.is_empty() {
         usage!(
-            "no journal, state, snapshot store or queue found in {}",
+            "no journal, state, snapshot store, queue or bucket found in {}",
             path.display()
         );
     }

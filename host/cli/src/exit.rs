@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | ok (a dry run included: it says what it would do) |
-//! | 1 | damage found, or a check failed (`verify`, a damaged record or snapshot met, an id that is no dead letter) |
+//! | 1 | damage found, or a check failed (`verify`, a damaged record or snapshot met, an id that is no dead letter, a key not in a bucket) |
 //! | 2 | a usage error: the command line is wrong (clap's own errors exit 2 too) |
 //! | 3 | could not run: an I/O error, a lock held by another process, a missing path |
 //!
@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use mini_engine::kv::KvError;
 use mini_engine::name::NameError;
 use mini_engine::queue::QueueError;
 use mini_engine::{JournalError, SnapshotError, StateError};
@@ -59,6 +60,15 @@ pub fn damage(message: String) -> anyhow::Error {
     })
 }
 
+/// A check that failed (exit 1): what was asked for is not there, though
+/// where it was looked for is (a key not in a bucket).
+pub fn not_found(message: String) -> anyhow::Error {
+    anyhow::Error::new(Refusal {
+        code: DAMAGE,
+        message,
+    })
+}
+
 /// Returns early with a usage error (exit 2).
 macro_rules! usage {
     ($($arg:tt)*) => {
@@ -82,8 +92,10 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
                 Some(snapshot(e))
             } else if let Some(e) = cause.downcast_ref::<StateError>() {
                 Some(state(e))
+            } else if let Some(e) = cause.downcast_ref::<QueueError>() {
+                Some(queue(e))
             } else {
-                cause.downcast_ref::<QueueError>().map(queue)
+                cause.downcast_ref::<KvError>().map(kv)
             }
         })
         .unwrap_or(COULD_NOT_RUN)
@@ -129,6 +141,14 @@ fn queue(e: &QueueError) -> u8 {
     }
 }
 
+fn kv(e: &KvError) -> u8 {
+    match e {
+        KvError::Storage(e) => state(e),
+        KvError::BadRecord { .. } => DAMAGE,
+        _ => COULD_NOT_RUN,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +174,18 @@ mod tests {
         assert_eq!(code_of(&anyhow::anyhow!("plain")), COULD_NOT_RUN);
         let not_dead = anyhow::Error::new(QueueError::NotDead { id: 4 });
         assert_eq!(code_of(&not_dead), DAMAGE);
+        let bad = anyhow::Error::new(KvError::BadRecord {
+            dir: "b".into(),
+            seq: 1,
+            reason: "not a set".into(),
+        });
+        assert_eq!(code_of(&bad.context("cannot read the bucket")), DAMAGE);
+        let corrupt = anyhow::Error::new(KvError::Storage(StateError::JournalCompacted {
+            snapshot_seq: 0,
+            journal_first_seq: 3,
+            skipped: Vec::new(),
+        }));
+        assert_eq!(code_of(&corrupt), DAMAGE);
+        assert_eq!(code_of(&not_found("no key".into())), DAMAGE);
     }
 }

@@ -7,6 +7,7 @@
 //! <data>/<ns>/state/<name>/          a state: journal/ and snapshots/
 //! <data>/<ns>/snapshot/<name>/       a snapshot store: snapshot-<seq>.json …
 //! <data>/<ns>/queue/<name>/          a queue: journal/ and snapshots/
+//! <data>/<ns>/bucket/<name>/         a key-value bucket: journal/ and snapshots/
 //! ```
 //!
 //! Guests choose `<ns>` and `<name>`, so inside a data root a path is what
@@ -27,12 +28,13 @@ pub enum Target {
     /// A data root, a namespace, or a namespace's directory of one kind:
     /// what it holds is for [`mini_engine::layout::walk`] to list.
     Units(DataRoot, Location),
-    /// A unit's directory. Outside a data root a queue's directory is taken
-    /// for a state's: the two look alike.
+    /// A unit's directory. Outside a data root a queue's or a bucket's
+    /// directory is taken for a state's: they look alike.
     Unit(UnitKind),
-    /// The journal of a state or queue (`<unit>/journal/`).
+    /// The journal of a state, queue or bucket (`<unit>/journal/`).
     UnitJournal,
-    /// The snapshot directory of a state or queue (`<unit>/snapshots/`).
+    /// The snapshot directory of a state, queue or bucket
+    /// (`<unit>/snapshots/`).
     UnitSnapshots,
     /// A snapshot file.
     SnapshotFile,
@@ -166,7 +168,7 @@ fn standalone(path: &Path) -> Target {
 pub fn no_root_reason(path: &Path) -> String {
     format!(
         "{} lies in no data root (there is no {ROOT_MARKER} marker at or above it) and is not a \
-         journal, state, queue or snapshot directory",
+         journal, state, queue, bucket or snapshot directory",
         path.display()
     )
 }

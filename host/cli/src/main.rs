@@ -11,6 +11,8 @@
 //! mini cat mini-data/app/state/cart/snapshots
 //! mini queue stats app jobs            # ready, leased, delayed, dead, bytes
 //! mini queue dead app jobs | jq .payload
+//! mini kv get app prefs theme          # {"key":"theme","text":"dark","version":7}
+//! mini kv dump app prefs | jq -r .key  # every entry of a key-value bucket
 //! mini verify                         # all of ./mini-data: every crc and seq
 //! mini verify --json | jq .damaged
 //! mini repair counter counter --yes
@@ -34,6 +36,7 @@ mod check;
 mod exit;
 mod import;
 mod instance;
+mod kv;
 mod layout;
 mod modules;
 mod out;
@@ -63,6 +66,7 @@ enum Command {
     Cat(cat::CatArgs),
     State(state::StateArgs),
     Queue(queue::QueueArgs),
+    Kv(kv::KvArgs),
     Verify(check::VerifyArgs),
     Repair(check::RepairArgs),
     Modules(modules::ModulesArgs),
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
         Command::Cat(args) => cat::cat(args),
         Command::State(args) => state::state(args),
         Command::Queue(args) => queue::queue(args),
+        Command::Kv(args) => kv::kv(args),
         Command::Verify(args) => check::verify(args),
         Command::Repair(args) => check::repair(args),
         Command::Modules(args) => modules::modules(args),

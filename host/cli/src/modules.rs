@@ -17,7 +17,7 @@ use crate::time::utc;
 
 /// List the namespaces of a data directory: the module versions that
 /// opened each (first and last open, UTC), its journals, states, snapshot
-/// stores and queues, and the bytes it takes on disk.
+/// stores, queues and key-value buckets, and the bytes it takes on disk.
 ///
 /// A namespace is named after the module that owns it, so every version of
 /// a module opens the same data; `<namespace>/.modules.json` records which
@@ -29,7 +29,7 @@ use crate::time::utc;
 ///      "first_opened":"…Z","last_opened":"…Z","first_opened_ms":MS,
 ///      "last_opened_ms":MS,"opens":N}],"modules_error":null,
 ///      "journals":[...],"states":[...],"snapshot_stores":[...],
-///      "queues":[...],"unknown_entries":N}
+///      "queues":[...],"buckets":[...],"unknown_entries":N}
 ///
 /// Takes no lock and changes nothing.
 #[derive(Debug, Args)]
@@ -173,9 +173,10 @@ fn write_text(out: &mut impl Write, ns: &Namespace) -> io::Result<()> {
         (UnitKind::State, "states"),
         (UnitKind::Snapshots, "snapshot stores"),
         (UnitKind::Queue, "queues"),
+        (UnitKind::Bucket, "buckets"),
     ];
     if ns.units.is_empty() {
-        writeln!(out, "  no journal, state, snapshot store or queue")?;
+        writeln!(out, "  no journal, state, snapshot store, queue or bucket")?;
     }
     for (kind, label) in labels {
         let names = ns.names(kind);
@@ -212,6 +213,7 @@ struct NamespaceJson<'a> {
     states: &'a [String],
     snapshot_stores: &'a [String],
     queues: &'a [String],
+    buckets: &'a [String],
     unknown_entries: usize,
 }
 
@@ -236,6 +238,7 @@ fn json_line(ns: &Namespace) -> io::Result<String> {
         states: ns.names(UnitKind::State),
         snapshot_stores: ns.names(UnitKind::Snapshots),
         queues: ns.names(UnitKind::Queue),
+        buckets: ns.names(UnitKind::Bucket),
         unknown_entries: ns.unknown,
     };
     serde_json::to_string(&line).map_err(io::Error::other)

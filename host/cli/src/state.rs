@@ -35,8 +35,8 @@ use crate::out::{self, RecordLine, SnapshotLine};
 ///     {"seq":N,"data":<the record, as stored>}
 ///
 /// `mini state NS NAME | jq -s` makes it one JSON document (an array).
-/// The state is PATH (a state or queue directory) or NAMESPACE NAME in
-/// --data DIR.
+/// The state is PATH (a state, queue or bucket directory) or NAMESPACE
+/// NAME in --data DIR.
 ///
 /// Takes no lock: works while a component runs (it reads the records up to
 /// the last complete batch). A damaged newest snapshot is skipped with a
@@ -118,8 +118,8 @@ fn state_dir(args: &StateArgs) -> Result<PathBuf> {
         None => crate::address::unit(&args.target, &args.data, UnitKind::State, "a state")?,
     };
     match layout::resolve(&dir).target {
-        // A queue is a state too: its snapshot and its records.
-        Target::Unit(UnitKind::State | UnitKind::Queue) => {}
+        // A queue or a bucket is a state too: its snapshot and its records.
+        Target::Unit(UnitKind::State | UnitKind::Queue | UnitKind::Bucket) => {}
         Target::NoRoot => usage!(
             "{} is not a state directory: {}",
             dir.display(),
@@ -132,7 +132,7 @@ fn state_dir(args: &StateArgs) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Fails unless the state (or queue) directory `dir` holds its journal:
+/// Fails unless the state (or queue, or bucket) directory `dir` holds its journal:
 /// a clear error before any read.
 pub fn check_state_dir(dir: &Path) -> Result<()> {
     if !dir.join(JOURNAL_DIR).is_dir() {

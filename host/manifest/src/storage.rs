@@ -39,9 +39,8 @@ pub struct StorageCapabilities {
     pub snapshots: Vec<NamePattern>,
     /// Queues (`mini:storage/queue`) the module may open in its namespace.
     pub queues: Vec<NamePattern>,
-    /// Key-value buckets the module may open in its namespace. Reserved for
-    /// the host's future `wasi:keyvalue`; accepted now so manifests need not
-    /// change.
+    /// Key-value buckets (`wasi:keyvalue/store`) the module may open in its
+    /// namespace (`open("")` opens the bucket named `default`).
     pub buckets: Vec<NamePattern>,
     /// Queues in other modules' namespaces the module may open, each by its
     /// exact name and its owner's module name.

@@ -133,6 +133,13 @@ impl MiniCtx {
             .join(name)
     }
 
+    /// The directory of the `wasi:keyvalue` bucket `name` (the name is not
+    /// checked here; `open("")` opens
+    /// [`DEFAULT_BUCKET`](crate::keyvalue::DEFAULT_BUCKET)).
+    pub fn bucket_dir(&self, name: &str) -> PathBuf {
+        self.unit_dir(UnitKind::Bucket, name)
+    }
+
     fn unit_dir(&self, kind: UnitKind, name: &str) -> PathBuf {
         self.namespace_dir.join(kind.dir_name()).join(name)
     }

@@ -20,9 +20,9 @@ use crate::layout::{self, Target};
 
 /// Cut a damaged journal at its first damage (only with --yes).
 ///
-/// The journal is PATH (a journal, or the journal/ of a state or queue), or
-/// NAMESPACE NAME in the data directory --data DIR (--kind state or queue
-/// for their journal). The damaged line and everything after it are moved
+/// The journal is PATH (a journal, or the journal/ of a state, queue or
+/// bucket), or NAMESPACE NAME in the data directory --data DIR (--kind
+/// state, queue or bucket for their journal). The damaged line and everything after it are moved
 /// out of the journal into `<journal>/repair-<time>/`, so they can still be
 /// inspected. Without --yes, prints what would be cut and changes nothing
 /// (exit 0). Takes the journal's lock with --yes (exit 3 if a process holds
@@ -39,8 +39,8 @@ pub struct RepairArgs {
     /// The data directory (with NAMESPACE NAME).
     #[arg(long, default_value_os_t = crate::default_data_dir())]
     data: PathBuf,
-    /// With NAMESPACE NAME: the kind of unit (default: journal; state or
-    /// queue: its journal).
+    /// With NAMESPACE NAME: the kind of unit (default: journal; state,
+    /// queue or bucket: its journal).
     #[arg(long, value_enum, default_value = "journal")]
     kind: Kind,
     /// Really cut the journal.
@@ -79,7 +79,7 @@ fn journal_dir(args: &RepairArgs) -> Result<PathBuf> {
     };
     match layout::resolve(&dir).target {
         Target::Unit(UnitKind::Journal) | Target::UnitJournal => Ok(dir),
-        Target::Unit(kind @ (UnitKind::State | UnitKind::Queue)) => usage!(
+        Target::Unit(kind @ (UnitKind::State | UnitKind::Queue | UnitKind::Bucket)) => usage!(
             "{} is a {kind} directory: repair its journal, {}",
             dir.display(),
             dir.join(JOURNAL_DIR).display()

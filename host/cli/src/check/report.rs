@@ -24,7 +24,7 @@ pub struct Line {
 pub struct Report {
     /// The unit (or part, or file) checked.
     pub path: String,
-    /// What it is: journal, state, snapshots, queue, snapshot_file.
+    /// What it is: journal, state, snapshots, queue, bucket, snapshot_file.
     pub kind: &'static str,
     /// Whether anything in it is damaged.
     pub damaged: bool,
@@ -36,12 +36,15 @@ pub struct Report {
     /// Its snapshots, checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<SnapshotsJson>,
-    /// How it recovers (states and queues).
+    /// How it recovers (states, queues and buckets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryJson>,
     /// What the queue holds (queues that recover).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueCounts>,
+    /// What the bucket holds (buckets that recover).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketJson>,
     /// What goes to stderr besides (hints, explanations).
     #[serde(skip)]
     pub notes: Vec<String>,
@@ -150,7 +153,14 @@ pub struct DamagedSnapshot {
     pub damage: String,
 }
 
-/// How a state or queue recovers.
+/// What a bucket holds, as `verify --json` shows it.
+#[derive(Debug, Serialize)]
+pub struct BucketJson {
+    /// How many keys have a value.
+    pub keys: usize,
+}
+
+/// How a state, queue or bucket recovers.
 #[derive(Debug, Default, Serialize)]
 pub struct RecoveryJson {
     /// Whether it recovers.

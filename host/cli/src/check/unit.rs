@@ -1,7 +1,8 @@
 //! The checks of one unit (or one part of a unit) that `mini verify` runs.
 //! Each asks the engine ([`verify`](mini_engine::verify::verify),
-//! [`StateLog::check`], [`inspect_queue`]) and returns a [`Report`]: the
-//! lines a person reads and the same findings as JSON.
+//! [`StateLog::check`], [`inspect_queue`], [`mini_engine::kv::inspect`])
+//! and returns a [`Report`]: the lines a person reads and the same findings
+//! as JSON.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -14,7 +15,7 @@ use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR, StateCheck, StateError, Stat
 use mini_engine::verify::VerifyReport;
 
 use super::report::{
-    DamageJson, DamagedSnapshot, JournalJson, RecoveryJson, Report, SnapshotsJson,
+    BucketJson, DamageJson, DamagedSnapshot, JournalJson, RecoveryJson, Report, SnapshotsJson,
 };
 
 /// Logs smaller than this are verified without a progress bar.
@@ -181,7 +182,8 @@ pub fn check_snapshots(dir: &Path) -> Result<Report> {
     Ok(report)
 }
 
-/// Checks the snapshots and the journal of the state or queue in `dir`,
+/// Checks the snapshots and the journal of the state, queue or bucket in
+/// `dir`,
 /// and that recovery works; the report and whether it recovers.
 fn recovery(dir: &Path, kind: &'static str) -> Result<(Report, bool)> {
     let check: StateCheck = with_progress(dir, |progress| StateLog::check(dir, progress))
@@ -264,6 +266,41 @@ pub fn check_queue(dir: &Path) -> Result<Report> {
             report.damaged(dir, format!("the queue does not recover: {e:#}"));
             report.note(format!(
                 "cannot recover the queue in {}: {e:#}",
+                dir.display()
+            ));
+            if let Some(r) = &mut report.recovery {
+                r.recovers = false;
+                r.error = Some(format!("{e:#}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Checks a bucket directory as a state, and that its records fold into
+/// a bucket's contents (what opening it does).
+pub fn check_bucket(dir: &Path) -> Result<Report> {
+    let (mut report, recovers) = recovery(dir, "bucket")?;
+    if !recovers {
+        return Ok(report);
+    }
+    let text = std::mem::take(&mut report.summary);
+    match mini_engine::kv::inspect(dir) {
+        Ok(found) => {
+            let keys = found.state.entries.len();
+            let holds = if keys == 1 {
+                "1 key".to_owned()
+            } else {
+                format!("{keys} keys")
+            };
+            report.ok(dir, format!("{text}; the bucket holds {holds}"));
+            report.bucket = Some(BucketJson { keys });
+        }
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            report.damaged(dir, format!("the bucket does not recover: {e:#}"));
+            report.note(format!(
+                "cannot recover the bucket in {}: {e:#}",
                 dir.display()
             ));
             if let Some(r) = &mut report.recovery {

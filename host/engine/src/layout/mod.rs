@@ -194,6 +194,39 @@ impl DataRoot {
     }
 }
 
+/// The names of the units of `kind` in the namespace directory `ns_dir`
+/// (directories with a valid name; anything else there is not a unit).
+/// None yet is an empty list.
+///
+/// ```
+/// use mini_engine::layout::{UnitKind, unit_names};
+/// let ns = tempfile::tempdir()?;
+/// std::fs::create_dir_all(ns.path().join("bucket/carts"))?;
+/// assert_eq!(unit_names(ns.path(), UnitKind::Bucket)?, ["carts"]);
+/// assert!(unit_names(ns.path(), UnitKind::Queue)?.is_empty());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn unit_names(ns_dir: &Path, kind: UnitKind) -> io::Result<Vec<String>> {
+    let dir = ns_dir.join(kind.dir_name());
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if validate_name(&name).is_ok() && entry.file_type()?.is_dir() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// Writes `dir/name` as `bytes`, atomically and durably: under a temporary
 /// name first (synced), then renamed into place and the directory synced,
 /// so a crash leaves the old file or the new one, never half of one.

@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 use mini_engine::CheckpointPolicy;
 use mini_engine::kv::{Bucket, BucketOptions, DEFAULT_CHECKPOINT_EVERY, Observed, Swap};
-use mini_engine::layout::UnitKind;
+use mini_engine::layout::{UnitKind, unit_names};
 use mini_engine::snapshot::DEFAULT_KEEP;
 use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, StateOptions};
 use wasmtime::component::{Linker, Resource};
@@ -265,24 +265,17 @@ impl MiniCtxView<'_> {
         if let Err(Error::InvalidName(why)) = check_name(&name) {
             return Err(Error::NotFound(format!("no such bucket: {why}")));
         }
-        let buckets_dir = self.ctx.namespace_dir.join(UnitKind::Bucket.dir_name());
+        let ns_dir = self.ctx.namespace_dir.clone();
         let max = self.ctx.limits.max_buckets;
-        let (dir_, name_) = (buckets_dir.join(&name), name.clone());
+        let name_ = name.clone();
         blocking(move || {
-            if dir_.is_dir() {
-                return Ok(());
-            }
-            let held = std::fs::read_dir(&buckets_dir)
-                .map(|entries| {
-                    entries
-                        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
-                        .count()
-                })
-                .unwrap_or(0);
-            if held >= max {
+            let held = unit_names(&ns_dir, UnitKind::Bucket)
+                .map_err(|e| Error::Io(format!("cannot list the namespace's buckets: {e}")))?;
+            if held.len() >= max && !held.contains(&name_) {
                 return Err(Error::Quota(format!(
-                    "cannot create the bucket {}: the namespace holds {held} buckets, its limit",
-                    quote(&name_)
+                    "cannot create the bucket {}: the namespace holds {} buckets, its limit",
+                    quote(&name_),
+                    held.len()
                 )));
             }
             Ok(())

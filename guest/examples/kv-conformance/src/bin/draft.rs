@@ -6,7 +6,17 @@
 //! kv-conformance-draft run      every check; leaves data for `check`
 //! kv-conformance-draft check    a later process sees what `run` wrote, and
 //!                               what `kv-conformance run` (draft2) wrote
+//! kv-conformance-draft bench-set N [BYTES]
+//!                               N sets of distinct keys (values of BYTES,
+//!                               default 100) in the bucket "" (the one
+//!                               every host opens); prints `set N ns T`
+//! kv-conformance-draft bench-get N
+//!                               sets 100 keys, then N gets; `get N ns T`
 //! ```
+//!
+//! The bench commands time themselves (the guest's monotonic clock), so
+//! the instantiation is not counted; they run unchanged on any host of
+//! this version (wasmtime-wasi-keyvalue's in-memory one included).
 
 use kv_conformance::{args, check, check_eq, many_key, must, usage};
 
@@ -27,7 +37,15 @@ fn main() {
     match words.as_slice() {
         ["run"] => run(),
         ["check"] => check_later(),
-        _ => usage("kv-conformance-draft run | check"),
+        ["bench-set", n, rest @ ..] => {
+            let bytes = rest.first().map_or(Some(100), |b| b.parse().ok());
+            match (n.parse(), bytes) {
+                (Ok(n), Some(bytes)) => bench_set(n, bytes),
+                _ => usage("bench-set N [BYTES]"),
+            }
+        }
+        ["bench-get", n] => bench_get(n.parse().unwrap_or_else(|_| usage("bench-get N"))),
+        _ => usage("kv-conformance-draft run | check | bench-set N [BYTES] | bench-get N"),
     }
 }
 
@@ -141,4 +159,30 @@ fn check_later() {
         Some(b"from run 1".to_vec()),
     );
     println!("check passed");
+}
+
+fn bench_set(n: u64, bytes: usize) {
+    let bucket = open("");
+    let value = vec![b'v'; bytes];
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        must("set", bucket.set(&format!("key-{i}"), &value));
+    }
+    println!("set {n} ns {}", start.elapsed().as_nanos());
+}
+
+fn bench_get(n: u64) {
+    let bucket = open("");
+    let pairs: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| (format!("key-{i}"), vec![b'v'; 100]))
+        .collect();
+    must("set-many", batch::set_many(&bucket, &pairs));
+    let start = std::time::Instant::now();
+    let mut found = 0u64;
+    for i in 0..n {
+        found += u64::from(must("get", bucket.get(&pairs[(i % 100) as usize].0)).is_some());
+    }
+    let elapsed = start.elapsed().as_nanos();
+    check_eq("every get found its key", found, n);
+    println!("get {n} ns {elapsed}");
 }

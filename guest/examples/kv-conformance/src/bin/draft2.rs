@@ -8,6 +8,9 @@
 //!                               prints `swaps N failures F`
 //! kv-conformance crash-writer   sets, increments and set-manys forever,
 //!                               printing each acknowledged write
+//! kv-conformance hostile        what a hostile guest tries: more buckets,
+//!                               handles and bytes than its limits allow;
+//!                               prints `case NAME: OUTCOME` lines
 //! ```
 //!
 //! Beyond the proposal, `run` checks what mini promises: keys listed in
@@ -43,7 +46,10 @@ fn main() {
             cas_increment(bucket, n);
         }
         ["crash-writer"] => crash_writer(),
-        _ => usage("kv-conformance run | check | cas-increment N [--bucket B] | crash-writer"),
+        ["hostile"] => hostile(),
+        _ => usage(
+            "kv-conformance run | check | cas-increment N [--bucket B] | crash-writer | hostile",
+        ),
     }
 }
 
@@ -398,4 +404,79 @@ fn crash_writer() {
             ack(format_args!("many {i}"));
         }
     }
+}
+
+/// Prints `case name: ` and what `result` was: `ok K` or the error.
+fn case<T, E: std::fmt::Debug>(name: &str, result: Result<T, E>, ok: impl FnOnce(T) -> String) {
+    match result {
+        Ok(value) => println!("case {name}: ok {}", ok(value)),
+        Err(e) => println!("case {name}: {e:?}"),
+    }
+}
+
+/// Goes past every limit it can: each case ends in an error, never a trap.
+fn hostile() {
+    // More buckets than the namespace may hold.
+    let mut buckets = Vec::new();
+    let opened = (0..10_000).try_for_each(|i| {
+        buckets.push(store::open(&format!("b-{i}"))?);
+        Ok::<(), Error>(())
+    });
+    case("buckets", opened, |()| "all".into());
+    let count = buckets.len();
+    drop(buckets);
+    println!("case buckets opened: {count}");
+    // More handles than the instance may hold.
+    let bucket = open("b-0");
+    let mut handles = Vec::new();
+    let held = (0..100_000).try_for_each(|_| {
+        handles.push(Cas::new(&bucket, "k")?);
+        Ok::<(), Error>(())
+    });
+    case("cas handles", held, |()| "all".into());
+    drop(handles);
+    // More bytes than a bucket's snapshot may hold, one set at a time and
+    // in one set-many.
+    let value = vec![b'v'; 1024];
+    let mut stored = 0;
+    let filled = (0..100_000).try_for_each(|i| {
+        bucket.set(&format!("fill-{i}"), &value)?;
+        stored += 1;
+        Ok::<(), Error>(())
+    });
+    case("fill", filled, |()| "all".into());
+    println!("case fill stored: {stored}");
+    let pairs: Vec<(String, Vec<u8>)> = (0..50_000)
+        .map(|i| (format!("many-{i}"), value.clone()))
+        .collect();
+    case(
+        "set-many past the limit",
+        batch::set_many(&bucket, &pairs),
+        |()| "stored".into(),
+    );
+    case("nothing of it is there", bucket.exists("many-0"), |e| {
+        e.to_string()
+    });
+    // Deletes are always taken, and make room again.
+    let keys: Vec<String> = (0..stored).map(|i| format!("fill-{i}")).collect();
+    case("delete-many", batch::delete_many(&bucket, &keys), |()| {
+        "deleted".into()
+    });
+    case("room again", bucket.set("after", &value), |()| {
+        "stored".into()
+    });
+    // A cursor is any string: one far beyond every key, or huge.
+    case(
+        "huge cursor",
+        bucket.list_keys(Some(&"z".repeat(1 << 20))),
+        |page| format!("{} keys", page.keys.len()),
+    );
+    // An increment of a value that is not a number, of a huge number.
+    must("set", bucket.set("nan", &[0xff; 3]));
+    case(
+        "increment binary",
+        atomics::increment(&bucket, "nan", 1),
+        |n| n.to_string(),
+    );
+    println!("hostile done");
 }
