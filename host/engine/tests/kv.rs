@@ -295,3 +295,17 @@ fn a_listing_returns_every_key_present_throughout_exactly_once() {
     let distinct: BTreeSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), seen.len(), "no key twice");
 }
+
+#[test]
+fn deleting_keys_that_are_not_there_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bucket = open(dir.path(), 1000);
+    bucket.set("here", b"1").expect("set");
+    let before = bucket.log().last_seq();
+    bucket.delete("absent").expect("delete");
+    bucket.delete_many(&["absent", "also absent"]).expect("delete many");
+    assert_eq!(bucket.log().last_seq(), before, "no record for nothing to delete");
+    bucket.delete_many(&["absent", "here", "here"]).expect("delete many");
+    assert_eq!(bucket.log().last_seq(), before + 1, "one record for the one key there");
+    assert!(!bucket.exists("here"));
+}

@@ -274,10 +274,10 @@ impl Bucket {
         self.write(inner, vec![set_record(key, value)])
     }
 
-    /// Removes `key`, durably (a key that is not there is no error).
+    /// Removes `key`, durably (a key that is not there is no error, and
+    /// nothing written).
     pub fn delete(&self, key: &str) -> Result<(), KvError> {
-        let inner = self.begin([key]);
-        self.write(inner, vec![delete_record(key)])
+        self.delete_many(&[key])
     }
 
     /// Sets every pair, as one atomic unit: after a crash all of them are
@@ -288,10 +288,17 @@ impl Bucket {
         self.write(inner, records)
     }
 
-    /// Removes every key of `keys`, as one atomic unit.
+    /// Removes every key of `keys`, as one atomic unit. Keys that are not
+    /// there are skipped (none there: nothing written).
     pub fn delete_many<S: AsRef<str>>(&self, keys: &[S]) -> Result<(), KvError> {
-        let records = keys.iter().map(|k| delete_record(k.as_ref())).collect();
         let inner = self.begin(keys.iter().map(AsRef::as_ref));
+        let mut seen = HashSet::new();
+        let records = keys
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|key| inner.state.entries.contains_key(*key) && seen.insert(*key))
+            .map(delete_record)
+            .collect();
         self.write(inner, records)
     }
 
