@@ -119,6 +119,9 @@ pub enum SandboxError {
     /// A queue could not be read.
     #[error(transparent)]
     Queue(#[from] mini_engine::queue::QueueError),
+    /// A `wasi:keyvalue` bucket could not be read.
+    #[error(transparent)]
+    Bucket(#[from] mini_engine::kv::KvError),
     /// The sandbox's files (its data root, a saved copy) could not be
     /// written.
     #[error("sandbox files: {0}")]

@@ -2,6 +2,7 @@
 //! component, a virtual clock and a fault-injecting file system; runs of the
 //! component as a `wasi:cli/command`, in sequence over the same data.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use mini_engine::Entry;
 use mini_engine::layout::{DataRoot, UnitKind};
 use mini_engine::queue::Clock;
+use mini_host::keyvalue::DEFAULT_BUCKET;
 use mini_host::runner::{RunError, RunLimits, Runner, RunnerConfig};
 use mini_host::{Limits, MiniCtx, MiniHost};
 use wasmtime::component::Component;
@@ -307,6 +309,29 @@ impl Sandbox {
     /// The queue `name`'s messages, by where they are at the sandbox's time.
     pub fn queue(&self, name: &str) -> Result<QueueView, SandboxError> {
         queue_view(&self.unit_dir(UnitKind::Queue, name)?, self.clock.now_ms())
+    }
+
+    /// The `wasi:keyvalue` bucket `name`'s keys and values as recovery finds
+    /// them (`""`: the bucket `open("")` opens); none if the component never
+    /// opened it.
+    pub fn bucket(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, SandboxError> {
+        let name = if name.is_empty() {
+            DEFAULT_BUCKET
+        } else {
+            name
+        };
+        let dir = self.unit_dir(UnitKind::Bucket, name)?;
+        if !dir.is_dir() {
+            return Ok(BTreeMap::new());
+        }
+        let found = mini_engine::kv::inspect(&dir)?;
+        Ok(found
+            .state
+            .entries
+            .into_iter()
+            // A value that does not decode fails the inspection first.
+            .map(|(key, entry)| (key, entry.value.bytes().unwrap_or_default()))
+            .collect())
     }
 
     /// A copy of the data and the clock as they are now, for

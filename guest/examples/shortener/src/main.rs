@@ -10,6 +10,10 @@
 //! shortener visit CODE   prints the URL and counts a visit
 //! shortener stats        one line per code: CODE VISITS URL
 //! shortener remove CODE  forgets the code, its URL and its visits
+//! shortener check        every code's URL leads back to it and every URL's
+//!                        code to it; prints `consistent N codes` (else
+//!                        names the first broken pair, exit 1): what a
+//!                        crash-point exploration runs after each crash
 //! ```
 //!
 //! Everything is in the bucket `open("")` gives (on mini, `default`):
@@ -100,6 +104,7 @@ fn run(args: &[&str]) -> Result<(), Failure> {
         ["visit", code] => Command::Visit(code),
         ["stats"] => Command::Stats,
         ["remove", code] => Command::Remove(code),
+        ["check"] => Command::Check,
         _ => return Err(Failure::Usage(format!("bad arguments {args:?}"))),
     };
     let bucket = store::open("")?;
@@ -116,6 +121,7 @@ fn run(args: &[&str]) -> Result<(), Failure> {
             remove(&bucket, code)?;
             writeln!(out, "removed {code}")?;
         }
+        Command::Check => writeln!(out, "consistent {} codes", check(&bucket)?)?,
     }
     Ok(())
 }
@@ -125,6 +131,7 @@ enum Command<'a> {
     Visit(&'a str),
     Stats,
     Remove(&'a str),
+    Check,
 }
 
 /// The code of `url`: the one it already has, or a new one.
@@ -219,6 +226,46 @@ fn url_of(bucket: &Bucket, code: &str) -> Result<String, Failure> {
         Some(url) => text(&key, url),
         None => Err(Failure::UnknownCode(code.to_owned())),
     }
+}
+
+/// How many codes there are, once every `url:CODE` → URL has its
+/// `by-url:URL` → CODE and back.
+fn check(bucket: &Bucket) -> Result<usize, Failure> {
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = bucket.list_keys(cursor.as_deref())?;
+        keys.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut codes = 0;
+    for key in &keys {
+        let (other, want) = if let Some(code) = key.strip_prefix("url:") {
+            codes += 1;
+            (format!("by-url:{}", url_of(bucket, code)?), code.to_owned())
+        } else if let Some(url) = key.strip_prefix("by-url:") {
+            let code = match bucket.get(key)? {
+                Some(code) => text(key, code)?,
+                None => continue,
+            };
+            (format!("url:{code}"), url.to_owned())
+        } else {
+            continue;
+        };
+        let back = match bucket.get(&other)? {
+            Some(value) => text(&other, value)?,
+            None => String::new(),
+        };
+        if back != want {
+            return Err(Failure::Unexpected(format!(
+                "inconsistent: {key} leads to {other}, which holds {back:?}"
+            )));
+        }
+    }
+    Ok(codes)
 }
 
 /// The value of `key` as text.

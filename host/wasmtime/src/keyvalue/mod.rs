@@ -256,12 +256,7 @@ impl MiniCtxView<'_> {
         .await
     }
 
-    async fn open_bucket(&mut self, identifier: String) -> Result<Resource<BucketHandle>, Error> {
-        let name = if identifier.is_empty() {
-            DEFAULT_BUCKET.to_owned()
-        } else {
-            identifier
-        };
+    async fn open_bucket(&mut self, name: String) -> Result<Resource<BucketHandle>, Error> {
         if let Err(Error::InvalidName(why)) = check_name(&name) {
             return Err(Error::NotFound(format!("no such bucket: {why}")));
         }
@@ -319,8 +314,13 @@ impl MiniCtxView<'_> {
         &mut self,
         identifier: String,
     ) -> Result<Resource<BucketHandle>, HostError> {
-        observed!(self, "keyvalue", "open", Some(identifier.clone()), {
-            Ok(self.open_bucket(identifier).await?)
+        let name = if identifier.is_empty() {
+            DEFAULT_BUCKET.to_owned()
+        } else {
+            identifier
+        };
+        observed!(self, "keyvalue", "open", Some(name.clone()), {
+            Ok(self.open_bucket(name).await?)
         })
     }
 
