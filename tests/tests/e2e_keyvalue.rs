@@ -142,19 +142,52 @@ fn a_hostile_guest_meets_every_limit_as_an_error() {
     let out = block_on(run_with(&default_runner(), &wasm, mini, &["hostile"]));
     assert_eq!(out.exit_code(), 0, "{}{}", out.stdout, out.stderr);
     let cases = cases(&out.stdout);
-    let case = |name: &str| cases.get(name).unwrap_or_else(|| panic!("no case {name}: {}", out.stdout));
-    assert!(case("buckets").contains("quota: cannot create the bucket") && case("buckets").contains("b-5"), "{}", case("buckets"));
+    let case = |name: &str| {
+        cases
+            .get(name)
+            .unwrap_or_else(|| panic!("no case {name}: {}", out.stdout))
+    };
+    assert!(
+        case("buckets").contains("quota: cannot create the bucket")
+            && case("buckets").contains("b-5"),
+        "{}",
+        case("buckets")
+    );
     assert_eq!(case("buckets opened"), "5");
-    assert!(case("cas handles").contains("quota: too many open handles"), "{}", case("cas handles"));
-    assert!(case("fill").contains("quota: the bucket is full"), "{}", case("fill"));
+    assert!(
+        case("cas handles").contains("quota: too many open handles"),
+        "{}",
+        case("cas handles")
+    );
+    assert!(
+        case("fill").contains("quota: the bucket is full"),
+        "{}",
+        case("fill")
+    );
     let stored: usize = case("fill stored").parse().expect("a count");
-    assert!((40..64).contains(&stored), "{stored} values of 1 KiB in 64 KiB");
-    assert!(case("set-many past the limit").contains("the bucket is full"), "{}", case("set-many past the limit"));
+    assert!(
+        (40..64).contains(&stored),
+        "{stored} values of 1 KiB in 64 KiB"
+    );
+    assert!(
+        case("set-many past the limit").contains("the bucket is full"),
+        "{}",
+        case("set-many past the limit")
+    );
     assert_eq!(case("nothing of it is there"), "ok false");
     assert_eq!(case("delete-many"), "ok deleted");
     assert_eq!(case("room again"), "ok stored");
+    assert!(
+        case("get-many of one value 100 times").contains("quota: the values asked for take"),
+        "{}",
+        case("get-many of one value 100 times")
+    );
     assert_eq!(case("huge cursor"), "ok 0 keys");
-    assert!(case("increment binary").contains("invalid-argument"), "{}", case("increment binary"));
+    assert!(
+        case("increment binary").contains("invalid-argument"),
+        "{}",
+        case("increment binary")
+    );
     assert!(out.stdout.ends_with("hostile done\n"), "{}", out.stdout);
     // No guest error showed a host path.
     let root = data.path().display().to_string();
@@ -178,13 +211,19 @@ fn with_a_manifest_buckets_are_a_capability() {
         let mini = MiniCtxBuilder::for_module(&host, data.path(), &manifest)
             .build()
             .expect("a valid manifest");
-        block_on(run_with(&default_runner(), &guest_component("kv-conformance"), mini, args))
+        block_on(run_with(
+            &default_runner(),
+            &guest_component("kv-conformance"),
+            mini,
+            args,
+        ))
     };
     // `run` opens "other" and checks that it is apart: denied, it fails there.
     let out = run(&["run"]);
     assert_eq!(out.exit_code(), 1, "{}", out.stdout);
     assert!(
-        out.stdout.contains("FAILED open \"other\": Error::AccessDenied"),
+        out.stdout
+            .contains("FAILED open \"other\": Error::AccessDenied"),
         "{}",
         out.stdout
     );
@@ -252,6 +291,9 @@ fn the_sync_linker_serves_both_versions_too() {
         let command = Command::instantiate(&mut store, &wasm, &linker).expect("instantiates");
         let result = command.wasi_cli_run().call_run(&mut store).expect("runs");
         let out = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        assert!(result.is_ok() && out.ends_with("passed\n"), "{args:?}: {out}");
+        assert!(
+            result.is_ok() && out.ends_with("passed\n"),
+            "{args:?}: {out}"
+        );
     }
 }

@@ -303,9 +303,42 @@ fn deleting_keys_that_are_not_there_writes_nothing() {
     bucket.set("here", b"1").expect("set");
     let before = bucket.log().last_seq();
     bucket.delete("absent").expect("delete");
-    bucket.delete_many(&["absent", "also absent"]).expect("delete many");
-    assert_eq!(bucket.log().last_seq(), before, "no record for nothing to delete");
-    bucket.delete_many(&["absent", "here", "here"]).expect("delete many");
-    assert_eq!(bucket.log().last_seq(), before + 1, "one record for the one key there");
+    bucket
+        .delete_many(&["absent", "also absent"])
+        .expect("delete many");
+    assert_eq!(
+        bucket.log().last_seq(),
+        before,
+        "no record for nothing to delete"
+    );
+    bucket
+        .delete_many(&["absent", "here", "here"])
+        .expect("delete many");
+    assert_eq!(
+        bucket.log().last_seq(),
+        before + 1,
+        "one record for the one key there"
+    );
     assert!(!bucket.exists("here"));
+}
+
+#[test]
+fn a_read_of_many_keys_is_bounded_by_bytes_before_anything_is_copied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bucket = open(dir.path(), 1000);
+    bucket.set("big", &[0xff; 1000]).expect("set");
+    bucket.set("small", b"1").expect("set");
+    let once = bucket
+        .get_many_within(&["big", "small", "absent"], 1001)
+        .expect("within");
+    assert_eq!(
+        once,
+        vec![Some(vec![0xff; 1000]), Some(b"1".to_vec()), None]
+    );
+    let repeated = vec!["big"; 100];
+    let Err(KvError::ReadTooLarge { bytes, limit }) = bucket.get_many_within(&repeated, 50_000)
+    else {
+        panic!("a read of 100 times 1000 bytes within 50,000");
+    };
+    assert!(bytes >= 100_000 && limit == 50_000);
 }

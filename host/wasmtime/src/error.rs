@@ -240,7 +240,7 @@ pub(crate) fn kv_error(err: KvError, namespace_dir: &Path) -> Error {
         e @ KvError::BadRecord { .. } => Error::Corrupt(hide_root(&e.to_string(), namespace_dir)),
         e @ KvError::NotAnInteger { .. } => Error::InvalidArgument(e.to_string()),
         e @ KvError::Overflow { .. } => Error::OutOfRange(e.to_string()),
-        e @ KvError::Full { .. } => Error::Quota(e.to_string()),
+        e @ (KvError::Full { .. } | KvError::ReadTooLarge { .. }) => Error::Quota(e.to_string()),
     }
 }
 

@@ -34,6 +34,15 @@ pub enum KvError {
         /// The key.
         key: String,
     },
+    /// A read of many keys would return more bytes than allowed
+    /// ([`Bucket::get_many_within`](super::Bucket::get_many_within)).
+    #[error("the values asked for take {bytes} bytes; one read may return at most {limit}")]
+    ReadTooLarge {
+        /// The bytes the values take.
+        bytes: u64,
+        /// The most one read may return.
+        limit: u64,
+    },
     /// The write would make the bucket larger than a snapshot may be (its
     /// snapshot store's `max_state_size`): every checkpoint would fail
     /// from then on, so it is refused. Deletes are always accepted.

@@ -28,6 +28,15 @@ impl StoredValue {
         }
     }
 
+    /// The length of the bytes at most (base64's decoded length, padding
+    /// not subtracted), without decoding them.
+    pub fn stored_len(&self) -> u64 {
+        match self {
+            StoredValue::Text(text) => text.len() as u64,
+            StoredValue::Base64(encoded) => (encoded.len() as u64).div_ceil(4) * 3,
+        }
+    }
+
     /// The bytes; `None` for base64 that does not decode.
     pub fn bytes(&self) -> Option<Vec<u8>> {
         match self {

@@ -208,6 +208,39 @@ impl Bucket {
             .collect()
     }
 
+    /// [`Bucket::get_many`], refused before anything is copied if the
+    /// values would take more than `max_bytes` (a key asked for many times
+    /// counts each time): what one call makes the caller hold is bounded.
+    pub fn get_many_within<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        max_bytes: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let inner = self.lock();
+        let mut bytes = 0u64;
+        for key in keys {
+            if let Some(entry) = inner.state.entries.get(key.as_ref()) {
+                bytes = bytes.saturating_add(entry.value.stored_len());
+            }
+        }
+        if bytes > max_bytes {
+            return Err(KvError::ReadTooLarge {
+                bytes,
+                limit: max_bytes,
+            });
+        }
+        Ok(keys
+            .iter()
+            .map(|key| {
+                inner
+                    .state
+                    .entries
+                    .get(key.as_ref())
+                    .map(|e| e.value.bytes().unwrap_or_default())
+            })
+            .collect())
+    }
+
     /// The value of `key` and what a [`Bucket::compare_and_swap`] of it
     /// expects.
     pub fn observe(&self, key: &str) -> Observed {

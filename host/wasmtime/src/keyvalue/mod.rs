@@ -141,6 +141,10 @@ pub(crate) struct KeyPage {
 /// value as it is now.
 pub(crate) struct SwapFailed(pub Resource<CasHandle>);
 
+fn wide(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The stored size of `value` at most: base64 for bytes that are not text.
 fn stored_len(value: &[u8]) -> u64 {
     (value.len() as u64).div_ceil(3) * 4
@@ -493,7 +497,13 @@ impl MiniCtxView<'_> {
             for key in &keys {
                 self.check_key(key)?;
             }
-            let values = self.bucket_of(&handle)?.0.get_many(&keys);
+            let (bucket, ns_dir) = self.bucket_of(&handle)?;
+            // Distinct keys never return more than the bucket holds; only a
+            // key asked for many times could make the host hold more.
+            let limit = wide(self.ctx.limits.max_state_size);
+            let values = bucket
+                .get_many_within(&keys, limit)
+                .map_err(|e| kv_error(e, &ns_dir))?;
             Ok(keys
                 .into_iter()
                 .zip(values)

@@ -465,6 +465,14 @@ fn hostile() {
     case("room again", bucket.set("after", &value), |()| {
         "stored".into()
     });
+    // One value asked for many times: more than the host will hold for
+    // one call.
+    let repeated: Vec<String> = vec!["after".to_string(); 100];
+    case(
+        "get-many of one value 100 times",
+        batch::get_many(&bucket, &repeated),
+        |v| format!("{} values", v.len()),
+    );
     // A cursor is any string: one far beyond every key, or huge.
     case(
         "huge cursor",
