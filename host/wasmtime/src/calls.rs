@@ -158,3 +158,17 @@ macro_rules! observed {
     }};
 }
 pub(crate) use observed;
+
+/// [`observed!`] for a call that never waits (a read of memory): `$body`
+/// runs as a closure, with no future to make and poll.
+macro_rules! observed_now {
+    ($view:ident, $interface:literal, $function:literal, $unit:expr, $body:block) => {{
+        let observer = $view.ctx.observer.clone();
+        let call = observer.call($interface, $function, || $unit);
+        observer.at(&call, $crate::calls::CallMoment::BeforeEffect)?;
+        let result = (|| -> Result<_, $crate::HostError> { $body })();
+        observer.at(&call, $crate::calls::CallMoment::AfterDurable)?;
+        result
+    }};
+}
+pub(crate) use observed_now;

@@ -45,9 +45,14 @@ pub(crate) fn run_inline<F: Future>(call: F) -> F::Output {
         }
     }
     let _reset = Reset(INLINE.with(|inline| inline.replace(true)));
+    let mut call = pin!(call);
+    // Most calls finish on their first poll: the thread's waker is made
+    // only for one that waits (polled again, the call registers it).
+    if let Poll::Ready(out) = call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return out;
+    }
     let waker = Waker::from(Arc::new(Unpark(thread::current())));
     let mut context = Context::from_waker(&waker);
-    let mut call = pin!(call);
     loop {
         if let Poll::Ready(out) = call.as_mut().poll(&mut context) {
             return out;

@@ -21,7 +21,16 @@ pub mod draft2 {
             import wasi:keyvalue/atomics@0.2.0-draft2;
             import wasi:keyvalue/batch@0.2.0-draft2;
         ",
-        imports: { default: async | trappable | tracing },
+        // Reads never wait: sync host functions, no future per call.
+        imports: {
+            "wasi:keyvalue/store.[method]bucket.get": trappable | tracing,
+            "wasi:keyvalue/store.[method]bucket.exists": trappable | tracing,
+            "wasi:keyvalue/store.[method]bucket.list-keys": trappable | tracing,
+            "wasi:keyvalue/atomics.[static]cas.new": trappable | tracing,
+            "wasi:keyvalue/atomics.[method]cas.current": trappable | tracing,
+            "wasi:keyvalue/batch.get-many": trappable | tracing,
+            default: async | trappable | tracing,
+        },
         trappable_error_type: {
             "wasi:keyvalue/store@0.2.0-draft2.error" => crate::HostError,
         },
@@ -68,7 +77,13 @@ pub mod draft {
             import wasi:keyvalue/atomics@0.2.0-draft;
             import wasi:keyvalue/batch@0.2.0-draft;
         ",
-        imports: { default: async | trappable | tracing },
+        imports: {
+            "wasi:keyvalue/store.[method]bucket.get": trappable | tracing,
+            "wasi:keyvalue/store.[method]bucket.exists": trappable | tracing,
+            "wasi:keyvalue/store.[method]bucket.list-keys": trappable | tracing,
+            "wasi:keyvalue/batch.get-many": trappable | tracing,
+            default: async | trappable | tracing,
+        },
         trappable_error_type: {
             "wasi:keyvalue/store@0.2.0-draft.error" => crate::HostError,
         },

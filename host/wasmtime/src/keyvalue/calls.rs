@@ -16,12 +16,15 @@ use wasmtime::component::Resource;
 use super::{BucketHandle, CasHandle, DEFAULT_BUCKET, KeyPage, KvFailure, LIST_PAGE, SwapFailed};
 use crate::HostError;
 use crate::bindings::types::Error;
-use crate::calls::observed;
+use crate::calls::{observed, observed_now};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, kv_error, quote};
 use crate::offload::blocking;
 use crate::view::{Admission, LINE_OVERHEAD, check_name};
+
+/// A key and its value, as `get-many` returns them (none: no value).
+type Pair = Option<(String, Vec<u8>)>;
 
 fn wide(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
@@ -45,6 +48,11 @@ impl MiniCtxView<'_> {
             .get(handle)
             .map(|h| (h.bucket.clone(), h.ns_dir.clone()))
             .map_err(|e| bad_handle("bucket", e))
+    }
+
+    /// The bucket of `handle`, borrowed (a read needs no clone of it).
+    fn held_bucket(&self, handle: &Resource<BucketHandle>) -> Result<&BucketHandle, Error> {
+        self.table.get(handle).map_err(|e| bad_handle("bucket", e))
     }
 
     pub(crate) fn bucket_handle(
@@ -166,25 +174,25 @@ impl MiniCtxView<'_> {
         })
     }
 
-    pub(crate) async fn kv_get(
+    pub(crate) fn kv_get(
         &mut self,
         handle: Resource<BucketHandle>,
         key: String,
     ) -> Result<Option<Vec<u8>>, HostError> {
-        observed!(self, "keyvalue", "get", self.unit_of(&handle), {
+        observed_now!(self, "keyvalue", "get", self.unit_of(&handle), {
             self.check_key(&key)?;
-            Ok(self.bucket_of(&handle)?.0.get(&key))
+            Ok(self.held_bucket(&handle)?.bucket.get(&key))
         })
     }
 
-    pub(crate) async fn kv_exists(
+    pub(crate) fn kv_exists(
         &mut self,
         handle: Resource<BucketHandle>,
         key: String,
     ) -> Result<bool, HostError> {
-        observed!(self, "keyvalue", "exists", self.unit_of(&handle), {
+        observed_now!(self, "keyvalue", "exists", self.unit_of(&handle), {
             self.check_key(&key)?;
-            Ok(self.bucket_of(&handle)?.0.exists(&key))
+            Ok(self.held_bucket(&handle)?.bucket.exists(&key))
         })
     }
 
@@ -217,14 +225,16 @@ impl MiniCtxView<'_> {
     }
 
     /// Up to [`LIST_PAGE`] keys after `after`, in order.
-    pub(crate) async fn kv_list(
+    pub(crate) fn kv_list(
         &mut self,
         handle: Resource<BucketHandle>,
         after: Option<String>,
     ) -> Result<KeyPage, HostError> {
-        observed!(self, "keyvalue", "list-keys", self.unit_of(&handle), {
-            let bucket = self.bucket_of(&handle)?.0;
-            let mut keys = bucket.list_keys(after.as_deref(), LIST_PAGE + 1);
+        observed_now!(self, "keyvalue", "list-keys", self.unit_of(&handle), {
+            let mut keys = self
+                .held_bucket(&handle)?
+                .bucket
+                .list_keys(after.as_deref(), LIST_PAGE + 1);
             let next_after = if keys.len() > LIST_PAGE {
                 keys.truncate(LIST_PAGE);
                 keys.last().cloned()
@@ -250,12 +260,12 @@ impl MiniCtxView<'_> {
         })
     }
 
-    pub(crate) async fn kv_cas_new(
+    pub(crate) fn kv_cas_new(
         &mut self,
         handle: Resource<BucketHandle>,
         key: String,
     ) -> Result<Resource<CasHandle>, HostError> {
-        observed!(self, "keyvalue", "cas.new", self.unit_of(&handle), {
+        observed_now!(self, "keyvalue", "cas.new", self.unit_of(&handle), {
             self.check_key(&key)?;
             let held = self
                 .table
@@ -272,11 +282,11 @@ impl MiniCtxView<'_> {
         })
     }
 
-    pub(crate) async fn kv_cas_current(
+    pub(crate) fn kv_cas_current(
         &mut self,
         cas: Resource<CasHandle>,
     ) -> Result<Option<Vec<u8>>, HostError> {
-        observed!(self, "keyvalue", "cas.current", self.unit_of(&cas), {
+        observed_now!(self, "keyvalue", "cas.current", self.unit_of(&cas), {
             let held = self.table.get(&cas).map_err(|e| bad_handle("cas", e))?;
             Ok(held.seen.value.clone())
         })
@@ -326,22 +336,23 @@ impl MiniCtxView<'_> {
         })
     }
 
-    pub(crate) async fn kv_get_many(
+    pub(crate) fn kv_get_many(
         &mut self,
         handle: Resource<BucketHandle>,
         keys: Vec<String>,
-    ) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
-        observed!(self, "keyvalue", "get-many", self.unit_of(&handle), {
+    ) -> Result<Vec<Pair>, HostError> {
+        observed_now!(self, "keyvalue", "get-many", self.unit_of(&handle), {
             for key in &keys {
                 self.check_key(key)?;
             }
-            let (bucket, ns_dir) = self.bucket_of(&handle)?;
             // Distinct keys never return more than the bucket holds; only a
             // key asked for many times could make the host hold more.
             let limit = wide(self.ctx.limits.max_state_size);
-            let values = bucket
+            let held = self.held_bucket(&handle)?;
+            let values = held
+                .bucket
                 .get_many_within(&keys, limit)
-                .map_err(|e| kv_error(e, &ns_dir))?;
+                .map_err(|e| kv_error(e, &held.ns_dir))?;
             Ok(keys
                 .into_iter()
                 .zip(values)

@@ -92,8 +92,8 @@ macro_rules! draft_host {
             }
 
             impl store::HostBucket for MiniCtxView<'_> {
-                $($kw)? fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
-                    $finish!(self.kv_get(bucket, key))
+                fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
+                    self.kv_get(bucket, key)
                 }
 
                 $($kw)? fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<(), HostError> {
@@ -104,13 +104,13 @@ macro_rules! draft_host {
                     $finish!(self.kv_delete(bucket, key))
                 }
 
-                $($kw)? fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, HostError> {
-                    $finish!(self.kv_exists(bucket, key))
+                fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, HostError> {
+                    self.kv_exists(bucket, key)
                 }
 
-                $($kw)? fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<u64>) -> Result<store::KeyResponse, HostError> {
+                fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<u64>) -> Result<store::KeyResponse, HostError> {
                     let after = self.cursor_key(&bucket, cursor)?;
-                    let page = $finish!(self.kv_list(Resource::new_borrow(bucket.rep()), after))?;
+                    let page = self.kv_list(Resource::new_borrow(bucket.rep()), after)?;
                     let cursor = match page.next_after {
                         Some(key) => Some(self.new_cursor(&bucket, key)?),
                         None => None,
@@ -132,8 +132,8 @@ macro_rules! draft_host {
             }
 
             impl batch::Host for MiniCtxView<'_> {
-                $($kw)? fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
-                    $finish!(self.kv_get_many(bucket, keys))
+                fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
+                    self.kv_get_many(bucket, keys)
                 }
 
                 $($kw)? fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<(), HostError> {

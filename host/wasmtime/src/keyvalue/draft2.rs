@@ -36,8 +36,8 @@ macro_rules! draft2_host {
             }
 
             impl store::HostBucket for MiniCtxView<'_> {
-                $($kw)? fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
-                    $finish!(self.kv_get(bucket, key))
+                fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
+                    self.kv_get(bucket, key)
                 }
 
                 $($kw)? fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<(), HostError> {
@@ -48,12 +48,12 @@ macro_rules! draft2_host {
                     $finish!(self.kv_delete(bucket, key))
                 }
 
-                $($kw)? fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, HostError> {
-                    $finish!(self.kv_exists(bucket, key))
+                fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, HostError> {
+                    self.kv_exists(bucket, key)
                 }
 
-                $($kw)? fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<store::KeyResponse, HostError> {
-                    let page = $finish!(self.kv_list(bucket, cursor))?;
+                fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<store::KeyResponse, HostError> {
+                    let page = self.kv_list(bucket, cursor)?;
                     Ok(store::KeyResponse { keys: page.keys, cursor: page.next_after })
                 }
 
@@ -78,12 +78,12 @@ macro_rules! draft2_host {
             }
 
             impl atomics::HostCas for MiniCtxView<'_> {
-                $($kw)? fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Resource<CasHandle>, HostError> {
-                    $finish!(self.kv_cas_new(bucket, key))
+                fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Resource<CasHandle>, HostError> {
+                    self.kv_cas_new(bucket, key)
                 }
 
-                $($kw)? fn current(&mut self, cas: Resource<CasHandle>) -> Result<Option<Vec<u8>>, HostError> {
-                    $finish!(self.kv_cas_current(cas))
+                fn current(&mut self, cas: Resource<CasHandle>) -> Result<Option<Vec<u8>>, HostError> {
+                    self.kv_cas_current(cas)
                 }
 
                 $($kw)? fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
@@ -93,8 +93,8 @@ macro_rules! draft2_host {
             }
 
             impl batch::Host for MiniCtxView<'_> {
-                $($kw)? fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
-                    $finish!(self.kv_get_many(bucket, keys))
+                fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
+                    self.kv_get_many(bucket, keys)
                 }
 
                 $($kw)? fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<(), HostError> {
