@@ -117,24 +117,46 @@ mod tests {
 
     #[test]
     fn run_inline_waits_for_a_wake_from_another_thread() {
-        let (tx, rx) = std::sync::mpsc::channel::<Waker>();
-        let woken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = woken.clone();
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        // As the contract of `Future` has it, the waker of the latest poll
+        // is the one to wake (the first poll's is a no-op one).
+        let latest: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let woken = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (flag, wakers) = (woken.clone(), latest.clone());
         let waker = thread::spawn(move || {
-            let waker = rx.recv().expect("waker");
-            flag.store(true, std::sync::atomic::Ordering::Release);
-            waker.wake();
+            rx.recv().expect("polled once");
+            flag.store(true, Ordering::Release);
+            if let Some(waker) = wakers.lock().expect("lock").take() {
+                waker.wake();
+            }
         });
         let mut sent = Some(tx);
+        let mut polls = 0;
         run_inline(std::future::poll_fn(|cx| {
-            if woken.load(std::sync::atomic::Ordering::Acquire) {
+            polls += 1;
+            // Stored before the flag is read: a wake after it finds it.
+            *latest.lock().expect("lock") = Some(cx.waker().clone());
+            if woken.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
             if let Some(tx) = sent.take() {
-                tx.send(cx.waker().clone()).expect("send");
+                tx.send(()).expect("send");
             }
             Poll::Pending
         }));
         waker.join().expect("join");
+        assert!(polls >= 2, "polled again after the wake");
+    }
+
+    #[test]
+    fn a_call_that_does_not_wait_is_polled_once() {
+        let mut polls = 0;
+        let out = run_inline(std::future::poll_fn(|_| {
+            polls += 1;
+            Poll::Ready(7)
+        }));
+        assert_eq!((out, polls), (7, 1));
     }
 }
