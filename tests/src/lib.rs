@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod crash;
+pub mod nats;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
