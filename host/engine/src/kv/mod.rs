@@ -136,6 +136,17 @@ struct Inner {
     checkpoint_error: Option<String>,
 }
 
+impl Inner {
+    /// The value of `key`, if it has one (a value that does not decode was
+    /// refused at open).
+    fn value(&self, key: &str) -> Option<Vec<u8>> {
+        self.state
+            .entries
+            .get(key)
+            .map(|e| e.value.bytes().unwrap_or_default())
+    }
+}
+
 /// A durable key-value bucket, locked by the process that opened it.
 #[derive(Debug)]
 pub struct Bucket {
@@ -185,27 +196,13 @@ impl Bucket {
 
     /// The value of `key`, if it has one.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let inner = self.lock();
-        // A value that does not decode was refused at open.
-        inner
-            .state
-            .entries
-            .get(key)
-            .map(|e| e.value.bytes().unwrap_or_default())
+        self.lock().value(key)
     }
 
     /// The values of `keys`, read at one moment.
     pub fn get_many<S: AsRef<str>>(&self, keys: &[S]) -> Vec<Option<Vec<u8>>> {
         let inner = self.lock();
-        keys.iter()
-            .map(|key| {
-                inner
-                    .state
-                    .entries
-                    .get(key.as_ref())
-                    .map(|e| e.value.bytes().unwrap_or_default())
-            })
-            .collect()
+        keys.iter().map(|key| inner.value(key.as_ref())).collect()
     }
 
     /// [`Bucket::get_many`], refused before anything is copied if the
@@ -229,16 +226,7 @@ impl Bucket {
                 limit: max_bytes,
             });
         }
-        Ok(keys
-            .iter()
-            .map(|key| {
-                inner
-                    .state
-                    .entries
-                    .get(key.as_ref())
-                    .map(|e| e.value.bytes().unwrap_or_default())
-            })
-            .collect())
+        Ok(keys.iter().map(|key| inner.value(key.as_ref())).collect())
     }
 
     /// The value of `key` and what a [`Bucket::compare_and_swap`] of it
