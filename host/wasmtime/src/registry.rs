@@ -139,28 +139,17 @@ impl MiniHost {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open_queue(&self, dir: &Path, options: QueueOptions) -> Result<Arc<Queue>, QueueError> {
-        let key = std::path::absolute(dir).map_err(|source| {
-            QueueError::from(JournalError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })
-        })?;
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(queue) = queues.get(&key).and_then(Weak::upgrade) {
-            return Ok(queue);
-        }
-        queues.retain(|_, weak| weak.strong_count() > 0);
-        let queue = Arc::new(retry_locked(
-            || Queue::open_with(&key, options.clone()),
+        open_shared(
+            &self.queues,
+            dir,
+            |key| Queue::open_with(key, options.clone()),
             |e| {
                 matches!(
                     e,
                     QueueError::Storage(StateError::Journal(JournalError::Locked { .. }))
                 )
             },
-        )?);
-        queues.insert(key, Arc::downgrade(&queue));
-        Ok(queue)
+        )
     }
 
     /// The key-value bucket in `dir`: the one already open in this process
@@ -184,28 +173,17 @@ impl MiniHost {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open_bucket(&self, dir: &Path, options: BucketOptions) -> Result<Arc<Bucket>, KvError> {
-        let key = std::path::absolute(dir).map_err(|source| {
-            KvError::from(StateError::from(JournalError::Io {
-                path: dir.to_path_buf(),
-                source,
-            }))
-        })?;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(bucket) = buckets.get(&key).and_then(Weak::upgrade) {
-            return Ok(bucket);
-        }
-        buckets.retain(|_, weak| weak.strong_count() > 0);
-        let bucket = Arc::new(retry_locked(
-            || Bucket::open(&key, &options),
+        open_shared(
+            &self.buckets,
+            dir,
+            |key| Bucket::open(key, &options),
             |e| {
                 matches!(
                     e,
                     KvError::Storage(StateError::Journal(JournalError::Locked { .. }))
                 )
             },
-        )?);
-        buckets.insert(key, Arc::downgrade(&bucket));
-        Ok(bucket)
+        )
     }
 
     /// Claims the unit in `dir` for one handle of this process; `Err` if
@@ -238,6 +216,30 @@ impl MiniHost {
             .filter(|weak| weak.upgrade().is_some())
             .count()
     }
+}
+
+/// The unit in `dir` from `units`, if one is open in this process, else
+/// `open(dir)` (tried again while [`retry_locked`] says), remembered.
+fn open_shared<T, E: From<StateError>>(
+    units: &Mutex<HashMap<PathBuf, Weak<T>>>,
+    dir: &Path,
+    open: impl Fn(&Path) -> Result<T, E>,
+    is_locked: impl Fn(&E) -> bool,
+) -> Result<Arc<T>, E> {
+    let key = std::path::absolute(dir).map_err(|source| {
+        E::from(StateError::Journal(JournalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }))
+    })?;
+    let mut units = units.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(unit) = units.get(&key).and_then(Weak::upgrade) {
+        return Ok(unit);
+    }
+    units.retain(|_, weak| weak.strong_count() > 0);
+    let unit = Arc::new(retry_locked(|| open(&key), is_locked)?);
+    units.insert(key, Arc::downgrade(&unit));
+    Ok(unit)
 }
 
 /// `open()`, tried again a few times while it fails with an error that
