@@ -129,7 +129,8 @@ fn in_range(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), Li
     }
 }
 
-fn wide(n: usize) -> u64 {
+/// `n` as a `u64` (saturating: no `usize` this crate meets is wider).
+pub(crate) fn wide(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 

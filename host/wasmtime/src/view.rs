@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mini_engine::layout::{DataRoot, UnitKind};
+use mini_engine::layout::{DataRoot, UnitKind, unit_names};
 use mini_manifest::StorageKind;
 use wasmtime::component::Resource;
 
@@ -75,6 +75,28 @@ fn too_many_handles(limit: usize) -> Error {
     Error::Quota(format!(
         "too many open handles: the limit of this instance is {limit} handles (pollables included)"
     ))
+}
+
+/// `quota` if the namespace in `ns_dir` holds `max` units of `kind`
+/// already, so that the unit `name` may not be created.
+fn refuse_past_unit_limit(
+    ns_dir: &Path,
+    kind: UnitKind,
+    max: usize,
+    name: &str,
+) -> Result<(), Error> {
+    let held = unit_names(ns_dir, kind)
+        .map_err(|e| Error::Io(format!("cannot list the namespace's {}s: {e}", kind.noun())))?;
+    if held.len() >= max {
+        return Err(Error::Quota(format!(
+            "cannot create the {} {}: the namespace holds {} {}s, its limit",
+            kind.noun(),
+            quote(name),
+            held.len(),
+            kind.noun()
+        )));
+    }
+    Ok(())
 }
 
 /// Where a unit lives and whose quota it counts against.
@@ -149,7 +171,8 @@ impl MiniCtxView<'_> {
     /// (in its own namespace, or a queue granted to it), before anything
     /// touches the disk: the name is checked, the capability (`access-denied`),
     /// the handle limit, and, for a unit that does not exist yet, the disk
-    /// quota for what creating it takes (`quota`). Then the data root's
+    /// quota for what creating it takes and, for a bucket, the number of
+    /// buckets (`quota`). Then the data root's
     /// marker and the module record are written (once per instance).
     pub(crate) async fn admit(&mut self, kind: UnitKind, name: &str) -> Result<Admission, Error> {
         check_name(name)?;
@@ -174,9 +197,15 @@ impl MiniCtxView<'_> {
                 self.ctx.module().map(ToString::to_string),
             )
         });
-        let (dir_, ns_dir_, usage_) = (dir.clone(), ns_dir.clone(), usage.clone());
+        // Only buckets are limited in number (`wasi:keyvalue` opens create them).
+        let max_units = (kind == UnitKind::Bucket).then_some(self.ctx.limits.max_buckets);
+        let (dir_, ns_dir_, usage_, name_) =
+            (dir.clone(), ns_dir.clone(), usage.clone(), name.to_owned());
         blocking(move || {
             if !dir_.is_dir() {
+                if let Some(max) = max_units {
+                    refuse_past_unit_limit(&ns_dir_, kind, max, &name_)?;
+                }
                 usage_.reserve(&ns_dir_, quota, new_unit_cost(kind, &dir_, &ns_dir_))?;
             }
             if let Some((root, own_ns, module)) = prepare {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use mini_engine::CheckpointPolicy;
 use mini_engine::kv::{Bucket, BucketOptions, DEFAULT_CHECKPOINT_EVERY, KvError, Swap};
-use mini_engine::layout::{UnitKind, unit_names};
+use mini_engine::layout::UnitKind;
 use mini_engine::snapshot::DEFAULT_KEEP;
 use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, StateOptions};
 use wasmtime::component::Resource;
@@ -20,15 +20,12 @@ use crate::calls::{observed, observed_now};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, kv_error, quote};
+use crate::limits::wide;
 use crate::offload::blocking;
 use crate::view::{Admission, LINE_OVERHEAD, check_name};
 
 /// A key and its value, as `get-many` returns them (none: no value).
 type Pair = Option<(String, Vec<u8>)>;
-
-fn wide(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
 
 /// The stored size of `value` at most: base64 for bytes that are not text.
 fn stored_len(value: &[u8]) -> u64 {
@@ -110,22 +107,6 @@ impl MiniCtxView<'_> {
         if let Err(Error::InvalidName(why)) = check_name(&name) {
             return Err(Error::NotFound(format!("no such bucket: {why}")));
         }
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let max = self.ctx.limits.max_buckets;
-        let name_ = name.clone();
-        blocking(move || {
-            let held = unit_names(&ns_dir, UnitKind::Bucket)
-                .map_err(|e| Error::Io(format!("cannot list the namespace's buckets: {e}")))?;
-            if held.len() >= max && !held.contains(&name_) {
-                return Err(Error::Quota(format!(
-                    "cannot create the bucket {}: the namespace holds {} buckets, its limit",
-                    quote(&name_),
-                    held.len()
-                )));
-            }
-            Ok(())
-        })
-        .await??;
         let Admission { dir, ns_dir, .. } = self.admit(UnitKind::Bucket, &name).await?;
         let limits = &self.ctx.limits;
         let options = BucketOptions {
