@@ -77,19 +77,7 @@ macro_rules! draft_host {
             use $m as m;
             use m::{atomics, batch, store};
 
-            impl store::Host for MiniCtxView<'_> {
-                $($kw)? fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, HostError> {
-                    $finish!(self.kv_open(identifier))
-                }
-
-                fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
-                    Ok(match self.kv_failure(err)? {
-                        KvFailure::NoSuchStore => store::Error::NoSuchStore,
-                        KvFailure::AccessDenied => store::Error::AccessDenied,
-                        KvFailure::Other(text) => store::Error::Other(text),
-                    })
-                }
-            }
+            store_and_batch_host!([$($kw)?], $finish);
 
             impl store::HostBucket for MiniCtxView<'_> {
                 fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
@@ -128,20 +116,6 @@ macro_rules! draft_host {
                 $($kw)? fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: u64) -> Result<u64, HostError> {
                     let delta = signed(delta)?;
                     unsigned($finish!(self.kv_increment(bucket, key, delta))?)
-                }
-            }
-
-            impl batch::Host for MiniCtxView<'_> {
-                fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
-                    self.kv_get_many(bucket, keys)
-                }
-
-                $($kw)? fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<(), HostError> {
-                    $finish!(self.kv_set_many(bucket, key_values))
-                }
-
-                $($kw)? fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<(), HostError> {
-                    $finish!(self.kv_delete_many(bucket, keys))
                 }
             }
         };

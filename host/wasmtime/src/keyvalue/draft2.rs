@@ -17,23 +17,7 @@ macro_rules! draft2_host {
             use $m as m;
             use m::{atomics, batch, store};
 
-            fn store_error(failure: KvFailure) -> store::Error {
-                match failure {
-                    KvFailure::NoSuchStore => store::Error::NoSuchStore,
-                    KvFailure::AccessDenied => store::Error::AccessDenied,
-                    KvFailure::Other(text) => store::Error::Other(text),
-                }
-            }
-
-            impl store::Host for MiniCtxView<'_> {
-                $($kw)? fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, HostError> {
-                    $finish!(self.kv_open(identifier))
-                }
-
-                fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
-                    Ok(store_error(self.kv_failure(err)?))
-                }
-            }
+            store_and_batch_host!([$($kw)?], $finish);
 
             impl store::HostBucket for MiniCtxView<'_> {
                 fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, HostError> {
@@ -89,20 +73,6 @@ macro_rules! draft2_host {
                 $($kw)? fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
                     self.drop_handle(cas);
                     Ok(())
-                }
-            }
-
-            impl batch::Host for MiniCtxView<'_> {
-                fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
-                    self.kv_get_many(bucket, keys)
-                }
-
-                $($kw)? fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<(), HostError> {
-                    $finish!(self.kv_set_many(bucket, key_values))
-                }
-
-                $($kw)? fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<(), HostError> {
-                    $finish!(self.kv_delete_many(bucket, keys))
                 }
             }
         };

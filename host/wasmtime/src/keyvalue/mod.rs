@@ -52,6 +52,45 @@ macro_rules! ran_inline {
     };
 }
 
+/// The parts of both versions' bindings that are the same: `store`'s
+/// `open` and error, and `batch`, for the bindings whose `store` and
+/// `batch` are in scope; `$kw` and `$finish` as in the version macros.
+macro_rules! store_and_batch_host {
+    ([$($kw:tt)?], $finish:ident) => {
+        fn store_error(failure: KvFailure) -> store::Error {
+            match failure {
+                KvFailure::NoSuchStore => store::Error::NoSuchStore,
+                KvFailure::AccessDenied => store::Error::AccessDenied,
+                KvFailure::Other(text) => store::Error::Other(text),
+            }
+        }
+
+        impl store::Host for MiniCtxView<'_> {
+            $($kw)? fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, HostError> {
+                $finish!(self.kv_open(identifier))
+            }
+
+            fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
+                Ok(store_error(self.kv_failure(err)?))
+            }
+        }
+
+        impl batch::Host for MiniCtxView<'_> {
+            fn get_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
+                self.kv_get_many(bucket, keys)
+            }
+
+            $($kw)? fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<(), HostError> {
+                $finish!(self.kv_set_many(bucket, key_values))
+            }
+
+            $($kw)? fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<(), HostError> {
+                $finish!(self.kv_delete_many(bucket, keys))
+            }
+        }
+    };
+}
+
 mod calls;
 mod draft;
 mod draft2;
