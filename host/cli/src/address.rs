@@ -8,11 +8,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::ValueEnum;
 use mini_engine::layout::{DataRoot, UnitKind};
+use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 
 use crate::exit::usage;
+use crate::layout::Target;
 
 /// A kind of unit, as the command line names it (the directory names of a
 /// namespace, [`UnitKind::dir_name`]).
@@ -147,6 +149,64 @@ pub fn split_target(words: &[OsString]) -> Result<(&[OsString], &[OsString])> {
         [_, _, ..] => Ok(words.split_at(2)),
         _ => usage!("give NAMESPACE NAME (with --data DIR) or PATH, then the ids"),
     }
+}
+
+/// The directory of the unit of `kind` laid out as a state (a queue, a
+/// bucket: `journal/` and `snapshots/`) that `words` (PATH, or NAMESPACE
+/// NAME in `data`) name, checked.
+pub fn state_shaped_dir(words: &[OsString], data: &Path, kind: UnitKind) -> Result<PathBuf> {
+    let noun = kind.noun();
+    match resolve(words, data, Some(kind))? {
+        Address::Path(dir) => given_state_shaped_dir(&dir, kind),
+        Address::Named(dir) => {
+            check_state_shaped_dir(&dir, kind)?;
+            Ok(dir)
+        }
+        Address::Data(_) => {
+            usage!("give the {noun}: NAMESPACE NAME (with --data DIR), or PATH")
+        }
+    }
+}
+
+/// A directory of a unit of `kind` given as a path: one by its place in a
+/// data root, or, outside every root, a directory with a state's entries.
+pub fn given_state_shaped_dir(dir: &Path, kind: UnitKind) -> Result<PathBuf> {
+    let noun = kind.noun();
+    let resolved = crate::layout::resolve(dir);
+    match (resolved.target, resolved.in_root) {
+        (Target::Unit(found), _) if found == kind => {}
+        // Outside a root such a unit looks like a state: its records tell
+        // (`inspect` refuses records that are not of its kind).
+        (Target::Unit(UnitKind::State), false) => {}
+        (Target::Missing, _) => bail!("{} does not exist", dir.display()),
+        (Target::Unit(found), true) => usage!(
+            "{} is not a {noun} directory: it is a {found} in its data directory",
+            dir.display()
+        ),
+        (_, true) => usage!("{} is not a {noun} directory", dir.display()),
+        // What is missing is said below.
+        (_, false) => {}
+    }
+    check_state_shaped_dir(dir, kind)?;
+    Ok(dir.to_path_buf())
+}
+
+/// Fails, saying what is missing, unless `dir` holds the `journal/` and
+/// `snapshots/` of a unit of `kind` (made both when it is first opened).
+fn check_state_shaped_dir(dir: &Path, kind: UnitKind) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{} does not exist", dir.display());
+    }
+    for sub in [JOURNAL_DIR, SNAPSHOT_DIR] {
+        if !dir.join(sub).is_dir() {
+            usage!(
+                "{} is not a {} directory (it has no {sub}/ directory)",
+                dir.display(),
+                kind.noun()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,16 +12,14 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use mini_engine::kv::{BucketState, StoredEntry, inspect};
 use mini_engine::layout::UnitKind;
-use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
 use serde::Serialize;
 
-use crate::address::{self, Address};
+use crate::address;
 use crate::exit::{self, usage};
-use crate::layout::{self, Target};
 use crate::out;
 
 /// Read a key-value bucket: a value, its keys, or all its entries.
@@ -245,55 +243,7 @@ impl BucketAddress {
 /// The bucket directory that `words` (PATH, or NAMESPACE NAME in `data`)
 /// name, checked.
 fn bucket_dir(words: &[OsString], data: &Path) -> Result<PathBuf> {
-    match address::resolve(words, data, Some(UnitKind::Bucket))? {
-        Address::Path(dir) => given_dir(&dir),
-        Address::Named(dir) => {
-            check_bucket_dir(&dir)?;
-            Ok(dir)
-        }
-        Address::Data(_) => {
-            usage!("give the bucket: NAMESPACE NAME (with --data DIR), or PATH")
-        }
-    }
-}
-
-/// A bucket directory given as a path: a bucket by its place in a data
-/// root, or, outside every root, a directory with a state's entries.
-fn given_dir(dir: &Path) -> Result<PathBuf> {
-    let resolved = layout::resolve(dir);
-    match (resolved.target, resolved.in_root) {
-        (Target::Unit(UnitKind::Bucket), _) => {}
-        // Outside a root a bucket looks like a state: its records tell
-        // (`inspect` refuses records that are not a bucket's).
-        (Target::Unit(UnitKind::State), false) => {}
-        (Target::Missing, _) => bail!("{} does not exist", dir.display()),
-        (Target::Unit(kind), true) => usage!(
-            "{} is not a bucket directory: it is a {kind} in its data directory",
-            dir.display()
-        ),
-        (_, true) => usage!("{} is not a bucket directory", dir.display()),
-        // What is missing is said below.
-        (_, false) => {}
-    }
-    check_bucket_dir(dir)?;
-    Ok(dir.to_path_buf())
-}
-
-/// Fails, saying what is missing, unless `dir` holds a bucket's `journal/`
-/// and `snapshots/` (a bucket makes both when it is first opened).
-fn check_bucket_dir(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        bail!("{} does not exist", dir.display());
-    }
-    for sub in [JOURNAL_DIR, SNAPSHOT_DIR] {
-        if !dir.join(sub).is_dir() {
-            usage!(
-                "{} is not a bucket directory (it has no {sub}/ directory)",
-                dir.display()
-            );
-        }
-    }
-    Ok(())
+    address::state_shaped_dir(words, data, UnitKind::Bucket)
 }
 
 #[cfg(test)]

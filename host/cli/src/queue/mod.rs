@@ -11,13 +11,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use mini_engine::layout::UnitKind;
-use mini_engine::state::{JOURNAL_DIR, SNAPSHOT_DIR};
-
-use crate::exit::usage;
-use crate::layout::{self, Target};
 
 mod change;
 mod read;
@@ -92,55 +88,12 @@ pub fn queue(args: QueueArgs) -> Result<ExitCode> {
 /// The queue directory that `words` (PATH, or NAMESPACE NAME in `data`)
 /// name, checked.
 fn queue_dir(words: &[OsString], data: &Path) -> Result<PathBuf> {
-    match crate::address::resolve(words, data, Some(UnitKind::Queue))? {
-        crate::address::Address::Path(dir) => given_dir(&dir),
-        crate::address::Address::Named(dir) => {
-            check_queue_dir(&dir)?;
-            Ok(dir)
-        }
-        crate::address::Address::Data(_) => {
-            usage!("give the queue: NAMESPACE NAME (with --data DIR), or PATH")
-        }
-    }
+    crate::address::state_shaped_dir(words, data, UnitKind::Queue)
 }
 
-/// A queue directory given as a path: a queue by its place in a data root,
-/// or, outside every root, a directory with a queue's entries.
+/// A queue directory given as a path, checked.
 fn given_dir(dir: &Path) -> Result<PathBuf> {
-    let resolved = layout::resolve(dir);
-    match (resolved.target, resolved.in_root) {
-        (Target::Unit(UnitKind::Queue), _) => {}
-        // Outside a root a queue looks like a state: its records tell
-        // (`inspect` refuses records that are not a queue's).
-        (Target::Unit(UnitKind::State), false) => {}
-        (Target::Missing, _) => bail!("{} does not exist", dir.display()),
-        (Target::Unit(kind), true) => usage!(
-            "{} is not a queue directory: it is a {kind} in its data directory",
-            dir.display()
-        ),
-        (_, true) => usage!("{} is not a queue directory", dir.display()),
-        // What is missing is said below.
-        (_, false) => {}
-    }
-    check_queue_dir(dir)?;
-    Ok(dir.to_path_buf())
-}
-
-/// Fails, saying what is missing, unless `dir` holds a queue's `journal/`
-/// and `snapshots/` (a queue makes both when it is first opened).
-fn check_queue_dir(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        bail!("{} does not exist", dir.display());
-    }
-    for sub in [JOURNAL_DIR, SNAPSHOT_DIR] {
-        if !dir.join(sub).is_dir() {
-            usage!(
-                "{} is not a queue directory (it has no {sub}/ directory)",
-                dir.display()
-            );
-        }
-    }
-    Ok(())
+    crate::address::given_state_shaped_dir(dir, UnitKind::Queue)
 }
 
 /// "1 dead letter", "3 dead letters".
