@@ -7,6 +7,7 @@
 //! binary as a subprocess. Run them with `cargo test -p mini-tests`.
 #![warn(missing_docs)]
 
+pub mod backends;
 pub mod crash;
 pub mod nats;
 

@@ -31,6 +31,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod address;
+mod backend;
 mod cat;
 mod check;
 mod exit;

@@ -114,6 +114,8 @@ pub struct RunArgs {
     /// Do not cache compiled components on disk.
     #[arg(long)]
     no_cache: bool,
+    #[command(flatten)]
+    backend: crate::backend::BackendArgs,
     /// Arguments passed to the component (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -304,7 +306,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         envs.push((name.to_owned(), value.to_owned()));
     }
     // One registry: components that open the same journal or queue share it.
-    let host = MiniHost::new();
+    let served = args.backend.host()?;
+    let host = served.host.clone();
     let stop = StopSignal::new();
     let parts = parts(&args)?;
     let mut instances = Vec::new();

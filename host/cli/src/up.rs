@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use mini_host::runner::{RunError, RunnerConfig};
-use mini_host::{MiniCtxBuilder, MiniHost, StopSignal};
+use mini_host::{MiniCtxBuilder, StopSignal};
 use mini_manifest::{ComponentManifest, DeploymentSpec, ModuleId};
 
 use crate::instance::{self, Instance, ctx_error};
@@ -53,6 +53,8 @@ pub struct UpArgs {
     /// Do not cache compiled components on disk.
     #[arg(long)]
     no_cache: bool,
+    #[command(flatten)]
+    backend: crate::backend::BackendArgs,
 }
 
 /// A module found in DIR: its manifest and its component file.
@@ -157,7 +159,8 @@ pub fn up(args: UpArgs) -> Result<ExitCode> {
             args.dir.display()
         );
     }
-    let host = MiniHost::new();
+    let served = args.backend.host()?;
+    let host = served.host.clone();
     let stop = StopSignal::new();
     let mut instances = Vec::new();
     let mut plan = Vec::new();

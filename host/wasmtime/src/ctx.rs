@@ -345,6 +345,12 @@ impl MiniCtxBuilder {
         self
     }
 
+    /// Sets [`Limits::max_streams`].
+    pub fn max_streams(mut self, streams: usize) -> Self {
+        self.limits.max_streams = streams;
+        self
+    }
+
     /// Sets [`Limits::segment_size`].
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.limits.segment_size = bytes;

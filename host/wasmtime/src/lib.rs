@@ -45,6 +45,8 @@
 //!   wasmtime-wasi's.
 //! * `runner`: [`runner`], which compiles and runs `wasi:cli/command`
 //!   components (it turns on wasmtime's compiler and cache).
+//! * `jetstream`: [`Backend::JetStream`], journals on NATS JetStream
+//!   streams (mini-jetstream, async-nats): [`MiniHost::jetstream`].
 //!
 //! Without default features the crate needs of wasmtime only `runtime`,
 //! `component-model`, `async` and `std`: an embedder that ships precompiled
@@ -106,6 +108,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod backend;
 pub mod bindings;
 pub mod calls;
 pub mod ctx;
@@ -128,6 +131,9 @@ mod view;
 use wasmtime::component::{HasData, Linker};
 
 pub use crate::access::Access;
+pub use crate::backend::Backend;
+#[cfg(feature = "jetstream")]
+pub use crate::backend::JetStreamBackend;
 pub use crate::ctx::{CtxError, MiniCtx, MiniCtxBuilder, MiniCtxView, MiniView};
 pub use crate::error::HostError;
 pub use crate::limits::{LimitOutOfRange, Limits};

@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_STATE_SIZE: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_KEY_SIZE: usize = 4096;
 /// The default number of `wasi:keyvalue` buckets a namespace may hold.
 pub const DEFAULT_MAX_BUCKETS: usize = 256;
+/// The default number of units (streams) a namespace may make on a remote
+/// backend (JetStream).
+pub const DEFAULT_MAX_STREAMS: usize = 256;
 /// The default journal segment size: the engine's, 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = mini_engine::journal::DEFAULT_SEGMENT_SIZE;
 
@@ -86,6 +89,12 @@ pub struct Limits {
     /// more that does not exist yet is refused. 1 to [`MAX_BUCKETS_LIMIT`];
     /// default [`DEFAULT_MAX_BUCKETS`].
     pub max_buckets: usize,
+    /// How many units (one stream each) the namespace may make on a remote
+    /// backend (JetStream): opening one more that does not exist yet is
+    /// refused with `quota`. Each stream holds at most
+    /// [`Limits::disk_quota`] bytes. 1 to [`MAX_BUCKETS_LIMIT`]; default
+    /// [`DEFAULT_MAX_STREAMS`].
+    pub max_streams: usize,
 }
 
 impl Default for Limits {
@@ -98,6 +107,7 @@ impl Default for Limits {
             segment_size: DEFAULT_SEGMENT_SIZE,
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_buckets: DEFAULT_MAX_BUCKETS,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -173,6 +183,12 @@ impl Limits {
         in_range(
             "max_buckets",
             wide(self.max_buckets),
+            1,
+            wide(MAX_BUCKETS_LIMIT),
+        )?;
+        in_range(
+            "max_streams",
+            wide(self.max_streams),
             1,
             wide(MAX_BUCKETS_LIMIT),
         )?;

@@ -16,6 +16,7 @@ use mini_engine::kv::{Bucket, BucketOptions, KvError};
 use mini_engine::queue::{Queue, QueueError, QueueOptions};
 use mini_engine::{Journal, JournalError, JournalOptions, StateError, WeakJournal};
 
+use crate::backend::Backend;
 use crate::disk::Usage;
 
 /// How often an open that finds the lock taken is retried: the last handle
@@ -62,6 +63,13 @@ pub struct MiniHost {
     /// Directories of states and snapshot stores held by a handle in this
     /// process (they have one owner each).
     claims: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Where the instances' storage is.
+    backend: Backend,
+    /// Journals open on JetStream, by (namespace, name): one writer per
+    /// journal per host, so the instances of a host share it (and its round
+    /// trips) instead of fencing each other off.
+    #[cfg(feature = "jetstream")]
+    streams: Arc<Mutex<HashMap<(String, String), mini_jetstream::JsJournal>>>,
 }
 
 /// A state or snapshot store held by one handle of this process; released
@@ -70,6 +78,13 @@ pub struct MiniHost {
 pub(crate) struct Claim {
     claims: Arc<Mutex<HashSet<PathBuf>>>,
     key: PathBuf,
+}
+
+/// Locks a map of the registry; every update is one insert or removal, so
+/// the map stays consistent across a panic.
+#[cfg(feature = "jetstream")]
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for Claim {
@@ -84,6 +99,93 @@ impl MiniHost {
     /// same registry: make one per process.
     pub fn new() -> Self {
         MiniHost::default()
+    }
+
+    /// An empty registry whose instances' storage is served by `backend`
+    /// ([`Backend::Local`] is what [`MiniHost::new`] makes).
+    pub fn with_backend(backend: Backend) -> Self {
+        MiniHost {
+            backend,
+            ..MiniHost::default()
+        }
+    }
+
+    /// A registry on NATS JetStream at `urls` (`nats://host:port`, several
+    /// separated by commas), connected on the current tokio runtime, which
+    /// must outlive the host.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mini_jetstream::JsError> {
+    /// use mini_jetstream::JetStreamOptions;
+    /// let options = JetStreamOptions { replicas: 3, ..JetStreamOptions::default() };
+    /// let host = mini_host::MiniHost::jetstream("nats://127.0.0.1:4222,nats://127.0.0.1:4223", options).await?;
+    /// assert_eq!(host.backend().name(), "JetStream");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "jetstream")]
+    pub async fn jetstream(
+        urls: &str,
+        options: mini_jetstream::JetStreamOptions,
+    ) -> Result<Self, mini_jetstream::JsError> {
+        let js = mini_jetstream::JetStream::connect(urls, options).await?;
+        Ok(MiniHost::with_backend(Backend::jetstream(
+            js,
+            tokio::runtime::Handle::current(),
+        )))
+    }
+
+    /// The backend the instances' storage is served by.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The journal `name` of `namespace` on JetStream: the writer this host
+    /// holds already, unless it failed, else a new one (refused with
+    /// `quota` if the journal does not exist and the namespace holds
+    /// `max_streams` journals).
+    #[cfg(feature = "jetstream")]
+    pub(crate) async fn open_stream_journal(
+        &self,
+        namespace: &str,
+        name: &str,
+        max_streams: usize,
+    ) -> Result<mini_jetstream::JsJournal, crate::bindings::types::Error> {
+        use crate::backend::jetstream::js_error;
+        use crate::bindings::types::Error;
+        let Backend::JetStream(backend) = &self.backend else {
+            return Err(Error::Other("this host has no JetStream backend".into()));
+        };
+        let key = (namespace.to_owned(), name.to_owned());
+        let held = |streams: &HashMap<_, mini_jetstream::JsJournal>| {
+            streams.get(&key).filter(|j| !j.is_failed()).cloned()
+        };
+        if let Some(journal) = held(&lock(&self.streams)) {
+            return Ok(journal);
+        }
+        let (js, ns, n) = (backend.js().clone(), key.0.clone(), key.1.clone());
+        let opened = backend
+            .runtime()
+            .spawn(async move {
+                if !js.journal_exists(&ns, &n).await? {
+                    let held = js.journal_count(&ns).await?;
+                    if held >= max_streams {
+                        return Ok(Err(Error::Quota(format!(
+                            "cannot create the journal {n:?}: the namespace holds {held} journals on JetStream, its limit"
+                        ))));
+                    }
+                }
+                js.open_journal(&ns, &n).await.map(Ok)
+            })
+            .await
+            .map_err(|e| Error::Other(format!("host task failed: {e}")))?
+            .map_err(js_error)??;
+        let mut streams = lock(&self.streams);
+        // Another instance may have opened it meanwhile: one writer wins.
+        if let Some(journal) = held(&streams) {
+            return Ok(journal);
+        }
+        streams.insert(key, opened.clone());
+        Ok(opened)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, WeakJournal>> {

@@ -17,6 +17,7 @@ use mini_engine::{CheckpointPolicy, StateError};
 use wasmtime::component::Resource;
 
 use crate::HostError;
+use crate::backend::local::LocalCursor;
 use crate::bindings::state::{self, Recovery};
 use crate::bindings::types::{CheckpointInfo, Error, SnapshotPoint, StateStats as Stats};
 use crate::calls::{UnitName, observed};
@@ -137,7 +138,8 @@ impl MiniCtxView<'_> {
         .map_err(|e| state_error(e, &ns_dir))?;
         // The cursor holds the state's journal: the state stays claimed
         // until it is dropped too.
-        let mutations = self.push_handle(CursorHandle::new(reader).holding(claim))?;
+        let cursor = LocalCursor::boxed(reader, ns_dir.clone());
+        let mutations = self.push_handle(CursorHandle::new(cursor).holding(claim))?;
         Ok(Recovery {
             warnings: point
                 .skipped

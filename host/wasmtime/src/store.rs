@@ -1,17 +1,19 @@
 //! The host side of the `mini:storage/store` interface: durable journals.
 //!
-//! Every engine call blocks (it writes and fdatasyncs), so it runs off the
-//! executor (see `view::blocking`); other tasks never wait on a disk. Nothing a guest
-//! passes in can make the host panic or trap: bad records, bad names and
-//! stale handles all come back as the WIT `error` variant.
+//! The host functions call the host's backend (see [`crate::backend`]):
+//! the local engine's journals, or JetStream's. Nothing a guest passes in
+//! can make the host panic or trap: bad records, bad names and stale
+//! handles all come back as the WIT `error` variant.
 
 use std::sync::Arc;
 
+use mini_engine::JournalOptions;
 use mini_engine::layout::UnitKind;
-use mini_engine::{Entry, Journal, JournalError, JournalOptions, Reader};
 use wasmtime::component::Resource;
 
 use crate::HostError;
+use crate::backend::local::LocalJournal;
+use crate::backend::{Backend, JournalBackend, Read, RecordCursor};
 use crate::bindings::store;
 use crate::bindings::types::{self, Error};
 use crate::calls::{UnitName, observed};
@@ -32,7 +34,7 @@ pub const MAX_BYTES_PER_NEXT: usize = 4 * 1024 * 1024;
 /// A journal handle held by a guest: the `journal` resource of the WIT.
 #[derive(Debug)]
 pub struct JournalHandle {
-    journal: Journal,
+    journal: Arc<dyn JournalBackend>,
     name: String,
 }
 
@@ -55,31 +57,31 @@ impl JournalHandle {
         &self.name
     }
 
-    /// The engine journal behind the handle.
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    /// The last seq stored in the journal, as this host knows it.
+    pub fn last_seq(&self) -> u64 {
+        self.journal.last_seq()
     }
 }
 
 /// A cursor held by a guest: the `cursor` resource of the WIT.
 ///
-/// The reader is moved to a blocking thread for each `next` call and moved
-/// back afterwards; `None` only if that thread died. Once a read fails (a
-/// damaged journal), every later `next` returns that error again, so a
-/// guest never mistakes damage for the end of the journal.
+/// The backend's cursor moves into each read and comes back with it;
+/// `None` only while a read is under way or after its task died. Once a
+/// read fails (a damaged journal), every later `next` returns that error
+/// again, so a guest never mistakes damage for the end of the journal.
 #[derive(Debug)]
 pub struct CursorHandle {
-    reader: Option<Reader>,
+    cursor: Option<Box<dyn RecordCursor>>,
     failed: Option<Error>,
     /// The claim of the state whose recovery made the cursor.
     _claim: Option<Arc<Claim>>,
 }
 
 impl CursorHandle {
-    /// A cursor over `reader`.
-    pub(crate) fn new(reader: Reader) -> CursorHandle {
+    /// A cursor over `cursor`.
+    pub(crate) fn new(cursor: Box<dyn RecordCursor>) -> CursorHandle {
         CursorHandle {
-            reader: Some(reader),
+            cursor: Some(cursor),
             failed: None,
             _claim: None,
         }
@@ -93,47 +95,28 @@ impl CursorHandle {
 }
 
 impl MiniCtxView<'_> {
-    fn journal_of(&self, handle: &Resource<JournalHandle>) -> Result<Journal, Error> {
+    fn journal_of(
+        &self,
+        handle: &Resource<JournalHandle>,
+    ) -> Result<Arc<dyn JournalBackend>, Error> {
         self.table
             .get(handle)
             .map(|h| h.journal.clone())
             .map_err(|e| bad_handle("journal", e))
     }
 
-    /// Appends through `write` after checking the disk quota for `bytes`.
-    async fn append_with(
+    /// Appends `records` (one, or a batch) after checking their sizes; the
+    /// backend counts them against the quota.
+    async fn append_records(
         &mut self,
         handle: &Resource<JournalHandle>,
-        bytes: u64,
-        write: impl FnOnce(&Journal) -> Result<u64, JournalError> + Send + 'static,
+        records: Vec<String>,
     ) -> Result<u64, Error> {
+        let bytes = self.check_record_sizes(&records)?;
         let journal = self.journal_of(handle)?;
-        let ns_dir = self.ctx.namespace_dir.clone();
-        self.write_within_quota(bytes, move || {
-            write(&journal).map_err(|e| journal_error(e, &ns_dir))
-        })
-        .await
+        let appended = journal.append(records, bytes).await;
+        self.count_write(appended, |_| true)
     }
-}
-
-/// Reads up to `max` entries, stopping early at [`MAX_BYTES_PER_NEXT`].
-/// Returns the entries read and, if a read failed, the error (the entries
-/// before the damage are still returned).
-fn read_some(reader: &mut Reader, max: usize) -> (Vec<Entry>, Option<JournalError>) {
-    let max = max.min(MAX_ENTRIES_PER_NEXT);
-    let mut out: Vec<Entry> = Vec::new();
-    let mut bytes = 0usize;
-    while out.len() < max && bytes < MAX_BYTES_PER_NEXT {
-        match reader.next() {
-            Some(Ok(entry)) => {
-                bytes += entry.data.len();
-                out.push(entry);
-            }
-            Some(Err(e)) => return (out, Some(e)),
-            None => break,
-        }
-    }
-    (out, None)
 }
 
 impl store::Host for MiniCtxView<'_> {}
@@ -151,10 +134,7 @@ impl store::HostJournal for MiniCtxView<'_> {
         record: String,
     ) -> Result<u64, HostError> {
         observed!(self, "store", "append", self.unit_of(&handle), {
-            let bytes = self.check_record_sizes([&record])?;
-            Ok(self
-                .append_with(&handle, bytes, move |j| j.append(&record))
-                .await?)
+            Ok(self.append_records(&handle, vec![record]).await?)
         })
     }
 
@@ -164,10 +144,7 @@ impl store::HostJournal for MiniCtxView<'_> {
         records: Vec<String>,
     ) -> Result<u64, HostError> {
         observed!(self, "store", "append-batch", self.unit_of(&handle), {
-            let bytes = self.check_record_sizes(&records)?;
-            Ok(self
-                .append_with(&handle, bytes, move |j| j.append_batch(&records))
-                .await?)
+            Ok(self.append_records(&handle, records).await?)
         })
     }
 
@@ -183,9 +160,7 @@ impl store::HostJournal for MiniCtxView<'_> {
 
     async fn first_seq(&mut self, handle: Resource<JournalHandle>) -> Result<u64, HostError> {
         observed!(self, "store", "first-seq", self.unit_of(&handle), {
-            let journal = self.journal_of(&handle)?;
-            // Takes the writer's lock, which an append may hold while it writes.
-            Ok(blocking(move || journal.first_seq()).await?)
+            Ok(self.journal_of(&handle)?.first_seq().await?)
         })
     }
 
@@ -203,12 +178,22 @@ impl store::HostJournal for MiniCtxView<'_> {
 
 impl MiniCtxView<'_> {
     async fn open_journal(&mut self, name: String) -> Result<Resource<JournalHandle>, Error> {
-        let Admission { dir, ns_dir, .. } = self.admit(UnitKind::Journal, &name).await?;
+        let journal: Arc<dyn JournalBackend> = match self.ctx.host.backend() {
+            Backend::Local => self.open_local_journal(&name).await?,
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) => self.open_stream_journal(&name).await?,
+        };
+        self.push_handle(JournalHandle { journal, name })
+    }
+
+    async fn open_local_journal(&mut self, name: &str) -> Result<Arc<dyn JournalBackend>, Error> {
+        let Admission { dir, ns_dir, usage } = self.admit(UnitKind::Journal, name).await?;
         let host = self.ctx.host.clone();
+        let quota = self.ctx.limits.disk_quota;
         let options = JournalOptions {
             segment_size: self.ctx.limits.segment_size,
             max_record_size: self.ctx.limits.max_record_size,
-            preallocate: preallocation(self.ctx.limits.disk_quota),
+            preallocate: preallocation(quota),
             fs: self.ctx.fs.clone(),
             ..JournalOptions::default()
         };
@@ -216,9 +201,34 @@ impl MiniCtxView<'_> {
             // Creates the directories (each synced into its parent) if needed.
             host.open_journal(&dir, options)
                 .map_err(|e| journal_error(e, &ns_dir))
+                .map(|journal| LocalJournal::new(journal, usage, ns_dir, quota))
         })
         .await??;
-        self.push_handle(JournalHandle { journal, name })
+        Ok(Arc::new(journal))
+    }
+
+    /// Opens a journal on JetStream: the checks of an open (name,
+    /// capability, handle limit) and the namespace's stream limit; nothing
+    /// touches the local disk.
+    #[cfg(feature = "jetstream")]
+    async fn open_stream_journal(&mut self, name: &str) -> Result<Arc<dyn JournalBackend>, Error> {
+        let Backend::JetStream(backend) = self.ctx.host.backend() else {
+            return Err(Error::Other("this host has no JetStream backend".into()));
+        };
+        let runtime = backend.runtime().clone();
+        crate::view::check_name(name)?;
+        self.ctx
+            .access
+            .check(mini_manifest::StorageKind::Journal, name)?;
+        self.check_handle_limit()?;
+        let journal = self
+            .ctx
+            .host
+            .open_stream_journal(&self.ctx.namespace, name, self.ctx.limits.max_streams)
+            .await?;
+        Ok(Arc::new(crate::backend::jetstream::StreamJournal::new(
+            journal, runtime,
+        )))
     }
 
     async fn open_cursor(
@@ -228,126 +238,67 @@ impl MiniCtxView<'_> {
     ) -> Result<Resource<CursorHandle>, Error> {
         let journal = self.journal_of(handle)?;
         self.check_handle_limit()?;
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let reader = blocking(move || {
-            journal
-                .read_from(from_seq)
-                .map_err(|e| journal_error(e, &ns_dir))
-        })
-        .await??;
-        self.push_handle(CursorHandle::new(reader))
+        let cursor = journal.read_from(from_seq).await?;
+        self.push_handle(CursorHandle::new(cursor))
     }
-}
-
-/// Reads the next records of `reader` into one block, up to `max` records
-/// and about `max_bytes` of data (capped as `next` is). Returns the block
-/// and, if a read failed, the error (the records before the damage are in
-/// the block).
-fn read_block(
-    reader: &mut Reader,
-    max: usize,
-    max_bytes: usize,
-) -> (types::EntryBlock, Option<JournalError>) {
-    let mut block = types::EntryBlock {
-        first_seq: 0,
-        data: String::new(),
-        ends: Vec::new(),
-    };
-    let max = max.min(MAX_ENTRIES_PER_NEXT);
-    let max_bytes = max_bytes.min(MAX_BYTES_PER_NEXT);
-    let mut add = |seq: u64, data: &str| {
-        if block.ends.is_empty() {
-            block.first_seq = seq;
-        }
-        block.data.push_str(data);
-        // A block holds at most 4 MiB plus one record of at most 128 MiB.
-        block
-            .ends
-            .push(u32::try_from(block.data.len()).unwrap_or(u32::MAX));
-    };
-    let failed = reader.next_records(max, max_bytes, &mut add).err();
-    (block, failed)
 }
 
 impl MiniCtxView<'_> {
-    async fn next_entries(
-        &mut self,
-        handle: &Resource<CursorHandle>,
-        max: u32,
-    ) -> Result<Vec<Entry>, Error> {
-        let max = usize::try_from(max).unwrap_or(usize::MAX);
-        let entries = self
-            .with_reader(handle, move |reader| read_some(reader, max))
-            .await?;
-        Ok(entries)
-    }
-
+    /// Reads the next block of the cursor: up to `max` records and about
+    /// `max_bytes` of data. A read that met damage returns what it read
+    /// before it; the damage is the error of the next call (and of every
+    /// call after it), or of this one if it read nothing.
     async fn next_block(
         &mut self,
         handle: &Resource<CursorHandle>,
         max: u32,
-        max_bytes: u32,
+        max_bytes: usize,
     ) -> Result<types::EntryBlock, Error> {
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-        self.with_reader(handle, move |reader| read_block(reader, max, max_bytes))
-            .await
-    }
-
-    /// Runs `read` on the cursor's reader off the executor. A read that met
-    /// damage returns what it read before it; the damage is the error of the
-    /// next call (and of every call after it), or of this one if it read
-    /// nothing.
-    async fn with_reader<T: Send + Empty + 'static>(
-        &mut self,
-        handle: &Resource<CursorHandle>,
-        read: impl FnOnce(&mut Reader) -> (T, Option<JournalError>) + Send + 'static,
-    ) -> Result<T, Error> {
-        let cursor = self
+        let held = self
             .table
             .get_mut(handle)
             .map_err(|e| bad_handle("cursor", e))?;
-        if let Some(e) = &cursor.failed {
+        if let Some(e) = &held.failed {
             return Err(e.clone());
         }
-        let Some(mut reader) = cursor.reader.take() else {
+        let Some(cursor) = held.cursor.take() else {
             return Err(Error::Other(
                 "the cursor was lost after a host failure; open a new one".into(),
             ));
         };
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let (reader, records, failed) = blocking(move || {
-            let (records, failed) = read(&mut reader);
-            (reader, records, failed.map(|e| journal_error(e, &ns_dir)))
-        })
-        .await?;
-        if let Ok(cursor) = self.table.get_mut(handle) {
-            cursor.reader = Some(reader);
-            cursor.failed.clone_from(&failed);
+        let Read {
+            cursor,
+            block,
+            failed,
+        } = cursor.next_block(max, max_bytes).await;
+        if let Ok(held) = self.table.get_mut(handle) {
+            held.cursor = Some(cursor);
+            held.failed.clone_from(&failed);
         }
         match failed {
-            Some(e) if records.is_empty() => Err(e),
+            Some(e) if block.ends.is_empty() => Err(e),
             // The error comes with the next call.
-            _ => Ok(records),
+            _ => Ok(block),
         }
     }
 }
 
-/// What a cursor read returned: nothing, or records.
-trait Empty {
-    fn is_empty(&self) -> bool;
-}
-
-impl Empty for Vec<Entry> {
-    fn is_empty(&self) -> bool {
-        Vec::is_empty(self)
+/// The records of `block`, one entry each.
+fn entries(block: types::EntryBlock) -> Vec<types::Entry> {
+    let mut start = 0usize;
+    let mut out = Vec::with_capacity(block.ends.len());
+    for (seq, end) in (block.first_seq..).zip(block.ends) {
+        let end = usize::try_from(end)
+            .unwrap_or(usize::MAX)
+            .min(block.data.len());
+        out.push(types::Entry {
+            seq,
+            data: block.data.get(start..end).unwrap_or_default().to_owned(),
+        });
+        start = end;
     }
-}
-
-impl Empty for types::EntryBlock {
-    fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
+    out
 }
 
 impl store::HostCursor for MiniCtxView<'_> {
@@ -357,11 +308,8 @@ impl store::HostCursor for MiniCtxView<'_> {
         max: u32,
     ) -> Result<Vec<types::Entry>, HostError> {
         observed!(self, "store", "next", self.unit_of(&handle), {
-            let entries = self.next_entries(&handle, max).await?;
-            Ok(entries
-                .into_iter()
-                .map(|Entry { seq, data }| types::Entry { seq, data })
-                .collect())
+            let block = self.next_block(&handle, max, MAX_BYTES_PER_NEXT).await?;
+            Ok(entries(block))
         })
     }
 
@@ -372,6 +320,7 @@ impl store::HostCursor for MiniCtxView<'_> {
         max_bytes: u32,
     ) -> Result<types::EntryBlock, HostError> {
         observed!(self, "store", "next-block", self.unit_of(&handle), {
+            let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
             Ok(self.next_block(&handle, max, max_bytes).await?)
         })
     }
@@ -387,66 +336,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_some_caps_the_batch_and_sees_later_records() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let journal = Journal::open(dir.path()).expect("open");
-        journal.append_batch(&["1", "2", "3"]).expect("append");
-        let mut reader = journal.read_from(0).expect("reader");
-        let mut seqs = |max| {
-            let (entries, failed) = read_some(&mut reader, max);
-            assert!(failed.is_none());
-            entries.into_iter().map(|e| e.seq).collect::<Vec<_>>()
+    fn entries_split_a_block_where_each_record_ends() {
+        let block = types::EntryBlock {
+            first_seq: 7,
+            data: "1[22]\"é\"".into(),
+            ends: vec![1, 5, 9],
         };
-        assert_eq!(seqs(2), [1, 2]);
-        assert_eq!(seqs(usize::MAX), [3]);
-        assert!(seqs(10).is_empty());
-        journal.append("4").expect("append");
-        assert_eq!(seqs(10), [4]);
-    }
-
-    #[test]
-    fn read_some_returns_the_records_before_damage_then_the_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let journal = Journal::open(dir.path()).expect("open");
-            for n in 1..=3 {
-                journal.append(&n.to_string()).expect("append");
-            }
-        }
-        let segment = dir.path().join("00000000000000000001.jsonl");
-        let text = std::fs::read_to_string(&segment).expect("segment");
-        std::fs::write(&segment, text.replacen("\"data\":2", "\"data\":7", 1)).expect("write");
-        let mut reader = mini_engine::read_unlocked(dir.path(), 0).expect("reader");
-        let (entries, failed) = read_some(&mut reader, 10);
-        assert_eq!(entries.len(), 1);
-        assert!(matches!(failed, Some(JournalError::Corrupt(c)) if c.seq == 2));
-    }
-
-    #[test]
-    fn read_block_joins_records_and_says_where_each_ends() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let journal = Journal::open(dir.path()).expect("open");
-        journal
-            .append_batch(&["1", "[22]", "\"é\""])
-            .expect("append");
-        journal.append("{}").expect("append");
-        let mut reader = journal.read_from(2).expect("reader");
-        let (block, failed) = read_block(&mut reader, 2, usize::MAX);
-        assert!(failed.is_none());
-        assert_eq!(block.first_seq, 2);
-        assert_eq!(block.data, "[22]\"é\"");
-        assert_eq!(block.ends, [4, 8]);
-        // A byte budget of 0 still moves on: one record, the one crossing it.
-        let (block, _) = read_block(&mut reader, 10, 0);
+        let got: Vec<(u64, String)> = entries(block)
+            .into_iter()
+            .map(|e| (e.seq, e.data))
+            .collect();
         assert_eq!(
-            (block.first_seq, block.data.as_str(), &block.ends[..]),
-            (4, "{}", &[2][..])
+            got,
+            [(7, "1".into()), (8, "[22]".into()), (9, "\"é\"".into())]
         );
-        let (block, failed) = read_block(&mut reader, 10, 10);
-        assert!(block.ends.is_empty() && failed.is_none(), "the end");
-        // A guest's max 0 returns none, and a huge one is capped.
-        journal.append("5").expect("append");
-        assert!(read_block(&mut reader, 0, usize::MAX).0.ends.is_empty());
-        assert_eq!(read_block(&mut reader, usize::MAX, usize::MAX).0.ends, [1]);
     }
 }

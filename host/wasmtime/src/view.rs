@@ -32,6 +32,17 @@ fn storage_kind(kind: UnitKind) -> StorageKind {
     }
 }
 
+/// The WIT interface that opens units of `kind`.
+fn interface_of(kind: UnitKind) -> &'static str {
+    match kind {
+        UnitKind::Journal => "store",
+        UnitKind::State => "state",
+        UnitKind::Snapshots => "snapshot",
+        UnitKind::Queue => "queue",
+        UnitKind::Bucket => "wasi:keyvalue",
+    }
+}
+
 /// Makes the data root a root (its marker) and records the module that
 /// opens the namespace. A module record that cannot be written does not
 /// keep the module from its storage: it is logged.
@@ -175,6 +186,7 @@ impl MiniCtxView<'_> {
     /// buckets (`quota`). Then the data root's
     /// marker and the module record are written (once per instance).
     pub(crate) async fn admit(&mut self, kind: UnitKind, name: &str) -> Result<Admission, Error> {
+        self.ctx.host.backend().serves(interface_of(kind))?;
         check_name(name)?;
         let shared = kind == UnitKind::Queue && self.ctx.queue_grants.contains_key(name);
         if !shared {

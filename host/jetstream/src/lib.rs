@@ -1,0 +1,276 @@
+//! mini's NATS JetStream backend: the same journals on replicated streams.
+//!
+//! A journal is one stream (file storage, R1 on one server, R3 on a
+//! cluster) holding one subject; its stream sequence numbers are the
+//! journal's seqs: contiguous from 1, because the streams deny deletes of
+//! single messages. Appends are fenced with `Nats-Expected-Last-Sequence`,
+//! so a writer whose view is stale never interleaves with another
+//! ([`JsError::Locked`]); a batch is one JetStream atomic batch (all or
+//! nothing); concurrent appends of one handle share one round trip (group
+//! commit); an append whose answer was lost (a leader killed mid-write) is
+//! resolved by reading the stream once a leader is back, never by
+//! publishing twice. DESIGN.md, "Backends", and the README, "Running on
+//! NATS JetStream", say which guarantees hold.
+//!
+//! The crate knows nothing of wasmtime: mini-host turns it into the
+//! `store` interface's backend.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mini_jetstream::JsError> {
+//! use mini_jetstream::{JetStream, JetStreamOptions};
+//! let js = JetStream::connect("nats://127.0.0.1:4222", JetStreamOptions::default()).await?;
+//! let journal = js.open_journal("shop", "orders").await?;
+//! let seq = journal.append(r#"{"order":1}"#.to_owned()).await?;
+//! let mut reader = journal.read_from(seq).await?;
+//! let mut seen = Vec::new();
+//! reader.next_records(10, 1 << 20, &mut |seq, data| seen.push((seq, data.to_owned()))).await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod journal;
+mod names;
+mod reader;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+pub use error::JsError;
+pub use journal::{JsJournal, MAX_BATCH};
+pub use names::{StreamName, stream_name};
+pub use reader::{JsReader, read_all};
+
+/// How the backend makes and uses its streams.
+#[derive(Debug, Clone)]
+pub struct JetStreamOptions {
+    /// Replicas of every stream: 1 on a single server, 3 on a cluster.
+    pub replicas: usize,
+    /// The most bytes one stream may hold; past it an append is refused
+    /// ([`JsError::Full`]), never an old record dropped.
+    pub max_stream_bytes: i64,
+    /// How long an append keeps trying through a leader election before
+    /// its outcome is [`JsError::Unknown`].
+    pub retry_for: Duration,
+    /// The first part of every stream's name and subject.
+    pub prefix: String,
+}
+
+impl Default for JetStreamOptions {
+    fn default() -> Self {
+        JetStreamOptions {
+            replicas: 1,
+            max_stream_bytes: 1 << 30,
+            retry_for: Duration::from_secs(30),
+            prefix: "mini".to_owned(),
+        }
+    }
+}
+
+/// A connection to a NATS server or cluster with JetStream.
+#[derive(Debug, Clone)]
+pub struct JetStream {
+    client: async_nats::Client,
+    context: jetstream::Context,
+    options: JetStreamOptions,
+}
+
+/// The answer time of one JetStream request; an append retries past it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl JetStream {
+    /// Connects to `urls` (`nats://host:port`, several separated by commas:
+    /// the client fails over between them).
+    pub async fn connect(urls: &str, options: JetStreamOptions) -> Result<JetStream, JsError> {
+        let addrs: Vec<async_nats::ServerAddr> = urls
+            .split(',')
+            .map(|url| {
+                url.trim()
+                    .parse()
+                    .map_err(|e| JsError::Connect(format!("{url:?} is not a NATS address: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        if addrs.is_empty() {
+            return Err(JsError::Connect("no NATS address given".into()));
+        }
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .connect(addrs)
+            .await
+            .map_err(|e| JsError::Connect(format!("{urls}: {e}")))?;
+        let context = jetstream::ContextBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .build(client.clone());
+        Ok(JetStream {
+            client,
+            context,
+            options,
+        })
+    }
+
+    /// The options the streams are made with.
+    pub fn options(&self) -> &JetStreamOptions {
+        &self.options
+    }
+
+    /// Opens the journal `name` of `namespace`, making its stream if needed.
+    pub async fn open_journal(&self, namespace: &str, name: &str) -> Result<JsJournal, JsError> {
+        let names = stream_name(&self.options.prefix, "journal", namespace, name);
+        let config = self.stream_config(&names, "journal", namespace, name);
+        let stream = self.get_or_create(config, namespace, name).await?;
+        JsJournal::open(
+            self.client.clone(),
+            self.context.clone(),
+            stream,
+            names,
+            &self.options,
+        )
+        .await
+    }
+
+    /// Whether the journal `name` of `namespace` exists.
+    pub async fn journal_exists(&self, namespace: &str, name: &str) -> Result<bool, JsError> {
+        let names = stream_name(&self.options.prefix, "journal", namespace, name);
+        match self.context.get_stream(&names.stream).await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(error)
+                    if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(JsError::Connect(e.to_string())),
+        }
+    }
+
+    /// The number of mini journals of `namespace` on the servers.
+    pub async fn journal_count(&self, namespace: &str) -> Result<usize, JsError> {
+        use futures_util::StreamExt;
+        let subject = format!("{}.journal.*", self.options.prefix);
+        let mut streams = self.context.streams();
+        let mut count = 0;
+        while let Some(info) = streams.next().await {
+            let info = info.map_err(|e| JsError::Connect(e.to_string()))?;
+            let meta = &info.config.metadata;
+            if info
+                .config
+                .subjects
+                .first()
+                .is_some_and(|s| matches_subject(&subject, s))
+                && meta.get(names::META_NAMESPACE).map(String::as_str) == Some(namespace)
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    fn stream_config(
+        &self,
+        names: &StreamName,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> stream::Config {
+        stream::Config {
+            name: names.stream.clone(),
+            subjects: vec![names.subject.clone()],
+            description: Some(format!(
+                "mini {kind} {name:?} of the namespace {namespace:?}"
+            )),
+            storage: stream::StorageType::File,
+            num_replicas: self.options.replicas,
+            max_bytes: self.options.max_stream_bytes,
+            // A full stream refuses new records; it never drops old ones.
+            discard: stream::DiscardPolicy::New,
+            retention: stream::RetentionPolicy::Limits,
+            // Seqs stay contiguous: no message is deleted on its own, only
+            // whole prefixes by compaction (a purge).
+            deny_delete: true,
+            allow_atomic_publish: true,
+            allow_direct: true,
+            duplicate_window: Duration::from_secs(120),
+            metadata: HashMap::from([
+                (names::META_KIND.to_owned(), kind.to_owned()),
+                (names::META_NAMESPACE.to_owned(), namespace.to_owned()),
+                (names::META_NAME.to_owned(), name.to_owned()),
+            ]),
+            ..stream::Config::default()
+        }
+    }
+
+    /// The stream of `config`, made if it does not exist; refused if it
+    /// exists for another unit.
+    async fn get_or_create(
+        &self,
+        config: stream::Config,
+        namespace: &str,
+        name: &str,
+    ) -> Result<stream::Stream, JsError> {
+        let stream_name = config.name.clone();
+        let kind = config.metadata.get(names::META_KIND).cloned();
+        let mut stream = retry(self.options.retry_for, || {
+            self.context.get_or_create_stream(config.clone())
+        })
+        .await
+        .map_err(|e| JsError::Server(format!("cannot open the stream {stream_name}: {e}")))?;
+        let meta = stream.cached_info().config.metadata.clone();
+        let holds = |key: &str, value: Option<&str>| meta.get(key).map(String::as_str) == value;
+        if !(holds(names::META_KIND, kind.as_deref())
+            && holds(names::META_NAMESPACE, Some(namespace))
+            && holds(names::META_NAME, Some(name)))
+        {
+            return Err(JsError::Server(format!(
+                "the stream {stream_name} exists but is not mini's {name:?} of {namespace:?}: refused"
+            )));
+        }
+        // The config may have changed between versions; the info is fresh.
+        let _ = stream.info().await;
+        Ok(stream)
+    }
+}
+
+/// Whether `subject` matches the single-token wildcard `pattern` (`a.b.*`).
+fn matches_subject(pattern: &str, subject: &str) -> bool {
+    let (p, s): (Vec<&str>, Vec<&str>) =
+        (pattern.split('.').collect(), subject.split('.').collect());
+    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
+}
+
+/// Runs `attempt` until it succeeds or `within` has passed, backing off
+/// between tries: what every request does through a leader election.
+pub(crate) async fn retry<T, E: std::fmt::Display, F>(
+    within: Duration,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(25);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() + pause >= deadline => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "JetStream request failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_patterns_match_one_token() {
+        assert!(matches_subject("mini.journal.*", "mini.journal.abc"));
+        assert!(!matches_subject("mini.journal.*", "mini.state.abc"));
+        assert!(!matches_subject("mini.journal.*", "mini.journal.a.b"));
+    }
+}

@@ -1,0 +1,164 @@
+//! The backend boundary: what the interface modules call, whatever holds
+//! the data.
+//!
+//! The `store` interface's host functions talk to a `JournalBackend` and
+//! read through a `RecordCursor`, never to the engine's files: the local
+//! engine (`local`) is one backend, NATS JetStream (`jetstream`, with the
+//! feature of that name) the other. A [`MiniHost`](crate::MiniHost) is made
+//! for one backend ([`Backend`]), and every instance given that host uses
+//! it. Errors cross the boundary as the WIT `error`, each backend mapping
+//! its own (with host paths hidden) in one place.
+//!
+//! What each backend serves: the local engine, every interface; JetStream,
+//! `store` (journals) so far. On a JetStream host the other interfaces'
+//! opens fail with `other("… not served by the JetStream backend …")`
+//! rather than write local files the operator believes replicated.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::bindings::types::{EntryBlock, Error};
+
+#[cfg(feature = "jetstream")]
+pub(crate) mod jetstream;
+pub(crate) mod local;
+
+/// A future a backend returns: boxed, so that the interface modules hold
+/// any backend's journal behind one type.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Which backend a [`MiniHost`](crate::MiniHost) serves its instances from.
+#[derive(Clone, Default)]
+pub enum Backend {
+    /// The local engine: files under each instance's data root (every
+    /// interface; the contract of DESIGN.md).
+    #[default]
+    Local,
+    /// NATS JetStream: journals on replicated streams (the `store`
+    /// interface).
+    #[cfg(feature = "jetstream")]
+    JetStream(std::sync::Arc<JetStreamBackend>),
+}
+
+/// A JetStream connection and the runtime its calls run on, which also
+/// drives the client's connection (so a sync embedder can use it too).
+#[cfg(feature = "jetstream")]
+#[derive(Debug)]
+pub struct JetStreamBackend {
+    js: mini_jetstream::JetStream,
+    runtime: tokio::runtime::Handle,
+}
+
+#[cfg(feature = "jetstream")]
+impl JetStreamBackend {
+    /// The connection.
+    pub fn js(&self) -> &mini_jetstream::JetStream {
+        &self.js
+    }
+
+    /// The runtime the backend's calls run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Local => f.write_str("Local"),
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(backend) => f
+                .debug_struct("JetStream")
+                .field("replicas", &backend.js.options().replicas)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Backend {
+    /// The JetStream backend of `js`, its calls run on `runtime` (the one
+    /// `js` was connected on, which must outlive the host).
+    #[cfg(feature = "jetstream")]
+    pub fn jetstream(js: mini_jetstream::JetStream, runtime: tokio::runtime::Handle) -> Backend {
+        Backend::JetStream(std::sync::Arc::new(JetStreamBackend { js, runtime }))
+    }
+
+    /// The backend's name in messages and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) => "JetStream",
+        }
+    }
+
+    /// `Ok` if the backend serves `interface`; otherwise the guest's error.
+    pub(crate) fn serves(&self, interface: &str) -> Result<(), Error> {
+        #[cfg(not(feature = "jetstream"))]
+        let _ = interface;
+        match self {
+            Backend::Local => Ok(()),
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) if interface == "store" => Ok(()),
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) => Err(Error::Other(format!(
+                "`{interface}` is not served by the JetStream backend of this host (it serves `store`); \
+                 run the component on the local backend for it"
+            ))),
+        }
+    }
+}
+
+/// A journal of some backend, as the `store` interface uses it.
+pub(crate) trait JournalBackend: Send + Sync + fmt::Debug {
+    /// Appends `records` (checked against the record limit already) as one
+    /// atomic batch, `bytes` counted against the quota; returns the last
+    /// one's seq once it is durable.
+    fn append(&self, records: Vec<String>, bytes: u64) -> BoxFuture<Result<u64, Error>>;
+
+    /// The first seq (1 until compaction).
+    fn first_seq(&self) -> BoxFuture<Result<u64, Error>>;
+
+    /// The last seq stored (0 if none).
+    fn last_seq(&self) -> u64;
+
+    /// A cursor from `from_seq`.
+    fn read_from(&self, from_seq: u64) -> BoxFuture<Result<Box<dyn RecordCursor>, Error>>;
+}
+
+/// What a cursor's read returned: the cursor back, the records, and the
+/// error that stopped it, if one did (the records before it are returned).
+pub(crate) struct Read {
+    pub cursor: Box<dyn RecordCursor>,
+    pub block: EntryBlock,
+    pub failed: Option<Error>,
+}
+
+/// A cursor over a journal of some backend.
+pub(crate) trait RecordCursor: Send + fmt::Debug {
+    /// The next records, up to `max` and about `max_bytes` (at least one if
+    /// one is there). The cursor moves into the read and comes back with it.
+    fn next_block(self: Box<Self>, max: usize, max_bytes: usize) -> BoxFuture<Read>;
+}
+
+/// An empty block.
+pub(crate) fn empty_block() -> EntryBlock {
+    EntryBlock {
+        first_seq: 0,
+        data: String::new(),
+        ends: Vec::new(),
+    }
+}
+
+/// Adds the record `seq` to `block`.
+pub(crate) fn push_record(block: &mut EntryBlock, seq: u64, data: &str) {
+    if block.ends.is_empty() {
+        block.first_seq = seq;
+    }
+    block.data.push_str(data);
+    // A block holds at most 4 MiB plus one record of at most 128 MiB.
+    block
+        .ends
+        .push(u32::try_from(block.data.len()).unwrap_or(u32::MAX));
+}

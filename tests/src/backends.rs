@@ -1,0 +1,79 @@
+//! The backends a conformance test runs against, from one source: each
+//! test takes every [`TestBackend`] and runs the same components through
+//! `mini run`, with the backend's flags.
+//!
+//! The JetStream backend is a real single-node nats-server started for the
+//! test (see [`crate::nats`]); without the binary outside CI it is left out
+//! with a loud `SKIPPED` line, in CI its absence fails the test.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::nats::NatsServer;
+
+/// A backend under test, alive while this value is.
+pub enum TestBackend {
+    /// Files under the run's data directory.
+    Local,
+    /// NATS JetStream on a server of the test's own.
+    JetStream(NatsServer),
+}
+
+impl TestBackend {
+    /// The local engine and, if a nats-server is at hand, JetStream.
+    pub fn all() -> Vec<TestBackend> {
+        let mut all = vec![TestBackend::Local];
+        match NatsServer::start_single() {
+            Ok(Some(server)) => all.push(TestBackend::JetStream(server)),
+            Ok(None) => {}
+            Err(e) => panic!("cannot start nats-server: {e:#}"),
+        }
+        all
+    }
+
+    /// The backend's name in assertion messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TestBackend::Local => "local",
+            TestBackend::JetStream(_) => "JetStream",
+        }
+    }
+
+    /// Whether this is the JetStream backend.
+    pub fn is_jetstream(&self) -> bool {
+        matches!(self, TestBackend::JetStream(_))
+    }
+
+    /// The `mini run` flags that choose this backend.
+    pub fn flags(&self) -> Vec<String> {
+        match self {
+            TestBackend::Local => vec!["--backend".into(), "local".into()],
+            TestBackend::JetStream(server) => vec!["--backend".into(), server.url()],
+        }
+    }
+
+    /// `mini run --data DATA --namespace NS <flags> EXTRA… COMPONENT -- ARGS…`;
+    /// returns (exit code, stdout, stderr).
+    pub fn run(
+        &self,
+        data: &Path,
+        namespace: &str,
+        component: &Path,
+        extra: &[&str],
+        args: &[&str],
+    ) -> (i32, String, String) {
+        let mut argv: Vec<OsString> = vec![
+            "run".into(),
+            "--data".into(),
+            data.into(),
+            "--namespace".into(),
+            namespace.into(),
+        ];
+        argv.extend(self.flags().into_iter().map(OsString::from));
+        argv.extend(extra.iter().map(OsString::from));
+        argv.push(component.into());
+        argv.push("--".into());
+        argv.extend(args.iter().map(OsString::from));
+        crate::mini(argv)
+    }
+}
