@@ -11,6 +11,43 @@ use std::path::Path;
 
 use crate::nats::NatsServer;
 
+/// What the `bad-input` probe's refused cases must print, whatever the
+/// backend and whatever the journal held before.
+pub const BAD_INPUT_REFUSALS: &[(&str, &str)] = &[
+    ("invalid-json", "err invalid-record"),
+    ("two-values", "err invalid-record"),
+    ("empty", "err invalid-record"),
+    ("too-large", "err record-too-large"),
+    ("batch-with-bad", "err invalid-record"),
+    ("empty-batch", "err invalid-record"),
+    ("name-empty", "err invalid-name"),
+    ("name-dotdot", "err invalid-name"),
+    ("name-slash", "err invalid-name"),
+    ("name-backslash", "err invalid-name"),
+    ("name-long", "err invalid-name"),
+    ("name-nul", "err invalid-name"),
+    ("name-dot", "err invalid-name"),
+    ("name-control", "err invalid-name"),
+];
+
+/// Checks that `out` holds exactly the `bad-input` probe's cases: the
+/// refusals and `accepted` (the cases whose outcome carries a seq).
+pub fn assert_bad_input_cases(what: &str, out: &str, err: &str, accepted: &[(&str, &str)]) {
+    let got = crate::cases(out);
+    for (case, outcome) in accepted.iter().chain(BAD_INPUT_REFUSALS) {
+        assert_eq!(
+            got.get(*case).map(String::as_str),
+            Some(*outcome),
+            "{what}: case {case}; stdout:\n{out}\nstderr:\n{err}"
+        );
+    }
+    assert_eq!(
+        got.len(),
+        accepted.len() + BAD_INPUT_REFUSALS.len(),
+        "{what}: unexpected cases:\n{out}"
+    );
+}
+
 /// A backend under test, alive while this value is.
 pub enum TestBackend {
     /// Files under the run's data directory.

@@ -34,6 +34,7 @@ mod address;
 mod backend;
 mod cat;
 mod check;
+mod copy;
 mod exit;
 mod import;
 mod instance;
@@ -72,6 +73,7 @@ enum Command {
     Repair(check::RepairArgs),
     Modules(modules::ModulesArgs),
     ImportMinistore(import::ImportArgs),
+    Copy(copy::CopyArgs),
     Test(test::TestArgs),
     Completions(CompletionsArgs),
 }
@@ -135,6 +137,7 @@ fn main() -> ExitCode {
         Command::Repair(args) => check::repair(args),
         Command::Modules(args) => modules::modules(args),
         Command::ImportMinistore(args) => import::import(args),
+        Command::Copy(args) => copy::copy(args),
         Command::Test(args) => test::test(args),
         Command::Completions(args) => completions(&args),
     };

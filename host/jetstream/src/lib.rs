@@ -28,9 +28,12 @@
 //! ```
 
 mod error;
+mod fence;
 mod journal;
 mod names;
 mod reader;
+mod snapshots;
+mod state;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +44,8 @@ pub use error::JsError;
 pub use journal::{JsJournal, MAX_BATCH};
 pub use names::{StreamName, stream_name};
 pub use reader::{JsReader, read_all};
+pub use snapshots::{JsSnapshot, JsSnapshots};
+pub use state::{JsCheckpoint, JsRecovery, JsState, STATE_KEEP};
 
 /// How the backend makes and uses its streams.
 #[derive(Debug, Clone)]
@@ -117,8 +122,20 @@ impl JetStream {
 
     /// Opens the journal `name` of `namespace`, making its stream if needed.
     pub async fn open_journal(&self, namespace: &str, name: &str) -> Result<JsJournal, JsError> {
+        self.open_journal_from(namespace, name, 1).await
+    }
+
+    /// [`JetStream::open_journal`], a journal made here starting at seq
+    /// `first_seq` (a copy of a compacted journal keeps its seqs).
+    pub async fn open_journal_from(
+        &self,
+        namespace: &str,
+        name: &str,
+        first_seq: u64,
+    ) -> Result<JsJournal, JsError> {
         let names = stream_name(&self.options.prefix, "journal", namespace, name);
-        let config = self.stream_config(&names, "journal", namespace, name);
+        let mut config = self.stream_config(&names, "journal", namespace, name);
+        config.first_sequence = (first_seq > 1).then_some(first_seq);
         let stream = self.get_or_create(config, namespace, name).await?;
         JsJournal::open(
             self.client.clone(),
@@ -130,9 +147,77 @@ impl JetStream {
         .await
     }
 
-    /// Whether the journal `name` of `namespace` exists.
-    pub async fn journal_exists(&self, namespace: &str, name: &str) -> Result<bool, JsError> {
-        let names = stream_name(&self.options.prefix, "journal", namespace, name);
+    /// Opens the snapshot store `name` of `namespace` (keeping the newest
+    /// `keep` snapshots), making its stream if needed.
+    pub async fn open_snapshots(
+        &self,
+        namespace: &str,
+        name: &str,
+        keep: usize,
+    ) -> Result<JsSnapshots, JsError> {
+        self.snapshots_of("snapshot", namespace, name, keep).await
+    }
+
+    async fn snapshots_of(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        keep: usize,
+    ) -> Result<JsSnapshots, JsError> {
+        let names = stream_name(&self.options.prefix, kind, namespace, name);
+        let config = JsSnapshots::config(self.stream_config(&names, kind, namespace, name));
+        let stream = self.get_or_create(config, namespace, name).await?;
+        Ok(JsSnapshots::new(
+            self.context.clone(),
+            stream,
+            names,
+            keep,
+            &self.options,
+        ))
+    }
+
+    /// Opens the state `name` of `namespace`: its journal and snapshots
+    /// streams, made if needed.
+    pub async fn open_state(&self, namespace: &str, name: &str) -> Result<JsState, JsError> {
+        self.open_state_from(namespace, name, 1).await
+    }
+
+    /// [`JetStream::open_state`], a state made here with its journal
+    /// starting at seq `first_seq` (a copy of a checkpointed state).
+    pub async fn open_state_from(
+        &self,
+        namespace: &str,
+        name: &str,
+        first_seq: u64,
+    ) -> Result<JsState, JsError> {
+        let names = stream_name(&self.options.prefix, "state", namespace, name);
+        let mut config = self.stream_config(&names, "state", namespace, name);
+        config.first_sequence = (first_seq > 1).then_some(first_seq);
+        let stream = self.get_or_create(config, namespace, name).await?;
+        let journal = JsJournal::open(
+            self.client.clone(),
+            self.context.clone(),
+            stream,
+            names,
+            &self.options,
+        )
+        .await?;
+        let snapshots = self
+            .snapshots_of("state-snapshot", namespace, name, STATE_KEEP)
+            .await?;
+        Ok(JsState::new(journal, snapshots))
+    }
+
+    /// Whether the unit `name` of `kind` (`"journal"`, `"state"`,
+    /// `"snapshot"`) of `namespace` exists.
+    pub async fn unit_exists(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, JsError> {
+        let names = stream_name(&self.options.prefix, kind, namespace, name);
         match self.context.get_stream(&names.stream).await {
             Ok(_) => Ok(true),
             Err(e)
@@ -145,10 +230,10 @@ impl JetStream {
         }
     }
 
-    /// The number of mini journals of `namespace` on the servers.
-    pub async fn journal_count(&self, namespace: &str) -> Result<usize, JsError> {
+    /// The number of mini streams of `namespace` on the servers (a state
+    /// has two).
+    pub async fn stream_count(&self, namespace: &str) -> Result<usize, JsError> {
         use futures_util::StreamExt;
-        let subject = format!("{}.journal.*", self.options.prefix);
         let mut streams = self.context.streams();
         let mut count = 0;
         while let Some(info) = streams.next().await {
@@ -156,9 +241,9 @@ impl JetStream {
             let meta = &info.config.metadata;
             if info
                 .config
-                .subjects
-                .first()
-                .is_some_and(|s| matches_subject(&subject, s))
+                .name
+                .starts_with(&format!("{}-", self.options.prefix))
+                && meta.contains_key(names::META_KIND)
                 && meta.get(names::META_NAMESPACE).map(String::as_str) == Some(namespace)
             {
                 count += 1;
@@ -232,13 +317,6 @@ impl JetStream {
     }
 }
 
-/// Whether `subject` matches the single-token wildcard `pattern` (`a.b.*`).
-fn matches_subject(pattern: &str, subject: &str) -> bool {
-    let (p, s): (Vec<&str>, Vec<&str>) =
-        (pattern.split('.').collect(), subject.split('.').collect());
-    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
-}
-
 /// Runs `attempt` until it succeeds or `within` has passed, backing off
 /// between tries: what every request does through a leader election.
 pub(crate) async fn retry<T, E: std::fmt::Display, F>(
@@ -260,17 +338,5 @@ where
                 pause = (pause * 2).min(Duration::from_millis(500));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subject_patterns_match_one_token() {
-        assert!(matches_subject("mini.journal.*", "mini.journal.abc"));
-        assert!(!matches_subject("mini.journal.*", "mini.state.abc"));
-        assert!(!matches_subject("mini.journal.*", "mini.journal.a.b"));
     }
 }

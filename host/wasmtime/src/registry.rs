@@ -166,19 +166,18 @@ impl MiniHost {
         let opened = backend
             .runtime()
             .spawn(async move {
-                if !js.journal_exists(&ns, &n).await? {
-                    let held = js.journal_count(&ns).await?;
-                    if held >= max_streams {
-                        return Ok(Err(Error::Quota(format!(
-                            "cannot create the journal {n:?}: the namespace holds {held} journals on JetStream, its limit"
-                        ))));
-                    }
-                }
-                js.open_journal(&ns, &n).await.map(Ok)
+                crate::backend::jetstream::within_stream_limit(
+                    &js,
+                    "journal",
+                    &ns,
+                    &n,
+                    max_streams,
+                )
+                .await?;
+                js.open_journal(&ns, &n).await.map_err(js_error)
             })
             .await
-            .map_err(|e| Error::Other(format!("host task failed: {e}")))?
-            .map_err(js_error)??;
+            .map_err(|e| Error::Other(format!("host task failed: {e}")))??;
         let mut streams = lock(&self.streams);
         // Another instance may have opened it meanwhile: one writer wins.
         if let Some(journal) = held(&streams) {

@@ -1,7 +1,8 @@
 //! The host side of the `mini:storage/snapshot` interface: atomic, durable
-//! snapshots of a JSON state, in `<namespace>/snapshot/<name>/`.
+//! snapshots of a JSON state, on the host's backend (locally in
+//! `<namespace>/snapshot/<name>/`).
 //!
-//! A snapshot store is locked by the handle that opened it; a second open of
+//! A snapshot store is held by the handle that opened it; a second open of
 //! the same name (in this or another instance) gets `locked`.
 
 use std::sync::Arc;
@@ -12,12 +13,14 @@ use mini_engine::snapshot::SnapshotOptions;
 use wasmtime::component::Resource;
 
 use crate::HostError;
+use crate::backend::local_state::{LocalSnapshots, Quota};
+use crate::backend::{Backend, SnapshotsBackend};
 use crate::bindings::snapshot;
 use crate::bindings::types::{Error, Restored, SnapshotInfo};
 use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::error::quote;
-use crate::error::{bad_handle, skipped_warning, snapshot_error};
+use crate::error::{bad_handle, snapshot_error};
 use crate::offload::blocking;
 use crate::registry::Claim;
 use crate::view::Admission;
@@ -25,7 +28,7 @@ use crate::view::Admission;
 /// A snapshot store held by a guest: the `snapshots` resource of the WIT.
 #[derive(Debug)]
 pub struct SnapshotsHandle {
-    store: Arc<SnapshotStore>,
+    store: Arc<dyn SnapshotsBackend>,
     name: String,
     _claim: Claim,
 }
@@ -41,57 +44,82 @@ impl SnapshotsHandle {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
 
-    /// The engine's snapshot store behind the handle.
-    pub fn store(&self) -> &SnapshotStore {
-        &self.store
-    }
+/// The error of a second open of a snapshot store this process holds.
+fn held_already(name: &str) -> Error {
+    Error::Locked(format!(
+        "the snapshot store {} is open already in this process: one handle at a time holds a name (drop the other first)",
+        quote(name)
+    ))
 }
 
 impl MiniCtxView<'_> {
     fn snapshots_of(
         &self,
         handle: &Resource<SnapshotsHandle>,
-    ) -> Result<Arc<SnapshotStore>, Error> {
+    ) -> Result<Arc<dyn SnapshotsBackend>, Error> {
         self.table
             .get(handle)
             .map(|h| h.store.clone())
             .map_err(|e| bad_handle("snapshots", e))
     }
 
-    /// Runs `work` on the store of `handle` off the executor.
-    async fn with_snapshots<R: Send + 'static>(
-        &mut self,
-        handle: &Resource<SnapshotsHandle>,
-        work: impl FnOnce(&SnapshotStore) -> Result<R, mini_engine::SnapshotError> + Send + 'static,
-    ) -> Result<R, Error> {
-        let store = self.snapshots_of(handle)?;
-        let ns_dir = self.ctx.namespace_dir.clone();
-        blocking(move || work(&store).map_err(|e| snapshot_error(e, &ns_dir))).await?
+    async fn open_snapshots(&mut self, name: String) -> Result<Resource<SnapshotsHandle>, Error> {
+        let (store, claim) = match self.ctx.host.backend() {
+            Backend::Local => self.open_local_snapshots(&name).await?,
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) => self.open_stream_snapshots(&name).await?,
+        };
+        self.push_handle(SnapshotsHandle {
+            store,
+            name,
+            _claim: claim,
+        })
     }
 
-    async fn open_snapshots(&mut self, name: String) -> Result<Resource<SnapshotsHandle>, Error> {
-        let Admission { dir, ns_dir, .. } = self.admit(UnitKind::Snapshots, &name).await?;
-        let claim = self.ctx.host.claim(&dir).map_err(|()| {
-            Error::Locked(format!(
-                "the snapshot store {} is open already in this process: one handle at a time holds a name (drop the other first)",
-                quote(&name)
-            ))
-        })?;
+    async fn open_local_snapshots(
+        &mut self,
+        name: &str,
+    ) -> Result<(Arc<dyn SnapshotsBackend>, Claim), Error> {
+        let Admission { dir, ns_dir, usage } = self.admit(UnitKind::Snapshots, name).await?;
+        let claim = self.ctx.host.claim(&dir).map_err(|()| held_already(name))?;
         let options = SnapshotOptions {
             max_state_size: self.ctx.limits.max_state_size,
             fs: self.ctx.fs.clone(),
             ..SnapshotOptions::default()
         };
+        let quota = Quota {
+            usage,
+            ns_dir: ns_dir.clone(),
+            quota: self.ctx.limits.disk_quota,
+        };
         let store = blocking(move || {
-            SnapshotStore::open_with(dir, options).map_err(|e| snapshot_error(e, &ns_dir))
+            SnapshotStore::open_with(dir, options)
+                .map_err(|e| snapshot_error(e, &ns_dir))
+                .map(|store| LocalSnapshots::new(store, quota))
         })
         .await??;
-        self.push_handle(SnapshotsHandle {
-            store: Arc::new(store),
+        Ok((Arc::new(store), claim))
+    }
+
+    /// Opens a snapshot store on JetStream: the checks of an open, one
+    /// holder per host; nothing touches the local disk.
+    #[cfg(feature = "jetstream")]
+    async fn open_stream_snapshots(
+        &mut self,
+        name: &str,
+    ) -> Result<(Arc<dyn SnapshotsBackend>, Claim), Error> {
+        let (backend, claim) = self.admit_remote(UnitKind::Snapshots, name, true)?;
+        let claim = claim.ok_or_else(|| held_already(name))?;
+        let store = crate::backend::jetstream::open_snapshots(
+            &backend,
+            &self.ctx.namespace,
             name,
-            _claim: claim,
-        })
+            self.ctx.limits.max_streams,
+        )
+        .await?;
+        Ok((Arc::new(store), claim))
     }
 
     async fn create_snapshot(
@@ -102,14 +130,8 @@ impl MiniCtxView<'_> {
     ) -> Result<(), Error> {
         let store = self.snapshots_of(handle)?;
         let bytes = self.check_state_size(&state)?;
-        let ns_dir = self.ctx.namespace_dir.clone();
-        self.write_within_quota(bytes, move || {
-            store
-                .create(seq, &state)
-                .map(drop)
-                .map_err(|e| snapshot_error(e, &ns_dir))
-        })
-        .await
+        let created = store.create(seq, state, bytes).await;
+        self.count_write(created, |_| true)
     }
 }
 
@@ -138,20 +160,7 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
         handle: Resource<SnapshotsHandle>,
     ) -> Result<Option<Restored>, HostError> {
         observed!(self, "snapshot", "restore", self.unit_of(&handle), {
-            let ns_dir = self.ctx.namespace_dir.clone();
-            Ok(self
-                .with_snapshots(&handle, move |store| {
-                    Ok(store.restore()?.map(|r| Restored {
-                        warnings: r
-                            .skipped
-                            .iter()
-                            .map(|s| skipped_warning(s, &ns_dir))
-                            .collect(),
-                        seq: r.seq,
-                        state: r.state,
-                    }))
-                })
-                .await?)
+            Ok(self.snapshots_of(&handle)?.restore().await?)
         })
     }
 
@@ -160,18 +169,7 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
         handle: Resource<SnapshotsHandle>,
     ) -> Result<Vec<SnapshotInfo>, HostError> {
         observed!(self, "snapshot", "list", self.unit_of(&handle), {
-            Ok(self
-                .with_snapshots(&handle, |store| {
-                    Ok(store
-                        .list()?
-                        .into_iter()
-                        .map(|info| SnapshotInfo {
-                            seq: info.seq,
-                            size: info.size,
-                        })
-                        .collect())
-                })
-                .await?)
+            Ok(self.snapshots_of(&handle)?.list().await?)
         })
     }
 
@@ -185,14 +183,7 @@ impl snapshot::HostSnapshots for MiniCtxView<'_> {
             "snapshot",
             "delete-older-than",
             self.unit_of(&handle),
-            {
-                Ok(self
-                    .with_snapshots(&handle, move |store| {
-                        let deleted = store.delete_older_than(seq)?;
-                        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
-                    })
-                    .await?)
-            }
+            { Ok(self.snapshots_of(&handle)?.delete_older_than(seq).await?) }
         )
     }
 

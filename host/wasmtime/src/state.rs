@@ -1,5 +1,6 @@
 //! The host side of the `mini:storage/state` interface: a state's journal of
-//! mutations and its snapshots, in `<namespace>/state/<name>/`.
+//! mutations and its snapshots, on the host's backend (locally in
+//! `<namespace>/state/<name>/`).
 //!
 //! The fold runs in the guest: the host hands out the recovery point (the
 //! newest valid snapshot and a cursor over the mutations after it), logs
@@ -10,21 +11,22 @@
 
 use std::sync::Arc;
 
+use mini_engine::CheckpointPolicy;
 use mini_engine::layout::UnitKind;
 use mini_engine::snapshot::DEFAULT_KEEP;
-use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, RecoveryPoint, StateLog, StateOptions};
-use mini_engine::{CheckpointPolicy, StateError};
+use mini_engine::state::{DEFAULT_STATE_SEGMENT_SIZE, StateLog, StateOptions};
 use wasmtime::component::Resource;
 
 use crate::HostError;
-use crate::backend::local::LocalCursor;
+use crate::backend::local_state::{LocalState, Quota};
+use crate::backend::{Backend, Recovered, StateBackend};
 use crate::bindings::state::{self, Recovery};
-use crate::bindings::types::{CheckpointInfo, Error, SnapshotPoint, StateStats as Stats};
+use crate::bindings::types::{CheckpointInfo, Error, StateStats as Stats};
 use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
 use crate::error::quote;
-use crate::error::{bad_handle, skipped_warning, state_error};
+use crate::error::{bad_handle, state_error};
 use crate::offload::blocking;
 use crate::registry::Claim;
 use crate::store::CursorHandle;
@@ -33,11 +35,8 @@ use crate::view::Admission;
 /// A state held by a guest: the `state` resource of the WIT.
 #[derive(Debug)]
 pub struct StateHandle {
-    log: Arc<StateLog>,
+    state: Arc<dyn StateBackend>,
     name: String,
-    /// The recovery point found when the state was opened, handed out by the
-    /// first `recover` (later calls look again: a checkpoint moves it).
-    opened_at: Option<RecoveryPoint>,
     /// Held while the handle or a recovery cursor of it lives.
     claim: Arc<Claim>,
 }
@@ -54,44 +53,47 @@ impl StateHandle {
         &self.name
     }
 
-    /// The engine's state log behind the handle.
-    pub fn log(&self) -> &StateLog {
-        &self.log
+    /// The seq of the state's last durable mutation.
+    pub fn last_seq(&self) -> u64 {
+        self.state.last_seq()
     }
 }
 
+/// The error of a second open of a state this process holds.
+fn held_already(name: &str) -> Error {
+    Error::Locked(format!(
+        "the state {} is open already in this process: a state has one owner (drop the other handle, and the cursor its recover returned, first)",
+        quote(name)
+    ))
+}
+
 impl MiniCtxView<'_> {
-    fn state_of(&self, handle: &Resource<StateHandle>) -> Result<Arc<StateLog>, Error> {
+    fn state_of(&self, handle: &Resource<StateHandle>) -> Result<Arc<dyn StateBackend>, Error> {
         self.table
             .get(handle)
-            .map(|h| h.log.clone())
+            .map(|h| h.state.clone())
             .map_err(|e| bad_handle("state", e))
     }
 
-    /// Runs `work` on the state of `handle` off the executor, within the
-    /// disk quota for `bytes`.
-    async fn write_state<R: Send + 'static>(
-        &mut self,
-        handle: &Resource<StateHandle>,
-        bytes: u64,
-        work: impl FnOnce(&StateLog) -> Result<R, StateError> + Send + 'static,
-    ) -> Result<R, Error> {
-        let log = self.state_of(handle)?;
-        let ns_dir = self.ctx.namespace_dir.clone();
-        self.write_within_quota(bytes, move || {
-            work(&log).map_err(|e| state_error(e, &ns_dir))
+    async fn open_state(&mut self, name: String) -> Result<Resource<StateHandle>, Error> {
+        let (state, claim) = match self.ctx.host.backend() {
+            Backend::Local => self.open_local_state(&name).await?,
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) => self.open_stream_state(&name).await?,
+        };
+        self.push_handle(StateHandle {
+            state,
+            name,
+            claim: Arc::new(claim),
         })
-        .await
     }
 
-    async fn open_state(&mut self, name: String) -> Result<Resource<StateHandle>, Error> {
-        let Admission { dir, ns_dir, .. } = self.admit(UnitKind::State, &name).await?;
-        let claim = self.ctx.host.claim(&dir).map_err(|()| {
-            Error::Locked(format!(
-                "the state {} is open already in this process: a state has one owner (drop the other handle, and the cursor its recover returned, first)",
-                quote(&name)
-            ))
-        })?;
+    async fn open_local_state(
+        &mut self,
+        name: &str,
+    ) -> Result<(Arc<dyn StateBackend>, Claim), Error> {
+        let Admission { dir, ns_dir, usage } = self.admit(UnitKind::State, name).await?;
+        let claim = self.ctx.host.claim(&dir).map_err(|()| held_already(name))?;
         let limits = &self.ctx.limits;
         let options = StateOptions {
             // Small segments let compaction keep the files (and the open
@@ -104,54 +106,73 @@ impl MiniCtxView<'_> {
             checkpoint: CheckpointPolicy::default(),
             fs: self.ctx.fs.clone(),
         };
-        let (log, point) = blocking(move || {
-            StateLog::open_with(&dir, &options).map_err(|e| state_error(e, &ns_dir))
+        let quota = Quota {
+            usage,
+            ns_dir: ns_dir.clone(),
+            quota: limits.disk_quota,
+        };
+        let state = blocking(move || {
+            let (log, point) =
+                StateLog::open_with(&dir, &options).map_err(|e| state_error(e, &ns_dir))?;
+            Ok::<_, Error>(LocalState::new(log, point, quota))
         })
         .await??;
-        self.push_handle(StateHandle {
-            log: Arc::new(log),
+        Ok((Arc::new(state), claim))
+    }
+
+    /// Opens a state on JetStream: the checks of an open (name,
+    /// capability, handle limit, the namespace's stream limit), one owner
+    /// per host; nothing touches the local disk.
+    #[cfg(feature = "jetstream")]
+    async fn open_stream_state(
+        &mut self,
+        name: &str,
+    ) -> Result<(Arc<dyn StateBackend>, Claim), Error> {
+        let (backend, claim) = self.admit_remote(UnitKind::State, name, true)?;
+        let claim = claim.ok_or_else(|| held_already(name))?;
+        let state = crate::backend::jetstream::open_state(
+            &backend,
+            &self.ctx.namespace,
             name,
-            opened_at: Some(point),
-            claim: Arc::new(claim),
-        })
+            self.ctx.limits.max_streams,
+        )
+        .await?;
+        Ok((Arc::new(state), claim))
     }
 
     async fn recover_state(&mut self, handle: &Resource<StateHandle>) -> Result<Recovery, Error> {
-        let log = self.state_of(handle)?;
+        let state = self.state_of(handle)?;
         self.check_handle_limit()?;
-        let held = self
+        let claim = self
             .table
-            .get_mut(handle)
-            .map_err(|e| bad_handle("state", e))?;
-        let opened_at = held.opened_at.take();
-        let claim = held.claim.clone();
-        let ns_dir = self.ctx.namespace_dir.clone();
-        let (point, reader) = blocking(move || {
-            let point = match opened_at {
-                Some(point) => point,
-                None => log.recover()?,
-            };
-            let reader = log.mutations_after(&point)?;
-            Ok((point, reader))
-        })
-        .await?
-        .map_err(|e| state_error(e, &ns_dir))?;
+            .get(handle)
+            .map_err(|e| bad_handle("state", e))?
+            .claim
+            .clone();
+        let Recovered {
+            snapshot,
+            warnings,
+            mutations,
+        } = state.recover().await?;
         // The cursor holds the state's journal: the state stays claimed
         // until it is dropped too.
-        let cursor = LocalCursor::boxed(reader, ns_dir.clone());
-        let mutations = self.push_handle(CursorHandle::new(cursor).holding(claim))?;
+        let mutations = self.push_handle(CursorHandle::new(mutations).holding(claim))?;
         Ok(Recovery {
-            warnings: point
-                .skipped
-                .iter()
-                .map(|s| skipped_warning(s, &ns_dir))
-                .collect(),
-            snapshot: point.snapshot.map(|s| SnapshotPoint {
-                seq: s.seq,
-                state: s.state,
-            }),
+            warnings,
+            snapshot,
             mutations,
         })
+    }
+
+    async fn commit_mutations(
+        &mut self,
+        handle: &Resource<StateHandle>,
+        mutations: Vec<String>,
+    ) -> Result<u64, Error> {
+        let bytes = self.check_record_sizes(&mutations)?;
+        let state = self.state_of(handle)?;
+        let committed = state.commit(mutations, bytes).await;
+        self.count_write(committed, |_| true)
     }
 }
 
@@ -176,10 +197,7 @@ impl state::HostState for MiniCtxView<'_> {
         mutation: String,
     ) -> Result<u64, HostError> {
         observed!(self, "state", "commit", self.unit_of(&handle), {
-            let bytes = self.check_record_sizes([&mutation])?;
-            Ok(self
-                .write_state(&handle, bytes, move |log| log.commit(&mutation))
-                .await?)
+            Ok(self.commit_mutations(&handle, vec![mutation]).await?)
         })
     }
 
@@ -189,10 +207,7 @@ impl state::HostState for MiniCtxView<'_> {
         mutations: Vec<String>,
     ) -> Result<u64, HostError> {
         observed!(self, "state", "commit-batch", self.unit_of(&handle), {
-            let bytes = self.check_record_sizes(&mutations)?;
-            Ok(self
-                .write_state(&handle, bytes, move |log| log.commit_batch(&mutations))
-                .await?)
+            Ok(self.commit_mutations(&handle, mutations).await?)
         })
     }
 
@@ -204,20 +219,9 @@ impl state::HostState for MiniCtxView<'_> {
     ) -> Result<CheckpointInfo, HostError> {
         observed!(self, "state", "checkpoint", self.unit_of(&handle), {
             let bytes = self.check_state_size(&state)?;
-            // The recovery point found at open is stale once a checkpoint moves it.
-            if let Ok(held) = self.table.get_mut(&handle) {
-                held.opened_at = None;
-            }
-            Ok(self
-                .write_state(&handle, bytes, move |log| {
-                    let done = log.checkpoint(seq, &state)?;
-                    Ok(CheckpointInfo {
-                        seq: done.seq,
-                        kept_snapshots: done.kept_snapshots,
-                        segments_deleted: u32::try_from(done.segments_deleted).unwrap_or(u32::MAX),
-                    })
-                })
-                .await?)
+            let held = self.state_of(&handle)?;
+            let done = held.checkpoint(seq, state, bytes).await;
+            Ok(self.count_write(done, |_| true)?)
         })
     }
 
@@ -229,19 +233,7 @@ impl state::HostState for MiniCtxView<'_> {
 
     async fn stats(&mut self, handle: Resource<StateHandle>) -> Result<Stats, HostError> {
         observed!(self, "state", "stats", self.unit_of(&handle), {
-            let log = self.state_of(&handle)?;
-            // Waits for a checkpoint in progress, and takes the journal's lock.
-            Ok(blocking(move || {
-                let stats = log.stats();
-                Stats {
-                    seq: stats.seq,
-                    checkpoint_seq: stats.checkpoint_seq,
-                    records_since_checkpoint: stats.records_since_checkpoint,
-                    journal_bytes: stats.journal_bytes,
-                    journal_first_seq: stats.journal_first_seq,
-                }
-            })
-            .await?)
+            Ok(self.state_of(&handle)?.stats().await?)
         })
     }
 

@@ -212,15 +212,8 @@ impl MiniCtxView<'_> {
     /// touches the local disk.
     #[cfg(feature = "jetstream")]
     async fn open_stream_journal(&mut self, name: &str) -> Result<Arc<dyn JournalBackend>, Error> {
-        let Backend::JetStream(backend) = self.ctx.host.backend() else {
-            return Err(Error::Other("this host has no JetStream backend".into()));
-        };
+        let (backend, _) = self.admit_remote(UnitKind::Journal, name, false)?;
         let runtime = backend.runtime().clone();
-        crate::view::check_name(name)?;
-        self.ctx
-            .access
-            .check(mini_manifest::StorageKind::Journal, name)?;
-        self.check_handle_limit()?;
         let journal = self
             .ctx
             .host

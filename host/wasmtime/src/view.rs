@@ -18,6 +18,8 @@ use crate::ctx::MiniCtxView;
 use crate::disk::{Usage, new_unit_cost};
 use crate::error::quote;
 use crate::offload::blocking;
+#[cfg(feature = "jetstream")]
+use crate::registry::Claim;
 
 /// Bytes a stored line adds to a record (seq, crc, framing), for the quota.
 pub(crate) const LINE_OVERHEAD: u64 = 96;
@@ -228,6 +230,44 @@ impl MiniCtxView<'_> {
         .await??;
         self.ctx.prepared = true;
         Ok(Admission { dir, ns_dir, usage })
+    }
+
+    /// Decides whether the instance may open the unit `name` of `kind` on
+    /// the host's JetStream backend: the name, the capability, the handle
+    /// limit; with `claimed`, also that no other handle of this host holds
+    /// it (states and snapshot stores have one holder). Nothing touches the
+    /// local disk. Returns the backend and the claim.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn admit_remote(
+        &self,
+        kind: UnitKind,
+        name: &str,
+        claimed: bool,
+    ) -> Result<(Arc<crate::backend::JetStreamBackend>, Option<Claim>), Error> {
+        let crate::backend::Backend::JetStream(backend) = self.ctx.host.backend() else {
+            return Err(Error::Other("this host has no JetStream backend".into()));
+        };
+        check_name(name)?;
+        self.ctx.access.check(storage_kind(kind), name)?;
+        self.check_handle_limit()?;
+        let claim = if claimed {
+            let key = PathBuf::from(format!(
+                "jetstream:{}/{}/{name}",
+                self.ctx.namespace,
+                kind.dir_name()
+            ));
+            let claim = self.ctx.host.claim(&key).map_err(|()| {
+                Error::Locked(format!(
+                    "the {} {} is open already in this host: it has one holder (drop the other handle, and a cursor its recover returned, first)",
+                    kind.noun(),
+                    quote(name)
+                ))
+            })?;
+            Some(claim)
+        } else {
+            None
+        };
+        Ok((backend.clone(), claim))
     }
 
     /// The guest's name of the unit `handle` is for (for a call observer).

@@ -11,11 +11,16 @@ use std::future::Future;
 use mini_engine::JournalError;
 use mini_engine::record::check_record;
 
-use mini_jetstream::{JsError, JsJournal, JsReader, MAX_BATCH};
+use mini_jetstream::{JetStream, JsError, JsJournal, JsReader, JsSnapshots, JsState, MAX_BATCH};
 use tokio::runtime::Handle;
 
-use super::{BoxFuture, JournalBackend, Read, RecordCursor, empty_block, push_record};
-use crate::bindings::types::Error;
+use super::{
+    BoxFuture, JetStreamBackend, JournalBackend, Read, RecordCursor, Recovered, SnapshotsBackend,
+    StateBackend, empty_block, push_record,
+};
+use crate::bindings::types::{
+    CheckpointInfo, Error, Restored, SnapshotInfo, SnapshotPoint, StateStats,
+};
 use crate::store::{MAX_BYTES_PER_NEXT, MAX_ENTRIES_PER_NEXT};
 
 /// Runs `work` on `runtime` and waits for it.
@@ -46,7 +51,7 @@ pub(crate) fn js_error(err: JsError) -> Error {
 /// `records` as a journal stores them (one JSON value each, on one line),
 /// or the error the local engine gives: `invalid-record` for a record that
 /// is not one JSON value and for an empty batch. Sizes are checked before.
-fn checked(records: Vec<String>) -> Result<Vec<String>, Error> {
+fn checked_batch(records: Vec<String>) -> Result<Vec<String>, Error> {
     if records.is_empty() {
         return Err(Error::InvalidRecord("empty batch".into()));
     }
@@ -61,6 +66,220 @@ fn checked(records: Vec<String>) -> Result<Vec<String>, Error> {
             Err(e) => Err(Error::InvalidRecord(e.to_string())),
         })
         .collect()
+}
+
+/// `Ok` if the unit `name` of `kind` exists, or the namespace may make
+/// one more stream (`quota` past `max_streams`).
+pub(crate) async fn within_stream_limit(
+    js: &JetStream,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    max_streams: usize,
+) -> Result<(), Error> {
+    if js
+        .unit_exists(kind, namespace, name)
+        .await
+        .map_err(js_error)?
+    {
+        return Ok(());
+    }
+    let held = js.stream_count(namespace).await.map_err(js_error)?;
+    if held >= max_streams {
+        return Err(Error::Quota(format!(
+            "cannot create the {kind} {name:?}: the namespace holds {held} streams on JetStream, its limit"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the state `name` of `namespace` on `backend`.
+pub(crate) async fn open_state(
+    backend: &JetStreamBackend,
+    namespace: &str,
+    name: &str,
+    max_streams: usize,
+) -> Result<StreamState, Error> {
+    let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
+    let state = on(backend.runtime(), async move {
+        within_stream_limit(&js, "state", &ns, &n, max_streams).await?;
+        js.open_state(&ns, &n).await.map_err(js_error)
+    })
+    .await?;
+    Ok(StreamState {
+        state,
+        runtime: backend.runtime().clone(),
+    })
+}
+
+/// Opens the snapshot store `name` of `namespace` on `backend`.
+pub(crate) async fn open_snapshots(
+    backend: &JetStreamBackend,
+    namespace: &str,
+    name: &str,
+    max_streams: usize,
+) -> Result<StreamSnapshots, Error> {
+    let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
+    let snapshots = on(backend.runtime(), async move {
+        within_stream_limit(&js, "snapshot", &ns, &n, max_streams).await?;
+        js.open_snapshots(&ns, &n, mini_engine::snapshot::DEFAULT_KEEP)
+            .await
+            .map_err(js_error)
+    })
+    .await?;
+    Ok(StreamSnapshots {
+        snapshots,
+        runtime: backend.runtime().clone(),
+    })
+}
+
+/// `state` if it is one JSON value (the text stored), else `invalid-record`.
+fn checked_state(state: String) -> Result<String, Error> {
+    match check_record(&state, usize::MAX) {
+        Ok(Cow::Borrowed(value)) if value.len() == state.len() => Ok(state),
+        Ok(value) => Ok(value.into_owned()),
+        Err(JournalError::InvalidRecord(reason)) => Err(Error::InvalidRecord(reason)),
+        Err(e) => Err(Error::InvalidRecord(e.to_string())),
+    }
+}
+
+/// A snapshot store on a stream.
+#[derive(Debug)]
+pub(crate) struct StreamSnapshots {
+    snapshots: JsSnapshots,
+    runtime: Handle,
+}
+
+impl SnapshotsBackend for StreamSnapshots {
+    fn create(&self, seq: u64, state: String, _bytes: u64) -> BoxFuture<Result<(), Error>> {
+        let snapshots = self.snapshots.clone();
+        on(&self.runtime, async move {
+            let state = checked_state(state)?;
+            snapshots.create(seq, state).await.map_err(js_error)
+        })
+    }
+
+    fn restore(&self) -> BoxFuture<Result<Option<Restored>, Error>> {
+        let snapshots = self.snapshots.clone();
+        on(&self.runtime, async move {
+            Ok(snapshots
+                .newest()
+                .await
+                .map_err(js_error)?
+                .map(|s| Restored {
+                    warnings: Vec::new(),
+                    seq: s.seq,
+                    state: s.state,
+                }))
+        })
+    }
+
+    fn list(&self) -> BoxFuture<Result<Vec<SnapshotInfo>, Error>> {
+        let snapshots = self.snapshots.clone();
+        on(&self.runtime, async move {
+            let mut out = Vec::new();
+            for seq in snapshots.seqs().await.map_err(js_error)? {
+                if let Some(s) = snapshots.get(seq).await.map_err(js_error)? {
+                    out.push(SnapshotInfo {
+                        seq,
+                        size: s.state.len() as u64,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete_older_than(&self, seq: u64) -> BoxFuture<Result<u32, Error>> {
+        let snapshots = self.snapshots.clone();
+        on(&self.runtime, async move {
+            snapshots.delete_older_than(seq).await.map_err(js_error)
+        })
+    }
+}
+
+/// A state on streams.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    state: JsState,
+    runtime: Handle,
+}
+
+impl StateBackend for StreamState {
+    fn recover(&self) -> BoxFuture<Result<Recovered, Error>> {
+        let (state, runtime) = (self.state.clone(), self.runtime.clone());
+        on(&self.runtime, async move {
+            let recovery = state.recover().await.map_err(js_error)?;
+            Ok(Recovered {
+                snapshot: recovery.snapshot.map(|s| SnapshotPoint {
+                    seq: s.seq,
+                    state: s.state,
+                }),
+                warnings: Vec::new(),
+                mutations: Box::new(StreamCursor {
+                    reader: recovery.mutations,
+                    runtime,
+                }),
+            })
+        })
+    }
+
+    fn commit(&self, mutations: Vec<String>, _bytes: u64) -> BoxFuture<Result<u64, Error>> {
+        let mutations = match checked_batch(mutations) {
+            Ok(mutations) => mutations,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let state = self.state.clone();
+        on(&self.runtime, async move {
+            state.commit(mutations).await.map_err(js_error)
+        })
+    }
+
+    fn checkpoint(
+        &self,
+        seq: u64,
+        snapshot: String,
+        _bytes: u64,
+    ) -> BoxFuture<Result<CheckpointInfo, Error>> {
+        let state = self.state.clone();
+        on(&self.runtime, async move {
+            let snapshot = checked_state(snapshot)?;
+            let done = state.checkpoint(seq, snapshot).await.map_err(|e| match e {
+                JsError::OutOfRange { seq, first, .. } => Error::OutOfRange(format!(
+                    "cannot checkpoint at seq {seq}: it must lie between the newest checkpoint ({first}) and the last mutation ({})",
+                    state.journal().last_seq()
+                )),
+                e => js_error(e),
+            })?;
+            Ok(CheckpointInfo {
+                seq: done.seq,
+                // Newest first, as the local engine lists them.
+                kept_snapshots: done.kept_snapshots.into_iter().rev().collect(),
+                // Streams have no segments: a purge removes records.
+                segments_deleted: 0,
+            })
+        })
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.state.journal().last_seq()
+    }
+
+    fn stats(&self) -> BoxFuture<Result<StateStats, Error>> {
+        let state = self.state.clone();
+        on(&self.runtime, async move {
+            let seq = state.journal().last_seq();
+            let checkpoint_seq = state.checkpoint_seq().await.map_err(js_error)?;
+            let (first, bytes) = state.journal().usage().await.map_err(js_error)?;
+            Ok(StateStats {
+                seq,
+                checkpoint_seq,
+                records_since_checkpoint: seq.saturating_sub(checkpoint_seq),
+                journal_bytes: bytes,
+                journal_first_seq: first,
+            })
+        })
+    }
 }
 
 /// A journal on a stream.
@@ -86,7 +305,7 @@ impl JournalBackend for StreamJournal {
         }
         // The local engine's checks, so that both backends store the same
         // text and refuse the same records.
-        let records = match checked(records) {
+        let records = match checked_batch(records) {
             Ok(records) => records,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };

@@ -9,20 +9,27 @@
 //! it. Errors cross the boundary as the WIT `error`, each backend mapping
 //! its own (with host paths hidden) in one place.
 //!
+//! `state` and `snapshot` likewise call a `StateBackend` and a
+//! `SnapshotsBackend`.
+//!
 //! What each backend serves: the local engine, every interface; JetStream,
-//! `store` (journals) so far. On a JetStream host the other interfaces'
-//! opens fail with `other("… not served by the JetStream backend …")`
-//! rather than write local files the operator believes replicated.
+//! `store`, `state` and `snapshot` so far. On a JetStream host the other
+//! interfaces' opens fail with `other("… not served by the JetStream
+//! backend …")` rather than write local files the operator believes
+//! replicated.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::bindings::types::{EntryBlock, Error};
+use crate::bindings::types::{
+    CheckpointInfo, EntryBlock, Error, Restored, SnapshotInfo, SnapshotPoint, StateStats,
+};
 
 #[cfg(feature = "jetstream")]
 pub(crate) mod jetstream;
 pub(crate) mod local;
+pub(crate) mod local_state;
 
 /// A future a backend returns: boxed, so that the interface modules hold
 /// any backend's journal behind one type.
@@ -100,10 +107,10 @@ impl Backend {
         match self {
             Backend::Local => Ok(()),
             #[cfg(feature = "jetstream")]
-            Backend::JetStream(_) if interface == "store" => Ok(()),
+            Backend::JetStream(_) if matches!(interface, "store" | "state" | "snapshot") => Ok(()),
             #[cfg(feature = "jetstream")]
             Backend::JetStream(_) => Err(Error::Other(format!(
-                "`{interface}` is not served by the JetStream backend of this host (it serves `store`); \
+                "`{interface}` is not served by the JetStream backend of this host (it serves `store`, `state` and `snapshot`); \
                  run the component on the local backend for it"
             ))),
         }
@@ -125,6 +132,53 @@ pub(crate) trait JournalBackend: Send + Sync + fmt::Debug {
 
     /// A cursor from `from_seq`.
     fn read_from(&self, from_seq: u64) -> BoxFuture<Result<Box<dyn RecordCursor>, Error>>;
+}
+
+/// A snapshot store of some backend, as the `snapshot` interface uses it.
+pub(crate) trait SnapshotsBackend: Send + Sync + fmt::Debug {
+    /// Stores `state` (its size checked, `bytes` counted against the quota)
+    /// as the snapshot at `seq`, durably.
+    fn create(&self, seq: u64, state: String, bytes: u64) -> BoxFuture<Result<(), Error>>;
+
+    /// The newest valid snapshot, with a warning for each passed over.
+    fn restore(&self) -> BoxFuture<Result<Option<Restored>, Error>>;
+
+    /// The snapshots held, by seq.
+    fn list(&self) -> BoxFuture<Result<Vec<SnapshotInfo>, Error>>;
+
+    /// Deletes the snapshots below `seq`; returns how many.
+    fn delete_older_than(&self, seq: u64) -> BoxFuture<Result<u32, Error>>;
+}
+
+/// Where a state's recovery starts.
+pub(crate) struct Recovered {
+    pub snapshot: Option<SnapshotPoint>,
+    pub warnings: Vec<String>,
+    pub mutations: Box<dyn RecordCursor>,
+}
+
+/// A state of some backend, as the `state` interface uses it.
+pub(crate) trait StateBackend: Send + Sync + fmt::Debug {
+    /// The newest valid snapshot and a cursor over the mutations after it.
+    fn recover(&self) -> BoxFuture<Result<Recovered, Error>>;
+
+    /// Logs `mutations` as one atomic batch (`bytes` counted against the
+    /// quota); returns the last one's seq once durable.
+    fn commit(&self, mutations: Vec<String>, bytes: u64) -> BoxFuture<Result<u64, Error>>;
+
+    /// Stores `state` as the snapshot at `seq`, then compacts.
+    fn checkpoint(
+        &self,
+        seq: u64,
+        state: String,
+        bytes: u64,
+    ) -> BoxFuture<Result<CheckpointInfo, Error>>;
+
+    /// The seq of the last durable mutation.
+    fn last_seq(&self) -> u64;
+
+    /// The state's figures.
+    fn stats(&self) -> BoxFuture<Result<StateStats, Error>>;
 }
 
 /// What a cursor's read returned: the cursor back, the records, and the
