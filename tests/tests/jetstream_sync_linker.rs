@@ -53,7 +53,7 @@ fn the_sync_linker_runs_journals_and_states_on_jetstream() -> anyhow::Result<()>
     let mut linker = Linker::<SyncHost>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
     mini_host::add_to_linker_sync(&mut linker).expect("mini");
-    let mut run = |component: &str, args: &[&str]| -> anyhow::Result<String> {
+    let run = |component: &str, args: &[&str]| -> anyhow::Result<String> {
         let wasm = Component::from_file(&engine, guest_component(component))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let stdout = MemoryOutputPipe::new(1 << 20);
