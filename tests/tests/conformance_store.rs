@@ -124,3 +124,51 @@ fn jetstream_refuses_the_interfaces_it_does_not_serve_yet() {
         );
     }
 }
+
+#[test]
+fn the_disk_quota_holds_on_every_backend() {
+    let appender = guest_component("appender");
+    for backend in TestBackend::all() {
+        let name = backend.name();
+        let data = tempfile::tempdir().expect("tempdir");
+        // 12,000 records of about 120 bytes, in batches of 100: more than
+        // the 1 MiB quota.
+        let (code, out, err) = backend.run(
+            data.path(),
+            "quota",
+            &appender,
+            &["--quota-mb", "1"],
+            &["log", "12000", "100", "--print-each", "--keep-going"],
+        );
+        assert_eq!(code, 1, "{name}: the refused appends are reported: {err}");
+        let acked = out.lines().filter(|l| l.starts_with("ack ")).count();
+        let refused: Vec<&str> = out.lines().filter(|l| l.starts_with("error ")).collect();
+        assert!(
+            refused.iter().all(|l| l.starts_with("error quota: ")),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(acked + refused.len(), 120, "{name}: every batch answered");
+        // What was taken fits the quota; a good part of it was used.
+        assert!(
+            (20..=88).contains(&acked),
+            "{name}: {acked} batches of 100 records of ~120 bytes taken under a 1 MiB quota"
+        );
+        // A later run on the same namespace is refused as well: what the
+        // first stored counts.
+        let (_, out, _) = backend.run(
+            data.path(),
+            "quota",
+            &appender,
+            &["--quota-mb", "1"],
+            &["log", "100", "100", "--print-each", "--keep-going"],
+        );
+        assert!(
+            out.lines()
+                .filter(|l| l.starts_with("error quota: "))
+                .count()
+                == 1
+                && !out.contains("ack "),
+            "{name}: {out}"
+        );
+    }
+}

@@ -72,7 +72,7 @@ fn a_journal_on_a_stream_keeps_mini_seqs_batches_and_cursors() -> anyhow::Result
         let other = js.open_journal("shop_orders", "eu").await?;
         assert_eq!(other.last_seq(), 0);
         assert_ne!(other.stream_name(), journal.stream_name());
-        assert_eq!(js.stream_count("shop").await?, 1);
+        assert_eq!(js.namespace_streams("shop").await?.0, 1);
         anyhow::Ok(())
     })
 }

@@ -230,12 +230,12 @@ impl JetStream {
         }
     }
 
-    /// The number of mini streams of `namespace` on the servers (a state
-    /// has two).
-    pub async fn stream_count(&self, namespace: &str) -> Result<usize, JsError> {
+    /// How many mini streams `namespace` has on the servers (a state has
+    /// two), and the bytes they hold.
+    pub async fn namespace_streams(&self, namespace: &str) -> Result<(usize, u64), JsError> {
         use futures_util::StreamExt;
         let mut streams = self.context.streams();
-        let mut count = 0;
+        let (mut count, mut bytes) = (0, 0u64);
         while let Some(info) = streams.next().await {
             let info = info.map_err(|e| JsError::Connect(e.to_string()))?;
             let meta = &info.config.metadata;
@@ -247,9 +247,10 @@ impl JetStream {
                 && meta.get(names::META_NAMESPACE).map(String::as_str) == Some(namespace)
             {
                 count += 1;
+                bytes = bytes.saturating_add(info.state.bytes);
             }
         }
-        Ok(count)
+        Ok((count, bytes))
     }
 
     fn stream_config(

@@ -135,6 +135,7 @@ impl MiniCtxView<'_> {
             &self.ctx.namespace,
             name,
             self.ctx.limits.max_streams,
+            self.ctx.limits.disk_quota,
         )
         .await?;
         Ok((Arc::new(state), claim))

@@ -219,8 +219,9 @@ impl MiniCtxView<'_> {
             .host
             .open_stream_journal(&self.ctx.namespace, name, self.ctx.limits.max_streams)
             .await?;
+        let quota = backend.quota_of(&self.ctx.namespace, self.ctx.limits.disk_quota);
         Ok(Arc::new(crate::backend::jetstream::StreamJournal::new(
-            journal, runtime,
+            journal, runtime, quota,
         )))
     }
 

@@ -23,6 +23,19 @@ use crate::bindings::types::{
 };
 use crate::store::{MAX_BYTES_PER_NEXT, MAX_ENTRIES_PER_NEXT};
 
+/// A namespace's quota use and the instance's quota.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamQuota {
+    pub usage: std::sync::Arc<super::stream_usage::StreamUsage>,
+    pub quota: u64,
+}
+
+impl StreamQuota {
+    async fn reserve(&self, bytes: u64, records: usize) -> Result<(), Error> {
+        self.usage.reserve(self.quota, bytes, records as u64).await
+    }
+}
+
 /// Runs `work` on `runtime` and waits for it.
 fn on<T: Send + 'static>(
     runtime: &Handle,
@@ -84,7 +97,7 @@ pub(crate) async fn within_stream_limit(
     {
         return Ok(());
     }
-    let held = js.stream_count(namespace).await.map_err(js_error)?;
+    let (held, _) = js.namespace_streams(namespace).await.map_err(js_error)?;
     if held >= max_streams {
         return Err(Error::Quota(format!(
             "cannot create the {kind} {name:?}: the namespace holds {held} streams on JetStream, its limit"
@@ -99,6 +112,7 @@ pub(crate) async fn open_state(
     namespace: &str,
     name: &str,
     max_streams: usize,
+    quota: u64,
 ) -> Result<StreamState, Error> {
     let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
     let state = on(backend.runtime(), async move {
@@ -109,6 +123,7 @@ pub(crate) async fn open_state(
     Ok(StreamState {
         state,
         runtime: backend.runtime().clone(),
+        quota: backend.quota_of(namespace, quota),
     })
 }
 
@@ -118,6 +133,7 @@ pub(crate) async fn open_snapshots(
     namespace: &str,
     name: &str,
     max_streams: usize,
+    quota: u64,
 ) -> Result<StreamSnapshots, Error> {
     let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
     let snapshots = on(backend.runtime(), async move {
@@ -130,6 +146,7 @@ pub(crate) async fn open_snapshots(
     Ok(StreamSnapshots {
         snapshots,
         runtime: backend.runtime().clone(),
+        quota: backend.quota_of(namespace, quota),
     })
 }
 
@@ -148,13 +165,15 @@ fn checked_state(state: String) -> Result<String, Error> {
 pub(crate) struct StreamSnapshots {
     snapshots: JsSnapshots,
     runtime: Handle,
+    quota: StreamQuota,
 }
 
 impl SnapshotsBackend for StreamSnapshots {
-    fn create(&self, seq: u64, state: String, _bytes: u64) -> BoxFuture<Result<(), Error>> {
-        let snapshots = self.snapshots.clone();
+    fn create(&self, seq: u64, state: String, bytes: u64) -> BoxFuture<Result<(), Error>> {
+        let (snapshots, quota) = (self.snapshots.clone(), self.quota.clone());
         on(&self.runtime, async move {
             let state = checked_state(state)?;
+            quota.reserve(bytes, 1).await?;
             snapshots.create(seq, state).await.map_err(js_error)
         })
     }
@@ -203,6 +222,7 @@ impl SnapshotsBackend for StreamSnapshots {
 pub(crate) struct StreamState {
     state: JsState,
     runtime: Handle,
+    quota: StreamQuota,
 }
 
 impl StateBackend for StreamState {
@@ -224,13 +244,14 @@ impl StateBackend for StreamState {
         })
     }
 
-    fn commit(&self, mutations: Vec<String>, _bytes: u64) -> BoxFuture<Result<u64, Error>> {
+    fn commit(&self, mutations: Vec<String>, bytes: u64) -> BoxFuture<Result<u64, Error>> {
         let mutations = match checked_batch(mutations) {
             Ok(mutations) => mutations,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
-        let state = self.state.clone();
+        let (state, quota) = (self.state.clone(), self.quota.clone());
         on(&self.runtime, async move {
+            quota.reserve(bytes, mutations.len()).await?;
             state.commit(mutations).await.map_err(js_error)
         })
     }
@@ -239,11 +260,12 @@ impl StateBackend for StreamState {
         &self,
         seq: u64,
         snapshot: String,
-        _bytes: u64,
+        bytes: u64,
     ) -> BoxFuture<Result<CheckpointInfo, Error>> {
-        let state = self.state.clone();
+        let (state, quota) = (self.state.clone(), self.quota.clone());
         on(&self.runtime, async move {
             let snapshot = checked_state(snapshot)?;
+            quota.reserve(bytes, 1).await?;
             let done = state.checkpoint(seq, snapshot).await.map_err(|e| match e {
                 JsError::OutOfRange { seq, first, .. } => Error::OutOfRange(format!(
                     "cannot checkpoint at seq {seq}: it must lie between the newest checkpoint ({first}) and the last mutation ({})",
@@ -287,16 +309,21 @@ impl StateBackend for StreamState {
 pub(crate) struct StreamJournal {
     journal: JsJournal,
     runtime: Handle,
+    quota: StreamQuota,
 }
 
 impl StreamJournal {
-    pub(crate) fn new(journal: JsJournal, runtime: Handle) -> Self {
-        StreamJournal { journal, runtime }
+    pub(crate) fn new(journal: JsJournal, runtime: Handle, quota: StreamQuota) -> Self {
+        StreamJournal {
+            journal,
+            runtime,
+            quota,
+        }
     }
 }
 
 impl JournalBackend for StreamJournal {
-    fn append(&self, records: Vec<String>, _bytes: u64) -> BoxFuture<Result<u64, Error>> {
+    fn append(&self, records: Vec<String>, bytes: u64) -> BoxFuture<Result<u64, Error>> {
         if records.len() > MAX_BATCH {
             return Box::pin(std::future::ready(Err(js_error(JsError::BatchTooLong {
                 max: MAX_BATCH,
@@ -309,8 +336,9 @@ impl JournalBackend for StreamJournal {
             Ok(records) => records,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
-        let journal = self.journal.clone();
+        let (journal, quota) = (self.journal.clone(), self.quota.clone());
         on(&self.runtime, async move {
+            quota.reserve(bytes, records.len()).await?;
             journal.append_batch(records).await.map_err(js_error)
         })
     }

@@ -30,6 +30,8 @@ use crate::bindings::types::{
 pub(crate) mod jetstream;
 pub(crate) mod local;
 pub(crate) mod local_state;
+#[cfg(feature = "jetstream")]
+pub(crate) mod stream_usage;
 
 /// A future a backend returns: boxed, so that the interface modules hold
 /// any backend's journal behind one type.
@@ -55,6 +57,8 @@ pub enum Backend {
 pub struct JetStreamBackend {
     js: mini_jetstream::JetStream,
     runtime: tokio::runtime::Handle,
+    /// Each namespace's quota use on the servers.
+    usages: stream_usage::StreamUsages,
 }
 
 #[cfg(feature = "jetstream")]
@@ -67,6 +71,14 @@ impl JetStreamBackend {
     /// The runtime the backend's calls run on.
     pub fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
+    }
+
+    /// What `namespace`'s writes count against, with the instance's `quota`.
+    pub(crate) fn quota_of(&self, namespace: &str, quota: u64) -> jetstream::StreamQuota {
+        jetstream::StreamQuota {
+            usage: self.usages.of(&self.js, namespace),
+            quota,
+        }
     }
 }
 
@@ -88,7 +100,11 @@ impl Backend {
     /// `js` was connected on, which must outlive the host).
     #[cfg(feature = "jetstream")]
     pub fn jetstream(js: mini_jetstream::JetStream, runtime: tokio::runtime::Handle) -> Backend {
-        Backend::JetStream(std::sync::Arc::new(JetStreamBackend { js, runtime }))
+        Backend::JetStream(std::sync::Arc::new(JetStreamBackend {
+            js,
+            runtime,
+            usages: stream_usage::StreamUsages::default(),
+        }))
     }
 
     /// The backend's name in messages and logs.
