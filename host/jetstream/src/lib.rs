@@ -52,8 +52,11 @@ pub use state::{JsCheckpoint, JsRecovery, JsState, STATE_KEEP};
 pub struct JetStreamOptions {
     /// Replicas of every stream: 1 on a single server, 3 on a cluster.
     pub replicas: usize,
-    /// The most bytes one stream may hold; past it an append is refused
-    /// ([`JsError::Full`]), never an old record dropped.
+    /// The most bytes one stream may hold (-1: no limit of its own); past
+    /// it an append is refused ([`JsError::Full`]), never an old record
+    /// dropped. The server reserves this much of its storage for every
+    /// stream made, so a limit makes the server full after a few streams:
+    /// the default is none, and the host bounds a namespace by its quota.
     pub max_stream_bytes: i64,
     /// How long an append keeps trying through a leader election before
     /// its outcome is [`JsError::Unknown`].
@@ -66,7 +69,7 @@ impl Default for JetStreamOptions {
     fn default() -> Self {
         JetStreamOptions {
             replicas: 1,
-            max_stream_bytes: 1 << 30,
+            max_stream_bytes: -1,
             retry_for: Duration::from_secs(30),
             prefix: "mini".to_owned(),
         }
@@ -297,11 +300,22 @@ impl JetStream {
     ) -> Result<stream::Stream, JsError> {
         let stream_name = config.name.clone();
         let kind = config.metadata.get(names::META_KIND).cloned();
-        let mut stream = retry(self.options.retry_for, || {
-            self.context.get_or_create_stream(config.clone())
-        })
+        let mut stream = retry_unless(
+            self.options.retry_for,
+            || self.context.get_or_create_stream(config.clone()),
+            |e: &jetstream::context::CreateStreamError| refusal(&e.to_string()),
+        )
         .await
-        .map_err(|e| JsError::Server(format!("cannot open the stream {stream_name}: {e}")))?;
+        .map_err(|e| {
+            let text = format!("cannot open the stream {stream_name}: {e}");
+            match refusal(&e.to_string()) {
+                Some(Refusal::Full) => JsError::Full {
+                    stream: stream_name.clone(),
+                    reason: text,
+                },
+                _ => JsError::Server(text),
+            }
+        })?;
         let meta = stream.cached_info().config.metadata.clone();
         let holds = |key: &str, value: Option<&str>| meta.get(key).map(String::as_str) == value;
         if !(holds(names::META_KIND, kind.as_deref())
@@ -318,11 +332,45 @@ impl JetStream {
     }
 }
 
+/// A refusal that trying again does not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The server has no room (its storage, an account limit).
+    Full,
+    /// The request cannot be taken (a stream of that name with another
+    /// config, a limit of the request itself).
+    Definite,
+}
+
+/// Whether the error text `e` of a management request is a refusal.
+fn refusal(e: &str) -> Option<Refusal> {
+    let e = e.to_lowercase();
+    if e.contains("insufficient") || e.contains("maximum number of streams") {
+        Some(Refusal::Full)
+    } else if e.contains("already in use") || e.contains("invalid") {
+        Some(Refusal::Definite)
+    } else {
+        None
+    }
+}
+
 /// Runs `attempt` until it succeeds or `within` has passed, backing off
 /// between tries: what every request does through a leader election.
 pub(crate) async fn retry<T, E: std::fmt::Display, F>(
     within: Duration,
+    attempt: impl FnMut() -> F,
+) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    retry_unless(within, attempt, |_| None::<Refusal>).await
+}
+
+/// [`retry`], but an error `refused` names is returned at once.
+async fn retry_unless<T, E: std::fmt::Display, F, R>(
+    within: Duration,
     mut attempt: impl FnMut() -> F,
+    refused: impl Fn(&E) -> Option<R>,
 ) -> Result<T, E>
 where
     F: std::future::Future<Output = Result<T, E>>,
@@ -332,6 +380,7 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
+            Err(e) if refused(&e).is_some() => return Err(e),
             Err(e) if tokio::time::Instant::now() + pause >= deadline => return Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, "JetStream request failed; retrying");

@@ -163,14 +163,15 @@ impl MiniHost {
             return Ok(journal);
         }
         let (js, ns, n) = (backend.js().clone(), key.0.clone(), key.1.clone());
+        let usage = backend.usage_of(namespace);
         let opened = backend
             .runtime()
             .spawn(async move {
                 crate::backend::jetstream::within_stream_limit(
-                    &js,
+                    &usage,
                     "journal",
-                    &ns,
                     &n,
+                    1,
                     max_streams,
                 )
                 .await?;

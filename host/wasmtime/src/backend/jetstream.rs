@@ -11,9 +11,10 @@ use std::future::Future;
 use mini_engine::JournalError;
 use mini_engine::record::check_record;
 
-use mini_jetstream::{JetStream, JsError, JsJournal, JsReader, JsSnapshots, JsState, MAX_BATCH};
+use mini_jetstream::{JsError, JsJournal, JsReader, JsSnapshots, JsState, MAX_BATCH};
 use tokio::runtime::Handle;
 
+use super::stream_usage::StreamUsage;
 use super::{
     BoxFuture, JetStreamBackend, JournalBackend, Read, RecordCursor, Recovered, SnapshotsBackend,
     StateBackend, empty_block, push_record,
@@ -26,7 +27,7 @@ use crate::store::{MAX_BYTES_PER_NEXT, MAX_ENTRIES_PER_NEXT};
 /// A namespace's quota use and the instance's quota.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamQuota {
-    pub usage: std::sync::Arc<super::stream_usage::StreamUsage>,
+    pub usage: std::sync::Arc<StreamUsage>,
     pub quota: u64,
 }
 
@@ -81,29 +82,30 @@ fn checked_batch(records: Vec<String>) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-/// `Ok` if the unit `name` of `kind` exists, or the namespace may make
-/// one more stream (`quota` past `max_streams`).
+/// `Ok` if the unit `name` of `kind` exists, or its namespace (whose
+/// usage `usage` is) may make the `streams` more it takes (`quota` past
+/// `max_streams`).
 pub(crate) async fn within_stream_limit(
-    js: &JetStream,
+    usage: &StreamUsage,
     kind: &str,
-    namespace: &str,
     name: &str,
+    streams: usize,
     max_streams: usize,
 ) -> Result<(), Error> {
-    if js
-        .unit_exists(kind, namespace, name)
+    if usage
+        .js()
+        .unit_exists(kind, usage.namespace(), name)
         .await
         .map_err(js_error)?
     {
         return Ok(());
     }
-    let (held, _) = js.namespace_streams(namespace).await.map_err(js_error)?;
-    if held >= max_streams {
-        return Err(Error::Quota(format!(
-            "cannot create the {kind} {name:?}: the namespace holds {held} streams on JetStream, its limit"
-        )));
+    match usage.admit_streams(streams, max_streams).await? {
+        None => Ok(()),
+        Some(held) => Err(Error::Quota(format!(
+            "cannot create the {kind} {name:?}: the namespace holds {held} streams on JetStream, and its limit is {max_streams}"
+        ))),
     }
-    Ok(())
 }
 
 /// Opens the state `name` of `namespace` on `backend`.
@@ -115,8 +117,10 @@ pub(crate) async fn open_state(
     quota: u64,
 ) -> Result<StreamState, Error> {
     let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
+    let usage = backend.usage_of(namespace);
     let state = on(backend.runtime(), async move {
-        within_stream_limit(&js, "state", &ns, &n, max_streams).await?;
+        // A journal and its snapshots.
+        within_stream_limit(&usage, "state", &n, 2, max_streams).await?;
         js.open_state(&ns, &n).await.map_err(js_error)
     })
     .await?;
@@ -136,8 +140,9 @@ pub(crate) async fn open_snapshots(
     quota: u64,
 ) -> Result<StreamSnapshots, Error> {
     let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
+    let usage = backend.usage_of(namespace);
     let snapshots = on(backend.runtime(), async move {
-        within_stream_limit(&js, "snapshot", &ns, &n, max_streams).await?;
+        within_stream_limit(&usage, "snapshot", &n, 1, max_streams).await?;
         js.open_snapshots(&ns, &n, mini_engine::snapshot::DEFAULT_KEEP)
             .await
             .map_err(js_error)

@@ -76,9 +76,14 @@ impl JetStreamBackend {
     /// What `namespace`'s writes count against, with the instance's `quota`.
     pub(crate) fn quota_of(&self, namespace: &str, quota: u64) -> jetstream::StreamQuota {
         jetstream::StreamQuota {
-            usage: self.usages.of(&self.js, namespace),
+            usage: self.usage_of(namespace),
             quota,
         }
+    }
+
+    /// `namespace`'s use of the servers, as this host counts it.
+    pub(crate) fn usage_of(&self, namespace: &str) -> std::sync::Arc<stream_usage::StreamUsage> {
+        self.usages.of(&self.js, namespace)
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct StreamUsage {
     namespace: String,
     /// The bytes, once measured.
     bytes: tokio::sync::Mutex<Option<u64>>,
+    /// The streams, once counted.
+    streams: tokio::sync::Mutex<Option<usize>>,
 }
 
 impl StreamUsage {
@@ -50,6 +52,45 @@ impl StreamUsage {
         }
         *held = Some(used + needed);
         Ok(())
+    }
+
+    /// The connection.
+    pub(crate) fn js(&self) -> &JetStream {
+        &self.js
+    }
+
+    /// The namespace.
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Counts `more` new streams against `max`: `Ok(None)` if taken,
+    /// `Ok(Some(held))` if the namespace holds too many for them. Counted on
+    /// the servers at the first new stream in this host and when the count
+    /// would pass `max`, counted up between.
+    pub(crate) async fn admit_streams(
+        &self,
+        more: usize,
+        max: usize,
+    ) -> Result<Option<usize>, Error> {
+        let mut held = self.streams.lock().await;
+        let over = |n: usize| n.saturating_add(more) > max;
+        let count = match *held {
+            Some(n) if !over(n) => n,
+            _ => {
+                self.js
+                    .namespace_streams(&self.namespace)
+                    .await
+                    .map_err(js_error)?
+                    .0
+            }
+        };
+        *held = Some(count);
+        if over(count) {
+            return Ok(Some(count));
+        }
+        *held = Some(count + more);
+        Ok(None)
     }
 
     async fn measure(&self) -> Result<u64, Error> {
@@ -82,6 +123,7 @@ impl StreamUsages {
                     js: js.clone(),
                     namespace: namespace.to_owned(),
                     bytes: tokio::sync::Mutex::new(None),
+                    streams: tokio::sync::Mutex::new(None),
                 })
             })
             .clone()
