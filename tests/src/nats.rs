@@ -533,14 +533,21 @@ impl NatsCluster {
             )?);
         }
         let mut cluster = NatsCluster { nodes, dir };
-        for node in &mut cluster.nodes {
+        cluster.spawn_all_and_wait()?;
+        Ok(cluster)
+    }
+
+    /// Spawns every node, then waits until each is ready and names a meta
+    /// leader: none can be ready before a quorum of them runs.
+    fn spawn_all_and_wait(&mut self) -> anyhow::Result<()> {
+        for node in &mut self.nodes {
             node.spawn()?;
         }
-        for node in &mut cluster.nodes {
+        for node in &mut self.nodes {
             node.wait_ready(true)?;
             node.check_varz()?;
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// The number of nodes.
@@ -618,12 +625,47 @@ impl NatsCluster {
     /// Starts node `i` again on the same ports and store (SIGKILLing it
     /// first if it is running) and waits until it is ready: back in the
     /// cluster, knowing the meta leader, its streams current.
+    ///
+    /// It is ready only once it and the running nodes make a quorum: with
+    /// too few others running (a whole cluster killed), it fails after
+    /// [`READY_TIMEOUT`]. Bring such a cluster back with
+    /// [`restart_all`](Self::restart_all).
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let node = &mut self.nodes[i];
         node.kill9();
         node.spawn()?;
         node.wait_ready(true)?;
         node.check_varz()
+    }
+
+    /// Starts every node again on its ports and store (SIGKILLing first any
+    /// that is still running): spawns all of them, and only then waits
+    /// until each is ready as [`restart`](Self::restart) does (back in the
+    /// cluster, knowing the meta leader, its streams current), each wait
+    /// bounded by [`READY_TIMEOUT`].
+    ///
+    /// This is how a cluster whose nodes are all down comes back: a node
+    /// alone has no quorum, so no meta leader and no `/healthz` 200, and
+    /// `restart(i)` one node at a time would wait in vain for the first.
+    ///
+    /// ```no_run
+    /// # fn main() -> anyhow::Result<()> {
+    /// use mini_tests::nats::NatsCluster;
+    /// let Some(mut cluster) = NatsCluster::start(3)? else {
+    ///     return Ok(()); // skipped, loudly
+    /// };
+    /// for i in 0..cluster.len() {
+    ///     cluster.kill9(i);
+    /// }
+    /// cluster.restart_all()?; // same stores, same ports, a meta leader again
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn restart_all(&mut self) -> anyhow::Result<()> {
+        for node in &mut self.nodes {
+            node.kill9();
+        }
+        self.spawn_all_and_wait()
     }
 
     /// The meta leader's server name as the running nodes see it, once

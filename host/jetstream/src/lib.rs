@@ -221,26 +221,39 @@ impl JetStream {
         name: &str,
     ) -> Result<bool, JsError> {
         let names = stream_name(&self.options.prefix, kind, namespace, name);
-        match self.context.get_stream(&names.stream).await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(error)
-                    if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                Ok(false)
+        // Asked until the servers answer (a node that just came back may
+        // leave a request unanswered).
+        retry(self.options.retry_for, || async {
+            match self.context.get_stream(&names.stream).await {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(error)
+                        if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(JsError::Connect(e.to_string())),
-        }
+        })
+        .await
+        .map_err(|e| JsError::Connect(format!("no answer about the stream {}: {e}", names.stream)))
     }
 
     /// How many mini streams `namespace` has on the servers (a state has
     /// two), and the bytes they hold.
     pub async fn namespace_streams(&self, namespace: &str) -> Result<(usize, u64), JsError> {
+        // The whole listing again until the servers answer it.
+        retry(self.options.retry_for, || self.list_namespace(namespace))
+            .await
+            .map_err(|e| JsError::Connect(format!("no answer to the list of streams: {e}")))
+    }
+
+    async fn list_namespace(&self, namespace: &str) -> Result<(usize, u64), String> {
         use futures_util::StreamExt;
         let mut streams = self.context.streams();
         let (mut count, mut bytes) = (0, 0u64);
         while let Some(info) = streams.next().await {
-            let info = info.map_err(|e| JsError::Connect(e.to_string()))?;
+            let info = info.map_err(|e| e.to_string())?;
             let meta = &info.config.metadata;
             if info
                 .config
