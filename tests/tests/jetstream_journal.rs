@@ -141,6 +141,20 @@ fn a_second_writer_is_fenced_and_nothing_interleaves() -> anyhow::Result<()> {
         let all = read_all(&second).await?;
         let data: Vec<&str> = all.iter().map(|(_, d)| d.as_str()).collect();
         assert_eq!(data, ["\"a1\"", "\"b1\"", "\"b2\""]);
+
+        // A stale batch reaching past where the other writer stopped: the
+        // stream holds no message at its last seq, and that too is the fence
+        // (not an outcome asked after for `retry_for`, then `Unknown`).
+        let first = js.open_journal("ns", "one-writer-then-idle").await?;
+        let second = js.open_journal("ns", "one-writer-then-idle").await?;
+        assert_eq!(second.append("\"b1\"".into()).await?, 1);
+        let err = first
+            .append_batch(vec!["1".into(), "2".into(), "3".into()])
+            .await
+            .expect_err("fenced");
+        assert!(matches!(err, JsError::Locked(_)), "{err}");
+        let all = read_all(&second).await?;
+        assert_eq!(seqs(&all), [1], "nothing of the stale batch is stored");
         anyhow::Ok(())
     })
 }

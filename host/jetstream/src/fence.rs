@@ -94,7 +94,10 @@ impl Inner {
         if last == expected {
             return Ok(Outcome::Absent);
         }
-        if last > expected {
+        // Stored, the stream would reach the append's last seq; short of it,
+        // another writer appended (and may never append again: asking until
+        // it does would end in `Unknown` instead of `locked`).
+        if last >= expected + n {
             let message = stream
                 .get_raw_message(expected + n)
                 .await
