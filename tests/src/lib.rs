@@ -10,6 +10,7 @@
 pub mod backends;
 pub mod crash;
 pub mod nats;
+pub mod sync_linker;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

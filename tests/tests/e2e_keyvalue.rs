@@ -234,66 +234,23 @@ fn with_a_manifest_buckets_are_a_capability() {
     assert_eq!(granted.exit_code(), 0, "{}", granted.stdout);
 }
 
-/// The store data of a sync embedder.
-struct SyncHost {
-    wasi: wasmtime_wasi::WasiCtx,
-    mini: MiniCtx,
-    table: mini_host::ResourceTable,
-}
-
-impl wasmtime_wasi::WasiView for SyncHost {
-    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
-        wasmtime_wasi::WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl mini_host::MiniView for SyncHost {
-    fn mini(&mut self) -> mini_host::MiniCtxView<'_> {
-        mini_host::MiniCtxView {
-            ctx: &mut self.mini,
-            table: &mut self.table,
-        }
-    }
-}
-
 #[test]
 fn the_sync_linker_serves_both_versions_too() {
-    use wasmtime::component::{Component, Linker};
-    use wasmtime::{Engine, Store};
-    use wasmtime_wasi::p2::bindings::sync::Command;
-    use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-
     let data = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::default();
-    let mut linker = Linker::<SyncHost>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
-    mini_host::add_to_linker_sync(&mut linker).expect("mini");
+    let linker = mini_tests::sync_linker::SyncLinker::new().expect("the sync linker");
     let host = MiniHost::new();
     for (component, args) in [
-        ("kv-conformance", ["kv-conformance", "run"]),
-        ("kv-conformance-draft", ["kv-conformance-draft", "run"]),
-        ("kv-conformance-draft", ["kv-conformance-draft", "check"]),
+        ("kv-conformance", "run"),
+        ("kv-conformance-draft", "run"),
+        ("kv-conformance-draft", "check"),
     ] {
-        let wasm = Component::from_file(&engine, guest_component(component)).expect("compiles");
-        let stdout = MemoryOutputPipe::new(1 << 20);
-        let state = SyncHost {
-            wasi: wasmtime_wasi::WasiCtx::builder()
-                .stdout(stdout.clone())
-                .args(&args)
-                .build(),
-            mini: mini_ctx(&host, data.path(), "kv"),
-            table: mini_host::ResourceTable::new(),
-        };
-        let mut store = Store::new(&engine, state);
-        let command = Command::instantiate(&mut store, &wasm, &linker).expect("instantiates");
-        let result = command.wasi_cli_run().call_run(&mut store).expect("runs");
-        let out = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        let run = linker
+            .run(&host, data.path(), "kv", component, &[args])
+            .expect("runs");
         assert!(
-            result.is_ok() && out.ends_with("passed\n"),
-            "{args:?}: {out}"
+            run.ok && run.stdout.ends_with("passed\n"),
+            "{component} {args}: {}",
+            run.stdout
         );
     }
 }
