@@ -11,15 +11,20 @@ use std::path::Path;
 
 use crate::nats::NatsServer;
 
-/// What the `bad-input` probe's refused cases must print, whatever the
-/// backend and whatever the journal held before.
-pub const BAD_INPUT_REFUSALS: &[(&str, &str)] = &[
+/// What every probe that hands the host records (`bad-input`, and the
+/// `state-probe` and `queue-probe` of e2e_bad_input.rs) prints for its six
+/// bad ones, whatever the backend and whatever the journal held before.
+pub const BAD_RECORD_REFUSALS: &[(&str, &str)] = &[
     ("invalid-json", "err invalid-record"),
     ("two-values", "err invalid-record"),
     ("empty", "err invalid-record"),
     ("too-large", "err record-too-large"),
     ("batch-with-bad", "err invalid-record"),
     ("empty-batch", "err invalid-record"),
+];
+
+/// What the `bad-input` probe prints for its bad journal names.
+pub const BAD_NAME_REFUSALS: &[(&str, &str)] = &[
     ("name-empty", "err invalid-name"),
     ("name-dotdot", "err invalid-name"),
     ("name-slash", "err invalid-name"),
@@ -30,11 +35,12 @@ pub const BAD_INPUT_REFUSALS: &[(&str, &str)] = &[
     ("name-control", "err invalid-name"),
 ];
 
-/// Checks that `out` holds exactly the `bad-input` probe's cases: the
-/// refusals and `accepted` (the cases whose outcome carries a seq).
-pub fn assert_bad_input_cases(what: &str, out: &str, err: &str, accepted: &[(&str, &str)]) {
+/// Checks that a probe printed exactly the cases of `expected` (lists of
+/// `(case, outcome)`, from `case <name>: <outcome>` lines), no others.
+pub fn assert_cases(what: &str, out: &str, err: &str, expected: &[&[(&str, &str)]]) {
     let got = crate::cases(out);
-    for (case, outcome) in accepted.iter().chain(BAD_INPUT_REFUSALS) {
+    let expected: Vec<&(&str, &str)> = expected.iter().flat_map(|cases| cases.iter()).collect();
+    for (case, outcome) in &expected {
         assert_eq!(
             got.get(*case).map(String::as_str),
             Some(*outcome),
@@ -43,9 +49,30 @@ pub fn assert_bad_input_cases(what: &str, out: &str, err: &str, accepted: &[(&st
     }
     assert_eq!(
         got.len(),
-        accepted.len() + BAD_INPUT_REFUSALS.len(),
+        expected.len(),
         "{what}: unexpected cases:\n{out}"
     );
+}
+
+/// Checks that `out` holds exactly the `bad-input` probe's cases: the
+/// refusals and `accepted` (the cases whose outcome carries a seq).
+pub fn assert_bad_input_cases(what: &str, out: &str, err: &str, accepted: &[(&str, &str)]) {
+    assert_cases(
+        what,
+        out,
+        err,
+        &[accepted, BAD_RECORD_REFUSALS, BAD_NAME_REFUSALS],
+    );
+}
+
+/// A probe's `out` without what depends on how a backend stores things
+/// (file sizes, where whole-segment compaction could cut): what every
+/// backend must print alike.
+pub fn comparable(out: &str) -> String {
+    out.lines()
+        .filter(|l| !l.starts_with("journal-bytes ") && !l.starts_with("journal-first-seq "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// A backend under test, alive while this value is.

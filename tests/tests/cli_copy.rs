@@ -2,16 +2,8 @@
 //! its seqs and its states, so its components go on where they were; a
 //! second copy, or one of a namespace in use, copies nothing.
 
-use mini_tests::backends::TestBackend;
+use mini_tests::backends::{TestBackend, comparable};
 use mini_tests::{guest_component, mini};
-
-/// `out` without the lines that depend on how a backend stores things.
-fn comparable(out: &str) -> String {
-    out.lines()
-        .filter(|l| !l.starts_with("journal-bytes ") && !l.starts_with("journal-first-seq "))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 #[test]
 fn a_copied_namespace_goes_on_where_it_was_on_jetstream() {

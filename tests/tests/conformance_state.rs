@@ -6,7 +6,7 @@
 //! their own in e2e_bad_input.rs and e2e_state.rs; here every other
 //! backend must match them.
 
-use mini_tests::backends::TestBackend;
+use mini_tests::backends::{TestBackend, comparable};
 use mini_tests::guest_component;
 
 /// One run of a scenario: the component and its arguments.
@@ -41,15 +41,6 @@ fn outcomes(backend: &TestBackend, steps: &[Step]) -> Vec<(i32, String)> {
             assert!(!err.contains("panicked"), "{}: {err}", backend.name());
             (code, comparable(&out))
         })
-        .collect()
-}
-
-/// `out` without what depends on how a backend stores things (file
-/// sizes, where whole-segment compaction could cut).
-fn comparable(out: &str) -> String {
-    out.lines()
-        .filter(|l| !l.starts_with("journal-bytes ") && !l.starts_with("journal-first-seq "))
-        .map(|l| format!("{l}\n"))
         .collect()
 }
 
