@@ -7,8 +7,10 @@
 //! binary as a subprocess. Run them with `cargo test -p mini-tests`.
 #![warn(missing_docs)]
 
+pub mod appender_check;
 pub mod backends;
 pub mod crash;
+pub mod journal_check;
 pub mod nats;
 pub mod sync_linker;
 

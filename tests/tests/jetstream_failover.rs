@@ -15,12 +15,12 @@
 //! at its seqs, contiguous from 1.
 //!
 //! `MINI_JS_FAILOVER_ROUNDS` sets the number of leader kills of both
-//! leader-kill tests (default 10 each).
+//! leader-kill tests (default 10 each). The checks of a journal read back
+//! are `mini_tests::journal_check` and `mini_tests::appender_check`.
 //! The tests print how long the writer stalled; they assert no timing, and
 //! every wait is bounded. Without a `nats-server` binary they skip with a
 //! loud `SKIPPED` line (they fail in CI instead).
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use mini_jetstream::{JetStream, JetStreamOptions, JsError, JsJournal, read_all};
+use mini_tests::appender_check::{Call, check_appender_journal};
+use mini_tests::journal_check::{Attempt, Summary, check_journal, record_data};
 use mini_tests::nats::NatsCluster;
 use mini_tests::{block_on, guest_component, mini_binary, runtime};
 
@@ -65,188 +67,6 @@ fn rounds() -> usize {
 /// between all three.
 fn all_urls(cluster: &NatsCluster) -> String {
     cluster.urls().join(",")
-}
-
-// ---------------------------------------------------------------------------
-// What a writer did, and the check of a journal against it.
-
-/// One append a writer made, and its outcome.
-#[derive(Debug, Clone)]
-struct Attempt {
-    /// The journal handle that made it (writer letter and generation).
-    handle: String,
-    /// The writer's number for it, unique across its handles.
-    w: u64,
-    /// The records, in order (one for `append`).
-    records: Vec<String>,
-    started: Instant,
-    finished: Instant,
-    /// The last seq, as acknowledged, or the error.
-    result: Result<u64, JsError>,
-}
-
-/// The data of record `i` of the `n` of append `w` of `handle`.
-fn record_data(handle: &str, w: u64, i: usize, n: usize) -> String {
-    serde_json::json!({ "h": handle, "w": w, "i": i, "n": n }).to_string()
-}
-
-/// What [`check_journal`] found.
-#[derive(Debug, Default)]
-struct Summary {
-    acked: usize,
-    acked_records: usize,
-    /// Appends that returned an error and are in the journal (whole, once).
-    failed_present: usize,
-    /// Appends that returned an error and are not.
-    failed_absent: usize,
-    /// The errors seen, by kind.
-    errors: BTreeMap<String, usize>,
-}
-
-/// An error's kind, for the summary.
-fn kind(e: &JsError) -> &'static str {
-    match e {
-        JsError::Connect(_) => "Connect",
-        JsError::Locked(_) => "Locked",
-        JsError::Unknown { .. } => "Unknown",
-        JsError::Full { .. } => "Full",
-        JsError::TooLarge(_) => "TooLarge",
-        JsError::BatchTooLong { .. } => "BatchTooLong",
-        JsError::OutOfRange { .. } => "OutOfRange",
-        JsError::Corrupt { .. } => "Corrupt",
-        JsError::Server(_) => "Server",
-    }
-}
-
-/// Checks a journal's whole contents (`records`, as read back) against
-/// every append made to it:
-///
-/// - its seqs are contiguous from 1;
-/// - every record is one that an append wrote, with exactly that data;
-/// - every append in it is there whole, once, its records in order at
-///   consecutive seqs (a batch is never torn, nothing is duplicated);
-/// - every acknowledged append is there at exactly the seqs it was
-///   acknowledged at;
-/// - an append that returned an error is there (whole, once) or not; not
-///   at all if `failed_absent`;
-/// - each handle's records are one run: once another handle has appended
-///   after it, a (stale, fenced) handle never appends again.
-fn check_journal(
-    records: &[(u64, String)],
-    attempts: &[Attempt],
-    failed_absent: bool,
-) -> Result<Summary, String> {
-    for (position, (seq, _)) in records.iter().enumerate() {
-        if *seq != position as u64 + 1 {
-            return Err(format!(
-                "record {position} read back has seq {seq}: the seqs are not contiguous from 1"
-            ));
-        }
-    }
-    let mut by_id: HashMap<(String, u64), usize> = HashMap::new();
-    for (index, attempt) in attempts.iter().enumerate() {
-        if by_id
-            .insert((attempt.handle.clone(), attempt.w), index)
-            .is_some()
-        {
-            return Err(format!(
-                "the test made two appends {}/{}",
-                attempt.handle, attempt.w
-            ));
-        }
-    }
-    // Where each append's records are: (seq, index in the append).
-    let mut found: HashMap<usize, Vec<(u64, usize)>> = HashMap::new();
-    // The runs of one handle's records: (handle, first seq).
-    let mut runs: Vec<(&str, u64)> = Vec::new();
-    for (seq, data) in records {
-        let value: serde_json::Value = serde_json::from_str(data)
-            .map_err(|e| format!("seq {seq} holds {data:?}, not a record of the test: {e}"))?;
-        let (Some(h), Some(w), Some(i)) = (
-            value["h"].as_str(),
-            value["w"].as_u64(),
-            value["i"].as_u64(),
-        ) else {
-            return Err(format!(
-                "seq {seq} holds {data:?}, not a record of the test"
-            ));
-        };
-        let Some(&index) = by_id.get(&(h.to_owned(), w)) else {
-            return Err(format!("seq {seq} holds {data:?}, which no append wrote"));
-        };
-        let attempt = &attempts[index];
-        let i = i as usize;
-        if attempt.records.get(i) != Some(data) {
-            return Err(format!(
-                "seq {seq} holds {data:?}, which append {h}/{w} did not write as its record {i}"
-            ));
-        }
-        found.entry(index).or_default().push((*seq, i));
-        match runs.last() {
-            Some((last, _)) if *last == attempt.handle => {}
-            _ => runs.push((&attempt.handle, *seq)),
-        }
-    }
-    for (&index, places) in &found {
-        let attempt = &attempts[index];
-        let n = attempt.records.len();
-        let indexes: Vec<usize> = places.iter().map(|&(_, i)| i).collect();
-        let consecutive = places.windows(2).all(|p| p[1].0 == p[0].0 + 1);
-        if indexes != (0..n).collect::<Vec<_>>() || !consecutive {
-            return Err(format!(
-                "append {}/{} of {n} records is in the journal as (seq, index) {places:?}: \
-                 not whole, once, in order",
-                attempt.handle, attempt.w
-            ));
-        }
-    }
-    let mut summary = Summary::default();
-    for (index, attempt) in attempts.iter().enumerate() {
-        let id = (attempt.handle.as_str(), attempt.w);
-        let n = attempt.records.len() as u64;
-        let present = found.get(&index);
-        match &attempt.result {
-            Ok(last) => {
-                let expected: Vec<u64> = (last.saturating_sub(n) + 1..=*last).collect();
-                let at: Option<Vec<u64>> = present.map(|p| p.iter().map(|&(seq, _)| seq).collect());
-                if *last < n || at.as_ref() != Some(&expected) {
-                    return Err(format!(
-                        "append {}/{} of {n} records was acknowledged at seq {last} \
-                         (seqs {expected:?}) but the journal holds it at {at:?} \
-                         (the journal's last seq is {})",
-                        id.0,
-                        id.1,
-                        records.len()
-                    ));
-                }
-                summary.acked += 1;
-                summary.acked_records += n as usize;
-            }
-            Err(e) => {
-                *summary.errors.entry(kind(e).to_owned()).or_default() += 1;
-                match present {
-                    Some(places) if failed_absent => {
-                        return Err(format!(
-                            "append {}/{} failed ({e}) but the journal holds it at {places:?}",
-                            id.0, id.1
-                        ));
-                    }
-                    Some(_) => summary.failed_present += 1,
-                    None => summary.failed_absent += 1,
-                }
-            }
-        }
-    }
-    let mut seen_handles = HashMap::new();
-    for &(handle, seq) in &runs {
-        if let Some(earlier) = seen_handles.insert(handle, seq) {
-            return Err(format!(
-                "the handle {handle} wrote from seq {earlier}, then another handle, then {handle} \
-                 again from seq {seq}: a stale writer's records after another's"
-            ));
-        }
-    }
-    Ok(summary)
 }
 
 // ---------------------------------------------------------------------------
@@ -514,6 +334,23 @@ fn raw_context(cluster: &NatsCluster) -> jetstream::Context {
     .expect("a raw client of the cluster")
 }
 
+/// Kills the leader of `stream` with SIGKILL and reaps it; returns its
+/// name, its index in the cluster and when it was dead.
+fn kill_leader(
+    cluster: &mut NatsCluster,
+    raw: &jetstream::Context,
+    stream: &str,
+) -> (String, usize, Instant) {
+    let leader = stream_leader(raw, stream, None);
+    let killed = cluster
+        .index_of(&leader)
+        .unwrap_or_else(|| panic!("the leader {leader:?} is no node of the cluster"));
+    cluster.kill9(killed);
+    let killed_at = Instant::now();
+    assert!(!cluster.is_running(killed), "{leader} was killed");
+    (leader, killed, killed_at)
+}
+
 /// The stream's leader as its cluster info reports it, once it has one
 /// other than `not`; panics after [`DEADLINE`].
 fn stream_leader(raw: &jetstream::Context, stream: &str, not: Option<&str>) -> String {
@@ -560,14 +397,7 @@ fn a_writer_survives_leader_kills_without_losing_duplicating_or_tearing() -> any
         let writer = Writer::start(js, &name, 'a', journal);
         writer.wait_acked(begun, 30, "before the kill");
 
-        let leader = stream_leader(&raw, &stream, None);
-        let killed = cluster
-            .index_of(&leader)
-            .unwrap_or_else(|| panic!("the leader {leader:?} is no node of the cluster"));
-        cluster.kill9(killed);
-        // From here on, the node is dead and reaped.
-        let killed_at = Instant::now();
-        assert!(!cluster.is_running(killed), "{leader} was killed");
+        let (leader, killed, killed_at) = kill_leader(&mut cluster, &raw, &stream);
         writer.wait_acked(killed_at, 20, "after the leader was killed");
         let elected = stream_leader(&raw, &stream, Some(&leader));
 
@@ -812,142 +642,6 @@ const RUN_NS: &str = "fo";
 
 /// The calls of one appender run (single appends or batches).
 const APPENDER_CALLS: u64 = 600;
-
-/// The appender's padding (guest/examples/appender/src/main.rs).
-const APPENDER_PAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzAB";
-
-/// The appender's record `i`, exactly as it appends it.
-fn appender_record(i: u64) -> String {
-    format!(r#"{{"i":{i},"pad":"{APPENDER_PAD}"}}"#)
-}
-
-/// The calls an appender run of `count` records in batches of `batch`
-/// makes (the last batch may be shorter).
-fn call_count(count: u64, batch: u64) -> usize {
-    count.div_ceil(batch) as usize
-}
-
-/// The records (their `i`) of call `call` (from 0) of that run.
-fn call_records(call: usize, count: u64, batch: u64) -> std::ops::RangeInclusive<u64> {
-    let first = call as u64 * batch + 1;
-    first..=(first + batch - 1).min(count)
-}
-
-/// One call of the appender, as its stdout reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    /// `ack <seq>`: stored, its last record at `seq`.
-    Acked(u64),
-    /// `error <kind>: <message>`.
-    Failed(String),
-}
-
-/// What [`check_appender_journal`] found.
-#[derive(Debug, Default)]
-struct RunSummary {
-    acked: usize,
-    acked_records: usize,
-    /// Failed calls whose records are in the journal (whole, once).
-    failed_present: usize,
-    /// Failed calls whose records are not.
-    failed_absent: usize,
-}
-
-/// Checks a journal's whole contents (`records`, as read back) against
-/// what one appender run of `count` records in batches of `batch` printed,
-/// `calls` in order:
-///
-/// - the run made as many calls as it should;
-/// - its seqs are contiguous from 1;
-/// - every record is one the appender wrote (record `i` of the run, with
-///   exactly its data), each `i` once, in the order they were appended;
-/// - every call is there whole or not at all (a batch is never torn);
-/// - every acknowledged call is there, its last record at the seq it was
-///   acknowledged at and the others just before.
-fn check_appender_journal(
-    records: &[(u64, String)],
-    count: u64,
-    batch: u64,
-    calls: &[Call],
-) -> Result<RunSummary, String> {
-    let expected = call_count(count, batch);
-    if calls.len() != expected {
-        return Err(format!(
-            "the appender reported {} calls for {count} records in batches of {batch}, not {expected}",
-            calls.len()
-        ));
-    }
-    for (position, (seq, _)) in records.iter().enumerate() {
-        if *seq != position as u64 + 1 {
-            return Err(format!(
-                "record {position} read back has seq {seq}: the seqs are not contiguous from 1"
-            ));
-        }
-    }
-    // Where each record is: i -> seq.
-    let mut seq_of: HashMap<u64, u64> = HashMap::new();
-    let mut last_i = 0;
-    for (seq, data) in records {
-        let i = serde_json::from_str::<serde_json::Value>(data)
-            .ok()
-            .and_then(|value| value["i"].as_u64())
-            .filter(|i| (1..=count).contains(i))
-            .ok_or_else(|| format!("seq {seq} holds {data:?}, not a record of the run"))?;
-        if *data != appender_record(i) {
-            return Err(format!(
-                "seq {seq} holds {data:?}, not the appender's record {i}"
-            ));
-        }
-        if let Some(earlier) = seq_of.insert(i, *seq) {
-            return Err(format!(
-                "record i={i} is in the journal twice: at seq {earlier} and at seq {seq}"
-            ));
-        }
-        if i < last_i {
-            return Err(format!(
-                "seq {seq} holds record i={i} after record i={last_i}: out of order"
-            ));
-        }
-        last_i = i;
-    }
-    let mut summary = RunSummary::default();
-    for (call, outcome) in calls.iter().enumerate() {
-        let wrote = call_records(call, count, batch);
-        let n = wrote.clone().count();
-        let at: Vec<Option<u64>> = wrote.clone().map(|i| seq_of.get(&i).copied()).collect();
-        let present = at.iter().flatten().count();
-        let consecutive = at.windows(2).all(|w| match (w[0], w[1]) {
-            (Some(a), Some(b)) => b == a + 1,
-            _ => true,
-        });
-        if (present != 0 && present != n) || !consecutive {
-            return Err(format!(
-                "call {call} (records {wrote:?}, {outcome:?}) is in the journal at seqs {at:?}: \
-                 not whole"
-            ));
-        }
-        match outcome {
-            Call::Acked(seq) => {
-                let expected: Vec<Option<u64>> = (seq.saturating_sub(n as u64) + 1..=*seq)
-                    .map(Some)
-                    .collect();
-                if *seq < n as u64 || at != expected {
-                    return Err(format!(
-                        "call {call} (records {wrote:?}) was acknowledged at seq {seq} \
-                         but the journal holds its records at {at:?} (the journal's last seq \
-                         is {})",
-                        records.len()
-                    ));
-                }
-                summary.acked += 1;
-                summary.acked_records += n;
-            }
-            Call::Failed(_) if present == n => summary.failed_present += 1,
-            Call::Failed(_) => summary.failed_absent += 1,
-        }
-    }
-    Ok(summary)
-}
 
 /// A `mini run` of the appender guest on the cluster (a child process),
 /// its stdout read line by line while it runs by a thread that stamps each
@@ -1240,14 +934,7 @@ fn mini_run_appends_through_leader_kills_without_losing_duplicating_or_tearing()
         let stream = mini_jetstream::stream_name("mini", "journal", RUN_NS, &name).stream;
         let begun = Instant::now();
         let mut run = start_appender(&cluster, data.path(), &name, count, batch);
-        let leader = stream_leader(&raw, &stream, None);
-        let killed = cluster
-            .index_of(&leader)
-            .unwrap_or_else(|| panic!("the leader {leader:?} is no node of the cluster"));
-        cluster.kill9(killed);
-        // From here on, the node is dead and reaped.
-        let killed_at = Instant::now();
-        assert!(!cluster.is_running(killed), "{leader} was killed");
+        let (leader, killed, killed_at) = kill_leader(&mut cluster, &raw, &stream);
         let acked_before = run.acks();
         // Appends resume once a new leader is elected (an append keeps
         // trying through the election). An ack counts as after the kill
@@ -1327,192 +1014,4 @@ fn mini_run_appends_through_leader_kills_without_losing_duplicating_or_tearing()
     }
     eprintln!("mini run: {rounds} rounds in {:?}", started.elapsed());
     Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// The check itself catches what it must (no server needed).
-
-#[test]
-fn the_journal_check_catches_lost_duplicated_torn_foreign_and_interleaved_records() {
-    let now = Instant::now();
-    let attempt = |handle: &str, w: u64, n: usize, result: Result<u64, JsError>| Attempt {
-        handle: handle.to_owned(),
-        w,
-        records: (0..n).map(|i| record_data(handle, w, i, n)).collect(),
-        started: now,
-        finished: now,
-        result,
-    };
-    let unknown = || JsError::Unknown {
-        stream: "s".into(),
-        waited_ms: 1,
-        reason: "test".into(),
-    };
-    let stored = |attempts: &[&Attempt]| -> Vec<(u64, String)> {
-        attempts
-            .iter()
-            .flat_map(|a| a.records.iter().cloned())
-            .enumerate()
-            .map(|(i, data)| (i as u64 + 1, data))
-            .collect()
-    };
-    let one = attempt("a0", 1, 1, Ok(1));
-    let batch = attempt("a0", 2, 3, Ok(4));
-    let failed = attempt("a0", 3, 2, Err(unknown()));
-    let attempts = vec![one.clone(), batch.clone(), failed.clone()];
-    let good = stored(&[&one, &batch]);
-    let summary = check_journal(&good, &attempts, false).expect("the journal as written");
-    assert_eq!((summary.acked, summary.failed_absent), (2, 1));
-    let with_failed = stored(&[&one, &batch, &failed]);
-    let summary = check_journal(&with_failed, &attempts, false).expect("a failed append stored");
-    assert_eq!(summary.failed_present, 1);
-
-    let fails =
-        |records: &[(u64, String)], attempts: &[Attempt], failed_absent: bool, what: &str| {
-            let found = check_journal(records, attempts, failed_absent);
-            assert!(found.is_err(), "the check misses {what}: {found:?}");
-            eprintln!("{what}: {}", found.unwrap_err());
-        };
-    // An acknowledged append lost (the batch, or its last record).
-    fails(&good[..1], &attempts, false, "a lost batch");
-    fails(&good[..3], &attempts, false, "a torn acknowledged batch");
-    // A failed batch stored in part.
-    fails(&with_failed[..5], &attempts, false, "a torn failed batch");
-    // A failed append stored where it must not be.
-    fails(&with_failed, &attempts, true, "a fenced append stored");
-    // An append stored twice.
-    let twice = stored(&[&one, &batch, &failed, &failed]);
-    fails(&twice, &attempts, false, "a duplicate");
-    let twice = stored(&[&one, &one, &batch]);
-    fails(
-        &twice,
-        &attempts,
-        false,
-        "an acknowledged append duplicated",
-    );
-    // Acknowledged at other seqs than it is stored at.
-    let moved = vec![attempt("a0", 1, 1, Ok(2)), batch.clone()];
-    fails(&good, &moved, false, "an ack at the wrong seq");
-    // A gap, a seq not from 1, changed data, a record nobody wrote.
-    let mut gap = good.clone();
-    gap[2].0 = 9;
-    fails(&gap, &attempts, false, "a gap");
-    let shifted: Vec<(u64, String)> = good.iter().map(|(s, d)| (s + 1, d.clone())).collect();
-    fails(&shifted, &attempts, false, "seqs not from 1");
-    let mut changed = good.clone();
-    changed[1].1 = changed[1].1.replace("\"i\":0", "\"i\":0,\"x\":1");
-    fails(&changed, &attempts, false, "changed data");
-    let mut foreign = good.clone();
-    foreign.push((5, record_data("z9", 1, 0, 1)));
-    fails(&foreign, &attempts, false, "a record no append wrote");
-    // Records of a batch out of order.
-    let mut swapped = good.clone();
-    let (x, y) = (swapped[1].1.clone(), swapped[2].1.clone());
-    swapped[1].1 = y;
-    swapped[2].1 = x;
-    fails(&swapped, &attempts, false, "a batch out of order");
-    // A stale handle's record after another handle's.
-    let b = attempt("b0", 1, 1, Ok(5));
-    let stale = attempt("a0", 4, 1, Ok(6));
-    let all = vec![one.clone(), batch.clone(), b.clone(), stale.clone()];
-    fails(
-        &stored(&[&one, &batch, &b, &stale]),
-        &all,
-        false,
-        "a stale writer interleaved",
-    );
-    check_journal(&stored(&[&one, &batch, &b]), &all[..3], false).expect("one run per handle");
-}
-
-#[test]
-fn the_appender_check_catches_lost_duplicated_torn_foreign_and_reordered_records() {
-    // 10 records in batches of 4: calls of records 1..=4, 5..=8, 9..=10.
-    let (count, batch) = (10, 4);
-    let stored = |is: &[u64]| -> Vec<(u64, String)> {
-        is.iter()
-            .enumerate()
-            .map(|(position, &i)| (position as u64 + 1, appender_record(i)))
-            .collect()
-    };
-    let all: Vec<u64> = (1..=10).collect();
-    let acked = [Call::Acked(4), Call::Acked(8), Call::Acked(10)];
-    let summary = check_appender_journal(&stored(&all), count, batch, &acked)
-        .expect("the journal as written");
-    assert_eq!((summary.acked, summary.acked_records), (3, 10));
-    // A failed call stored (its outcome was unknown) or not, whole.
-    let failed = [
-        Call::Acked(4),
-        Call::Failed("io: unknown".into()),
-        Call::Acked(6),
-    ];
-    let without: Vec<u64> = [1, 2, 3, 4, 9, 10].into();
-    let summary = check_appender_journal(&stored(&without), count, batch, &failed)
-        .expect("a failed batch not stored");
-    assert_eq!((summary.acked, summary.failed_absent), (2, 1));
-    let with = [
-        Call::Acked(4),
-        Call::Failed("io: unknown".into()),
-        Call::Acked(10),
-    ];
-    let summary =
-        check_appender_journal(&stored(&all), count, batch, &with).expect("a failed batch stored");
-    assert_eq!(summary.failed_present, 1);
-    let singles: Vec<Call> = (1..=10).map(Call::Acked).collect();
-    check_appender_journal(&stored(&all), count, 1, &singles).expect("single appends");
-
-    let fails = |records: &[(u64, String)], batch: u64, calls: &[Call], what: &str| {
-        let found = check_appender_journal(records, count, batch, calls);
-        assert!(found.is_err(), "the check misses {what}: {found:?}");
-        eprintln!("{what}: {}", found.unwrap_err());
-    };
-    // An acknowledged call lost: the last batch, a batch's last record, a single.
-    fails(&stored(&all[..8]), batch, &acked, "a lost batch");
-    fails(
-        &stored(&all[..9]),
-        batch,
-        &acked,
-        "a torn acknowledged batch",
-    );
-    let mut lost = all.clone();
-    lost.remove(4);
-    fails(&stored(&lost), 1, &singles, "a lost single append");
-    // A failed batch stored in part.
-    fails(
-        &stored(&[1, 2, 3, 4, 5, 6, 9, 10]),
-        batch,
-        &failed,
-        "a torn failed batch",
-    );
-    // Duplicates: a single twice, a batch twice.
-    let mut twice = all.clone();
-    twice.insert(3, 3);
-    fails(&stored(&twice), 1, &singles, "a duplicated single append");
-    let twice: Vec<u64> = [1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].into();
-    fails(&stored(&twice), batch, &acked, "a duplicated batch");
-    // Acknowledged at another seq than it is stored at.
-    let moved = [Call::Acked(4), Call::Acked(9), Call::Acked(10)];
-    fails(&stored(&all), batch, &moved, "an ack at the wrong seq");
-    // Out of order, a gap, seqs not from 1, changed data, a foreign record.
-    let mut swapped = all.clone();
-    swapped.swap(5, 6);
-    fails(&stored(&swapped), batch, &acked, "records out of order");
-    let mut gap = stored(&all);
-    gap[6].0 = 99;
-    fails(&gap, batch, &acked, "a gap");
-    let shifted: Vec<(u64, String)> = stored(&all)
-        .into_iter()
-        .map(|(seq, data)| (seq + 1, data))
-        .collect();
-    fails(&shifted, batch, &acked, "seqs not from 1");
-    let mut changed = stored(&all);
-    changed[2].1 = changed[2].1.replace("0123", "0124");
-    fails(&changed, batch, &acked, "changed data");
-    let mut foreign = stored(&all);
-    foreign.push((11, appender_record(11)));
-    fails(&foreign, batch, &acked, "a record the run did not write");
-    let mut foreign = stored(&all);
-    foreign.push((11, r#"{"x":1}"#.to_owned()));
-    fails(&foreign, batch, &acked, "a record of another writer");
-    // Fewer calls reported than the run makes.
-    fails(&stored(&all), batch, &acked[..2], "a call not reported");
 }
