@@ -19,7 +19,6 @@ use crate::bindings::snapshot;
 use crate::bindings::types::{Error, Restored, SnapshotInfo};
 use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
-use crate::error::quote;
 use crate::error::{bad_handle, snapshot_error};
 use crate::offload::blocking;
 use crate::registry::Claim;
@@ -44,14 +43,6 @@ impl SnapshotsHandle {
     pub fn name(&self) -> &str {
         &self.name
     }
-}
-
-/// The error of a second open of a snapshot store this process holds.
-fn held_already(name: &str) -> Error {
-    Error::Locked(format!(
-        "the snapshot store {} is open already in this process: one handle at a time holds a name (drop the other first)",
-        quote(name)
-    ))
 }
 
 impl MiniCtxView<'_> {
@@ -83,7 +74,7 @@ impl MiniCtxView<'_> {
         name: &str,
     ) -> Result<(Arc<dyn SnapshotsBackend>, Claim), Error> {
         let Admission { dir, ns_dir, usage } = self.admit(UnitKind::Snapshots, name).await?;
-        let claim = self.ctx.host.claim(&dir).map_err(|()| held_already(name))?;
+        let claim = self.hold(UnitKind::Snapshots, &dir, name)?;
         let options = SnapshotOptions {
             max_state_size: self.ctx.limits.max_state_size,
             fs: self.ctx.fs.clone(),
@@ -110,8 +101,8 @@ impl MiniCtxView<'_> {
         &mut self,
         name: &str,
     ) -> Result<(Arc<dyn SnapshotsBackend>, Claim), Error> {
-        let (backend, claim) = self.admit_remote(UnitKind::Snapshots, name, true)?;
-        let claim = claim.ok_or_else(|| held_already(name))?;
+        let backend = self.admit_remote(UnitKind::Snapshots, name)?;
+        let claim = self.hold_remote(UnitKind::Snapshots, name)?;
         let store = crate::backend::jetstream::open_snapshots(
             &backend,
             &self.ctx.namespace,

@@ -25,7 +25,6 @@ use crate::bindings::types::{CheckpointInfo, Error, StateStats as Stats};
 use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
 use crate::disk::preallocation;
-use crate::error::quote;
 use crate::error::{bad_handle, state_error};
 use crate::offload::blocking;
 use crate::registry::Claim;
@@ -59,14 +58,6 @@ impl StateHandle {
     }
 }
 
-/// The error of a second open of a state this process holds.
-fn held_already(name: &str) -> Error {
-    Error::Locked(format!(
-        "the state {} is open already in this process: a state has one owner (drop the other handle, and the cursor its recover returned, first)",
-        quote(name)
-    ))
-}
-
 impl MiniCtxView<'_> {
     fn state_of(&self, handle: &Resource<StateHandle>) -> Result<Arc<dyn StateBackend>, Error> {
         self.table
@@ -93,7 +84,7 @@ impl MiniCtxView<'_> {
         name: &str,
     ) -> Result<(Arc<dyn StateBackend>, Claim), Error> {
         let Admission { dir, ns_dir, usage } = self.admit(UnitKind::State, name).await?;
-        let claim = self.ctx.host.claim(&dir).map_err(|()| held_already(name))?;
+        let claim = self.hold(UnitKind::State, &dir, name)?;
         let limits = &self.ctx.limits;
         let options = StateOptions {
             // Small segments let compaction keep the files (and the open
@@ -128,8 +119,8 @@ impl MiniCtxView<'_> {
         &mut self,
         name: &str,
     ) -> Result<(Arc<dyn StateBackend>, Claim), Error> {
-        let (backend, claim) = self.admit_remote(UnitKind::State, name, true)?;
-        let claim = claim.ok_or_else(|| held_already(name))?;
+        let backend = self.admit_remote(UnitKind::State, name)?;
+        let claim = self.hold_remote(UnitKind::State, name)?;
         let state = crate::backend::jetstream::open_state(
             &backend,
             &self.ctx.namespace,

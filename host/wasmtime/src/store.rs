@@ -212,7 +212,7 @@ impl MiniCtxView<'_> {
     /// touches the local disk.
     #[cfg(feature = "jetstream")]
     async fn open_stream_journal(&mut self, name: &str) -> Result<Arc<dyn JournalBackend>, Error> {
-        let (backend, _) = self.admit_remote(UnitKind::Journal, name, false)?;
+        let backend = self.admit_remote(UnitKind::Journal, name)?;
         let runtime = backend.runtime().clone();
         let journal = self
             .ctx

@@ -18,7 +18,6 @@ use crate::ctx::MiniCtxView;
 use crate::disk::{Usage, new_unit_cost};
 use crate::error::quote;
 use crate::offload::blocking;
-#[cfg(feature = "jetstream")]
 use crate::registry::Claim;
 
 /// Bytes a stored line adds to a record (seq, crc, framing), for the quota.
@@ -232,42 +231,50 @@ impl MiniCtxView<'_> {
         Ok(Admission { dir, ns_dir, usage })
     }
 
+    /// Claims the unit `name` of `kind`, whose key in the host's registry
+    /// is `key`, for this handle: states and snapshot stores have one
+    /// holder, and a second open gets `locked`.
+    pub(crate) fn hold(&self, kind: UnitKind, key: &Path, name: &str) -> Result<Claim, Error> {
+        self.ctx.host.claim(key).map_err(|()| {
+            let cursor = match kind {
+                UnitKind::State => ", and the cursor its recover returned",
+                _ => "",
+            };
+            Error::Locked(format!(
+                "the {} {} is open already in this process: it has one holder (drop the other handle{cursor} first)",
+                kind.noun(),
+                quote(name)
+            ))
+        })
+    }
+
     /// Decides whether the instance may open the unit `name` of `kind` on
     /// the host's JetStream backend: the name, the capability, the handle
-    /// limit; with `claimed`, also that no other handle of this host holds
-    /// it (states and snapshot stores have one holder). Nothing touches the
-    /// local disk. Returns the backend and the claim.
+    /// limit. Nothing touches the local disk. Returns the backend.
     #[cfg(feature = "jetstream")]
     pub(crate) fn admit_remote(
         &self,
         kind: UnitKind,
         name: &str,
-        claimed: bool,
-    ) -> Result<(Arc<crate::backend::JetStreamBackend>, Option<Claim>), Error> {
+    ) -> Result<Arc<crate::backend::JetStreamBackend>, Error> {
         let crate::backend::Backend::JetStream(backend) = self.ctx.host.backend() else {
             return Err(Error::Other("this host has no JetStream backend".into()));
         };
         check_name(name)?;
         self.ctx.access.check(storage_kind(kind), name)?;
         self.check_handle_limit()?;
-        let claim = if claimed {
-            let key = PathBuf::from(format!(
-                "jetstream:{}/{}/{name}",
-                self.ctx.namespace,
-                kind.dir_name()
-            ));
-            let claim = self.ctx.host.claim(&key).map_err(|()| {
-                Error::Locked(format!(
-                    "the {} {} is open already in this host: it has one holder (drop the other handle, and a cursor its recover returned, first)",
-                    kind.noun(),
-                    quote(name)
-                ))
-            })?;
-            Some(claim)
-        } else {
-            None
-        };
-        Ok((backend.clone(), claim))
+        Ok(backend.clone())
+    }
+
+    /// [`Self::hold`] for the unit `name` of `kind` on JetStream.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn hold_remote(&self, kind: UnitKind, name: &str) -> Result<Claim, Error> {
+        let key = PathBuf::from(format!(
+            "jetstream:{}/{}/{name}",
+            self.ctx.namespace,
+            kind.dir_name()
+        ));
+        self.hold(kind, &key, name)
     }
 
     /// The guest's name of the unit `handle` is for (for a call observer).
