@@ -150,7 +150,6 @@ impl MiniHost {
         name: &str,
         max_streams: usize,
     ) -> Result<mini_jetstream::JsJournal, crate::bindings::types::Error> {
-        use crate::backend::jetstream::js_error;
         use crate::bindings::types::Error;
         let Backend::JetStream(backend) = &self.backend else {
             return Err(Error::Other("this host has no JetStream backend".into()));
@@ -162,23 +161,15 @@ impl MiniHost {
         if let Some(journal) = held(&lock(&self.streams)) {
             return Ok(journal);
         }
-        let (js, ns, n) = (backend.js().clone(), key.0.clone(), key.1.clone());
-        let usage = backend.usage_of(namespace);
-        let opened = backend
-            .runtime()
-            .spawn(async move {
-                crate::backend::jetstream::within_stream_limit(
-                    &usage,
-                    "journal",
-                    &n,
-                    1,
-                    max_streams,
-                )
-                .await?;
-                js.open_journal(&ns, &n).await.map_err(js_error)
-            })
-            .await
-            .map_err(|e| Error::Other(format!("host task failed: {e}")))??;
+        let opened = crate::backend::jetstream::open_unit(
+            backend,
+            namespace,
+            ("journal", 1),
+            name,
+            max_streams,
+            |js, ns, n| async move { js.open_journal(&ns, &n).await },
+        )
+        .await?;
         let mut streams = lock(&self.streams);
         // Another instance may have opened it meanwhile: one writer wins.
         if let Some(journal) = held(&streams) {

@@ -11,7 +11,7 @@ use std::future::Future;
 use mini_engine::JournalError;
 use mini_engine::record::check_record;
 
-use mini_jetstream::{JsError, JsJournal, JsReader, JsSnapshots, JsState, MAX_BATCH};
+use mini_jetstream::{JetStream, JsError, JsJournal, JsReader, JsSnapshots, JsState, MAX_BATCH};
 use tokio::runtime::Handle;
 
 use super::stream_usage::StreamUsage;
@@ -62,30 +62,31 @@ pub(crate) fn js_error(err: JsError) -> Error {
     }
 }
 
-/// `records` as a journal stores them (one JSON value each, on one line),
-/// or the error the local engine gives: `invalid-record` for a record that
-/// is not one JSON value and for an empty batch. Sizes are checked before.
+/// `records` as a journal stores them (each [`checked_value`]), or the
+/// error the local engine gives: `invalid-record` for a record that is not
+/// one JSON value and for an empty batch. Sizes are checked before.
 fn checked_batch(records: Vec<String>) -> Result<Vec<String>, Error> {
     if records.is_empty() {
         return Err(Error::InvalidRecord("empty batch".into()));
     }
-    records
-        .into_iter()
-        .map(|record| match check_record(&record, usize::MAX) {
-            // The value without the whitespace around it.
-            Ok(Cow::Borrowed(value)) if value.len() == record.len() => Ok(record),
-            Ok(Cow::Borrowed(value)) => Ok(value.to_owned()),
-            Ok(Cow::Owned(stored)) => Ok(stored),
-            Err(JournalError::InvalidRecord(reason)) => Err(Error::InvalidRecord(reason)),
-            Err(e) => Err(Error::InvalidRecord(e.to_string())),
-        })
-        .collect()
+    records.into_iter().map(checked_value).collect()
+}
+
+/// `value` as it is stored (one JSON value on one line, without the
+/// whitespace around it), or `invalid-record`.
+fn checked_value(value: String) -> Result<String, Error> {
+    match check_record(&value, usize::MAX) {
+        Ok(Cow::Borrowed(stored)) if stored.len() == value.len() => Ok(value),
+        Ok(stored) => Ok(stored.into_owned()),
+        Err(JournalError::InvalidRecord(reason)) => Err(Error::InvalidRecord(reason)),
+        Err(e) => Err(Error::InvalidRecord(e.to_string())),
+    }
 }
 
 /// `Ok` if the unit `name` of `kind` exists, or its namespace (whose
 /// usage `usage` is) may make the `streams` more it takes (`quota` past
 /// `max_streams`).
-pub(crate) async fn within_stream_limit(
+async fn within_stream_limit(
     usage: &StreamUsage,
     kind: &str,
     name: &str,
@@ -108,6 +109,31 @@ pub(crate) async fn within_stream_limit(
     }
 }
 
+/// The unit `name` of `namespace`, a `kind` taking `streams` streams,
+/// opened by `open` (given the client, the namespace and the name) on the
+/// backend's runtime; a unit that does not exist yet is refused with
+/// `quota` past the namespace's `max_streams`.
+pub(crate) async fn open_unit<T, F>(
+    backend: &JetStreamBackend,
+    namespace: &str,
+    (kind, streams): (&'static str, usize),
+    name: &str,
+    max_streams: usize,
+    open: impl FnOnce(JetStream, String, String) -> F + Send + 'static,
+) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, JsError>> + Send,
+{
+    let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
+    let usage = backend.usage_of(namespace);
+    on(backend.runtime(), async move {
+        within_stream_limit(&usage, kind, &n, streams, max_streams).await?;
+        open(js, ns, n).await.map_err(js_error)
+    })
+    .await
+}
+
 /// Opens the state `name` of `namespace` on `backend`.
 pub(crate) async fn open_state(
     backend: &JetStreamBackend,
@@ -116,13 +142,15 @@ pub(crate) async fn open_state(
     max_streams: usize,
     quota: u64,
 ) -> Result<StreamState, Error> {
-    let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
-    let usage = backend.usage_of(namespace);
-    let state = on(backend.runtime(), async move {
-        // A journal and its snapshots.
-        within_stream_limit(&usage, "state", &n, 2, max_streams).await?;
-        js.open_state(&ns, &n).await.map_err(js_error)
-    })
+    // A journal and its snapshots.
+    let state = open_unit(
+        backend,
+        namespace,
+        ("state", 2),
+        name,
+        max_streams,
+        |js, ns, n| async move { js.open_state(&ns, &n).await },
+    )
     .await?;
     Ok(StreamState {
         state,
@@ -139,30 +167,23 @@ pub(crate) async fn open_snapshots(
     max_streams: usize,
     quota: u64,
 ) -> Result<StreamSnapshots, Error> {
-    let (js, ns, n) = (backend.js().clone(), namespace.to_owned(), name.to_owned());
-    let usage = backend.usage_of(namespace);
-    let snapshots = on(backend.runtime(), async move {
-        within_stream_limit(&usage, "snapshot", &n, 1, max_streams).await?;
-        js.open_snapshots(&ns, &n, mini_engine::snapshot::DEFAULT_KEEP)
-            .await
-            .map_err(js_error)
-    })
+    let snapshots = open_unit(
+        backend,
+        namespace,
+        ("snapshot", 1),
+        name,
+        max_streams,
+        |js, ns, n| async move {
+            js.open_snapshots(&ns, &n, mini_engine::snapshot::DEFAULT_KEEP)
+                .await
+        },
+    )
     .await?;
     Ok(StreamSnapshots {
         snapshots,
         runtime: backend.runtime().clone(),
         quota: backend.quota_of(namespace, quota),
     })
-}
-
-/// `state` if it is one JSON value (the text stored), else `invalid-record`.
-fn checked_state(state: String) -> Result<String, Error> {
-    match check_record(&state, usize::MAX) {
-        Ok(Cow::Borrowed(value)) if value.len() == state.len() => Ok(state),
-        Ok(value) => Ok(value.into_owned()),
-        Err(JournalError::InvalidRecord(reason)) => Err(Error::InvalidRecord(reason)),
-        Err(e) => Err(Error::InvalidRecord(e.to_string())),
-    }
 }
 
 /// A snapshot store on a stream.
@@ -177,7 +198,7 @@ impl SnapshotsBackend for StreamSnapshots {
     fn create(&self, seq: u64, state: String, bytes: u64) -> BoxFuture<Result<(), Error>> {
         let (snapshots, quota) = (self.snapshots.clone(), self.quota.clone());
         on(&self.runtime, async move {
-            let state = checked_state(state)?;
+            let state = checked_value(state)?;
             quota.reserve(bytes, 1).await?;
             snapshots.create(seq, state).await.map_err(js_error)
         })
@@ -269,7 +290,7 @@ impl StateBackend for StreamState {
     ) -> BoxFuture<Result<CheckpointInfo, Error>> {
         let (state, quota) = (self.state.clone(), self.quota.clone());
         on(&self.runtime, async move {
-            let snapshot = checked_state(snapshot)?;
+            let snapshot = checked_value(snapshot)?;
             quota.reserve(bytes, 1).await?;
             let done = state.checkpoint(seq, snapshot).await.map_err(|e| match e {
                 JsError::OutOfRange { seq, first, .. } => Error::OutOfRange(format!(
