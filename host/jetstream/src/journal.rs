@@ -160,13 +160,7 @@ impl JsJournal {
     /// The journal's first seq: 1 until compaction, then the first record
     /// kept (one past the last when it holds none).
     pub async fn first_seq(&self) -> Result<u64, JsError> {
-        let state =
-            stream_state(&self.inner.stream, self.stream_name(), self.inner.retry_for).await?;
-        Ok(if state.messages == 0 {
-            state.last_sequence + 1
-        } else {
-            state.first_sequence.max(1)
-        })
+        Ok(self.usage().await?.0)
     }
 
     /// The journal's first seq and the bytes its stream holds.

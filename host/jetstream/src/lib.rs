@@ -136,8 +136,20 @@ impl JetStream {
         name: &str,
         first_seq: u64,
     ) -> Result<JsJournal, JsError> {
-        let names = stream_name(&self.options.prefix, "journal", namespace, name);
-        let mut config = self.stream_config(&names, "journal", namespace, name);
+        self.journal_of("journal", namespace, name, first_seq).await
+    }
+
+    /// The journal on the stream of `kind` for `name`, made starting at
+    /// `first_seq` if it does not exist.
+    async fn journal_of(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        first_seq: u64,
+    ) -> Result<JsJournal, JsError> {
+        let names = stream_name(&self.options.prefix, kind, namespace, name);
+        let mut config = self.stream_config(&names, kind, namespace, name);
         config.first_sequence = (first_seq > 1).then_some(first_seq);
         let stream = self.get_or_create(config, namespace, name).await?;
         JsJournal::open(
@@ -194,18 +206,7 @@ impl JetStream {
         name: &str,
         first_seq: u64,
     ) -> Result<JsState, JsError> {
-        let names = stream_name(&self.options.prefix, "state", namespace, name);
-        let mut config = self.stream_config(&names, "state", namespace, name);
-        config.first_sequence = (first_seq > 1).then_some(first_seq);
-        let stream = self.get_or_create(config, namespace, name).await?;
-        let journal = JsJournal::open(
-            self.client.clone(),
-            self.context.clone(),
-            stream,
-            names,
-            &self.options,
-        )
-        .await?;
+        let journal = self.journal_of("state", namespace, name, first_seq).await?;
         let snapshots = self
             .snapshots_of("state-snapshot", namespace, name, STATE_KEEP)
             .await?;
