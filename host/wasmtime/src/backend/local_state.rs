@@ -30,6 +30,17 @@ impl Quota {
     }
 }
 
+/// Runs `work` on `unit` (a snapshot store or a state) and its quota off
+/// the executor: the engine's calls block on the disk.
+fn off_executor<U: Send + Sync + 'static, R: Send + 'static>(
+    unit: &Arc<U>,
+    quota: &Quota,
+    work: impl FnOnce(&U, &Quota) -> Result<R, Error> + Send + 'static,
+) -> BoxFuture<Result<R, Error>> {
+    let (unit, quota) = (unit.clone(), quota.clone());
+    Box::pin(async move { blocking(move || work(&unit, &quota)).await? })
+}
+
 /// A local snapshot store.
 #[derive(Debug)]
 pub(crate) struct LocalSnapshots {
@@ -45,13 +56,11 @@ impl LocalSnapshots {
         }
     }
 
-    /// Runs `work` on the store off the executor.
     fn with<R: Send + 'static>(
         &self,
         work: impl FnOnce(&SnapshotStore, &Quota) -> Result<R, Error> + Send + 'static,
     ) -> BoxFuture<Result<R, Error>> {
-        let (store, quota) = (self.store.clone(), self.quota.clone());
-        Box::pin(async move { blocking(move || work(&store, &quota)).await? })
+        off_executor(&self.store, &self.quota, work)
     }
 }
 
@@ -127,13 +136,11 @@ impl LocalState {
         }
     }
 
-    /// Runs `work` on the state off the executor.
     fn with<R: Send + 'static>(
         &self,
         work: impl FnOnce(&StateLog, &Quota) -> Result<R, Error> + Send + 'static,
     ) -> BoxFuture<Result<R, Error>> {
-        let (log, quota) = (self.log.clone(), self.quota.clone());
-        Box::pin(async move { blocking(move || work(&log, &quota)).await? })
+        off_executor(&self.log, &self.quota, work)
     }
 
     fn take_opened_at(&self) -> Option<RecoveryPoint> {
