@@ -9,9 +9,10 @@ use mini_jetstream::{JetStream, JetStreamOptions};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackendArgs {
     /// The storage backend: `local` (files under --data) or NATS JetStream
-    /// at `nats://HOST:PORT[,nats://HOST:PORT…]` (journals on replicated
-    /// streams; the other interfaces are refused there for now). See the
-    /// README, "Running on NATS JetStream".
+    /// at `nats://HOST:PORT[,nats://HOST:PORT…]` (journals, states and
+    /// snapshot stores on replicated streams; queues and key-value buckets
+    /// are refused there for now). See the README, "Running on NATS
+    /// JetStream".
     #[arg(
         long,
         value_name = "local|nats://HOST:PORT[,…]",
