@@ -1,7 +1,8 @@
 //! `mini up`: modules from Arcella deployment specs in one host process — a
 //! producer and two worker replicas over a queue the producer's manifest
 //! owns and the worker's manifest is granted — and a graceful stop by
-//! SIGTERM that loses nothing acknowledged.
+//! SIGTERM that loses nothing acknowledged; and replicas sharing a journal,
+//! their capabilities held, on every backend (`--backend`).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -10,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use mini_tests::backends::TestBackend;
 use mini_tests::{guest_component, mini, mini_binary, os_args};
 
 /// A deployment directory: the producer pushes `jobs` jobs (with dedup keys,
@@ -172,4 +174,129 @@ fn sigterm_stops_every_instance_gracefully_and_a_restart_loses_nothing() {
         );
     }
     queue_is_empty(data.path());
+}
+
+/// A deployment of the counter module: `replicas` instances adding 2 each to
+/// the journal `counter` their manifest grants; and a module whose manifest
+/// grants `tally` only, which opens `counter` too.
+fn counters(dir: &Path, replicas: u32) {
+    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).expect("write");
+    write(
+        "counter.component.toml",
+        "[component]\nname = \"counter\"\nversion = \"1.0.0\"\n\
+         [component.capabilities.storage]\njournals = [\"counter\"]\n",
+    );
+    write(
+        "counter.deployment.toml",
+        &format!(
+            "[deployment]\nmodule_id = \"counter@1.0.0\"\ngroup = \"g\"\nreplicas = {replicas}\n\
+             [deployment.mini]\nargs = [\"2\"]\n"
+        ),
+    );
+}
+
+#[test]
+fn mini_up_runs_the_replicas_on_every_backend() {
+    let components = guest_component("counter")
+        .parent()
+        .expect("the components' directory")
+        .to_path_buf();
+    for backend in TestBackend::all() {
+        let name = backend.name();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = tempfile::tempdir().expect("tempdir");
+        counters(dir.path(), 3);
+        let mut args = os_args![
+            "up",
+            dir.path(),
+            "--components",
+            &components,
+            "--data",
+            data.path()
+        ];
+        args.extend(backend.flags().into_iter().map(Into::into));
+        let (code, out, err) = mini(args);
+        assert_eq!(code, 0, "{name}: {out}\n{err}");
+        for replica in 0..3 {
+            assert!(
+                err.contains(&format!("counter@1.0.0 #{replica}: exited with 0")),
+                "{name}: {err}"
+            );
+        }
+        // One journal for the three: each replica read back its own
+        // append and those before it (k of 3), the last to append all 3.
+        let seen: Vec<u64> = out
+            .lines()
+            .map(|line| {
+                (1..=3)
+                    .find(|k| line == format!("total = {} (records: {k}, last seq: {k})", 2 * k))
+                    .unwrap_or_else(|| panic!("{name}: not a count of 1 to 3 records: {line:?}"))
+            })
+            .collect();
+        assert_eq!(seen.len(), 3, "{name}: {out}");
+        assert_eq!(seen.iter().max(), Some(&3), "{name}: {out}");
+        // The module's journal, run again as the module: it goes on.
+        let mut run = os_args![
+            "run",
+            "--data",
+            data.path(),
+            "--manifest",
+            dir.path().join("counter.component.toml")
+        ];
+        run.extend(backend.flags().into_iter().map(Into::into));
+        run.extend(os_args![guest_component("counter"), "--", "1"]);
+        let (code, out, err) = mini(run);
+        assert_eq!(code, 0, "{name}: {out}\n{err}");
+        assert_eq!(
+            out.trim(),
+            "total = 7 (records: 4, last seq: 4)",
+            "{name}: {err}"
+        );
+        // Where it lives: under --data locally, nowhere there on JetStream.
+        let journal = data.path().join("counter/journal/counter");
+        assert_eq!(journal.is_dir(), !backend.is_jetstream(), "{name}");
+
+        // A module granted another journal than the one it opens is
+        // refused it on either backend, and nothing is made for it.
+        let denied = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            denied.path().join("counter.component.toml"),
+            "[component]\nname = \"tally\"\nversion = \"1.0.0\"\n\
+             [component.capabilities.storage]\njournals = [\"tally\"]\n",
+        )
+        .expect("write");
+        std::fs::write(
+            denied.path().join("tally.deployment.toml"),
+            "[deployment]\nmodule_id = \"tally@1.0.0\"\ngroup = \"g\"\nreplicas = 1\n",
+        )
+        .expect("write");
+        let mut args = os_args![
+            "up",
+            denied.path(),
+            "--components",
+            &components,
+            "--data",
+            data.path()
+        ];
+        args.extend(backend.flags().into_iter().map(Into::into));
+        let (code, out, err) = mini(args);
+        assert_eq!(code, 1, "{name}: {out}\n{err}");
+        assert!(
+            err.contains("counter: ") && err.contains("access denied"),
+            "{name}: {err}"
+        );
+        assert!(!data.path().join("tally/journal").exists(), "{name}");
+        if let TestBackend::JetStream(server) = &backend {
+            let exists = mini_tests::block_on(async {
+                let js = mini_jetstream::JetStream::connect(
+                    &server.url(),
+                    mini_jetstream::JetStreamOptions::default(),
+                )
+                .await?;
+                js.unit_exists("journal", "tally", "counter").await
+            })
+            .expect("the servers answer");
+            assert!(!exists, "a stream was made for the refused journal");
+        }
+    }
 }
