@@ -10,6 +10,7 @@
 pub mod appender_check;
 pub mod backends;
 pub mod crash;
+pub mod failover;
 pub mod journal_check;
 pub mod nats;
 pub mod sync_linker;

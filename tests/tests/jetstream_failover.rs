@@ -31,13 +31,10 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use mini_jetstream::{JetStream, JetStreamOptions, JsError, JsJournal, read_all};
 use mini_tests::appender_check::{Call, check_appender_journal};
+use mini_tests::failover::{DEADLINE, kill_leader, raw_context, stream_leader};
 use mini_tests::journal_check::{Attempt, Summary, check_journal, record_data};
 use mini_tests::nats::NatsCluster;
 use mini_tests::{block_on, guest_component, mini_binary, runtime};
-
-/// The bound on every wait of these tests (a leader election, appends
-/// resuming, a node coming back): against a hang, not a timing requirement.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The namespace of every journal here.
 const NS: &str = "failover";
@@ -315,66 +312,6 @@ fn resumed_after(attempts: &[Attempt], at: Instant) -> Option<Duration> {
         .filter(|a| a.started >= at && a.result.is_ok())
         .map(|a| a.finished - at)
         .min()
-}
-
-/// A JetStream context straight on async-nats, for the streams' cluster
-/// info.
-fn raw_context(cluster: &NatsCluster) -> jetstream::Context {
-    let urls = cluster.urls();
-    block_on(async {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(2))
-            .request_timeout(Some(Duration::from_secs(2)))
-            .connect(urls)
-            .await?;
-        let mut js = jetstream::new(client);
-        js.set_timeout(Duration::from_secs(2));
-        anyhow::Ok(js)
-    })
-    .expect("a raw client of the cluster")
-}
-
-/// Kills the leader of `stream` with SIGKILL and reaps it; returns its
-/// name, its index in the cluster and when it was dead.
-fn kill_leader(
-    cluster: &mut NatsCluster,
-    raw: &jetstream::Context,
-    stream: &str,
-) -> (String, usize, Instant) {
-    let leader = stream_leader(raw, stream, None);
-    let killed = cluster
-        .index_of(&leader)
-        .unwrap_or_else(|| panic!("the leader {leader:?} is no node of the cluster"));
-    cluster.kill9(killed);
-    let killed_at = Instant::now();
-    assert!(!cluster.is_running(killed), "{leader} was killed");
-    (leader, killed, killed_at)
-}
-
-/// The stream's leader as its cluster info reports it, once it has one
-/// other than `not`; panics after [`DEADLINE`].
-fn stream_leader(raw: &jetstream::Context, stream: &str, not: Option<&str>) -> String {
-    block_on(async {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let last;
-            match raw.get_stream(stream).await {
-                Ok(mut s) => match s.info().await {
-                    Ok(info) => match info.cluster.as_ref().and_then(|c| c.leader.clone()) {
-                        Some(leader) if Some(leader.as_str()) != not => return leader,
-                        other => last = format!("leader {other:?}"),
-                    },
-                    Err(e) => last = e.to_string(),
-                },
-                Err(e) => last = e.to_string(),
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the stream {stream} has no leader (other than {not:?}) after {DEADLINE:?}: {last}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
 }
 
 // ---------------------------------------------------------------------------
