@@ -57,6 +57,7 @@ pub fn error_kind(e: &JsError) -> &'static str {
         JsError::OutOfRange { .. } => "OutOfRange",
         JsError::Corrupt { .. } => "Corrupt",
         JsError::Server(_) => "Server",
+        JsError::StaleToken(_) => "StaleToken",
     }
 }
 

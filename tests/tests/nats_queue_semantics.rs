@@ -3,6 +3,11 @@
 //! nats-server. Each test states one fact the queue backend will rely on or
 //! must work around; if a server release changes it, the test says so.
 //!
+//! Then the queue mini-jetstream builds on them (`JsQueue`): push and
+//! dedup, leases and host-kept tokens, nack delays, extend, dead letters
+//! and their requeue and purge, two hosts sharing one queue, and pushes
+//! kept through a SIGKILL of the server.
+//!
 //! Without a `nats-server` binary these tests skip with a loud `SKIPPED`
 //! line (they fail in CI instead).
 
@@ -13,6 +18,7 @@ use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream};
 use async_nats::jetstream::{self, Context, Message};
 use futures_util::StreamExt;
+use mini_jetstream::{JetStream, JetStreamOptions, JsDelivery, JsError, JsQueue, QueueConfig};
 use mini_tests::block_on;
 use mini_tests::nats::NatsServer;
 
@@ -198,6 +204,265 @@ fn past_max_deliver_a_message_stays_in_the_stream_and_an_advisory_names_it() -> 
         // A work-queue stream keeps it: the backend must move it to its
         // dead letters itself (and then remove it here).
         assert_eq!(stream.info().await?.state.messages, 1);
+        anyhow::Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The queue mini-jetstream builds on those facts (JsQueue).
+
+/// A queue's lease in these tests.
+const LEASE: Duration = Duration::from_millis(800);
+
+async fn js_queue(
+    server: &NatsServer,
+    name: &str,
+    max_deliveries: u32,
+) -> anyhow::Result<(JetStream, JsQueue)> {
+    let js = JetStream::connect(&server.url(), JetStreamOptions::default()).await?;
+    let config = QueueConfig {
+        lease: LEASE,
+        max_deliveries,
+    };
+    let queue = js.open_queue("qs", name, config).await?;
+    Ok((js, queue))
+}
+
+/// The next delivery within `within`.
+async fn js_pop_within(queue: &JsQueue, within: Duration) -> anyhow::Result<Option<JsDelivery>> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(delivery) = queue.pop().await? {
+            return Ok(Some(delivery));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pops until the message `id` is among the dead letters (bounded); no pop
+/// may hand anything out meanwhile. Returns the dead letters.
+async fn pop_until_dead(
+    queue: &JsQueue,
+    id: u64,
+) -> anyhow::Result<Vec<mini_jetstream::JsDeadLetter>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(delivery) = queue.pop().await? {
+            anyhow::bail!("delivered past its deliveries: {delivery:?}");
+        }
+        let dead = queue.dead_letters(0, 10).await?;
+        if dead.iter().any(|letter| letter.id == id) {
+            return Ok(dead);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "message {id} never went to the dead letters"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_js_queue_pushes_dedups_leases_acks_and_refuses_stale_tokens() -> anyhow::Result<()> {
+    let Some(server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    block_on(async {
+        let (_js, queue) = js_queue(&server, "jobs", 5).await?;
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64;
+        assert_eq!(queue.push(r#"{"job":1}"#.into(), Some("k1")).await?, 1);
+        assert_eq!(queue.push(r#"{"job":2}"#.into(), None).await?, 2);
+        // The same key again: nothing stored, the first message's id.
+        assert_eq!(
+            queue.push(r#"{"job":"again"}"#.into(), Some("k1")).await?,
+            1
+        );
+        // A key that is no header value: any text.
+        assert_eq!(queue.push("3".into(), Some("k\r\n1: x")).await?, 3);
+        let stats = queue.stats().await?;
+        assert_eq!((stats.ready, stats.leased, stats.dead), (3, 0, 0));
+
+        let first = queue.pop().await?.expect("a message");
+        assert_eq!(
+            (first.id, first.payload.as_str(), first.attempt),
+            (1, r#"{"job":1}"#, 1)
+        );
+        assert!(first.enqueued_at >= before, "{first:?}");
+        assert!(first.deadline >= first.enqueued_at + LEASE.as_millis() as u64);
+        let second = queue.pop().await?.expect("a message");
+        assert_eq!(second.id, 2);
+        assert_eq!(queue.stats().await?.leased, 2);
+        // Tokens: another message's, a made-up one, then the right one, twice.
+        let err = queue
+            .ack(1, &second.token)
+            .await
+            .expect_err("not 1's token");
+        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        let err = queue
+            .ack(1, "1.1.0000000000000000")
+            .await
+            .expect_err("guessed");
+        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        queue.ack(1, &first.token).await?;
+        let err = queue.ack(1, &first.token).await.expect_err("acked already");
+        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        // Its lease ends: 2 comes back, attempt 2, and the old token is
+        // refused although no one else took it yet.
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+        let err = queue.ack(2, &second.token).await.expect_err("lease ended");
+        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        let mut seen = Vec::new();
+        while let Some(d) = js_pop_within(&queue, LEASE * 4).await? {
+            seen.push((d.id, d.attempt));
+            queue.ack(d.id, &d.token).await?;
+            if seen.len() == 2 {
+                break;
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [(2, 2), (3, 1)]);
+        let stats = queue.stats().await?;
+        assert_eq!((stats.ready, stats.leased, stats.dead), (0, 0, 0));
+        assert!(queue.pop().await?.is_none(), "every message acked");
+        anyhow::Ok(())
+    })
+}
+
+#[test]
+fn a_js_queue_nack_delays_extend_holds_and_dead_letters_come_back() -> anyhow::Result<()> {
+    let Some(server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    block_on(async {
+        let (_js, queue) = js_queue(&server, "retries", 2).await?;
+        let id = queue.push(r#""flaky""#.into(), None).await?;
+        let job = queue.pop().await?.expect("the job");
+        queue.nack(id, &job.token, LEASE * 2).await?;
+        let err = queue.extend(id, &job.token).await.expect_err("given back");
+        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        assert!(
+            js_pop_within(&queue, LEASE).await?.is_none(),
+            "back before its delay"
+        );
+        let job = js_pop_within(&queue, LEASE * 6)
+            .await?
+            .expect("back after the delay");
+        assert_eq!(job.attempt, 2);
+        // Extended every half lease for three leases: never delivered again.
+        let mut token_deadline = job.deadline;
+        for _ in 0..6 {
+            tokio::time::sleep(LEASE / 2).await;
+            let deadline = queue.extend(id, &job.token).await?;
+            assert!(deadline >= token_deadline, "the deadline moves on");
+            token_deadline = deadline;
+            assert!(queue.pop().await?.is_none(), "delivered while extended");
+        }
+        // Given back once more: past its two deliveries, the next pop takes
+        // it to the dead letters instead of handing it out.
+        queue.nack(id, &job.token, Duration::ZERO).await?;
+        let dead = pop_until_dead(&queue, id).await?;
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(
+            (dead[0].id, dead[0].payload.as_str(), dead[0].attempts),
+            (id, r#""flaky""#, 2)
+        );
+        let stats = queue.stats().await?;
+        assert_eq!((stats.ready, stats.leased, stats.dead), (0, 0, 1));
+        assert!(queue.dead_letters(id + 1, 10).await?.is_empty());
+
+        // Requeued: the same id, attempts from 1 again, enqueue time kept.
+        assert_eq!(queue.requeue(None).await?, 1);
+        assert!(queue.dead_letters(0, 10).await?.is_empty());
+        let back = js_pop_within(&queue, LEASE * 4).await?.expect("requeued");
+        assert_eq!((back.id, back.attempt), (id, 1));
+        assert_eq!(back.enqueued_at, job.enqueued_at);
+        // To the dead letters again, then purged by id.
+        queue.nack(id, &back.token, Duration::ZERO).await?;
+        let again = js_pop_within(&queue, LEASE * 4).await?.expect("attempt 2");
+        queue.nack(id, &again.token, Duration::ZERO).await?;
+        pop_until_dead(&queue, id).await?;
+        assert_eq!(queue.purge(Some(&[id + 7])).await?, 0);
+        assert_eq!(queue.purge(Some(&[id])).await?, 1);
+        let stats = queue.stats().await?;
+        assert_eq!((stats.ready, stats.leased, stats.dead), (0, 0, 0));
+        anyhow::Ok(())
+    })
+}
+
+#[test]
+fn two_hosts_share_a_js_queue_and_every_job_is_done_once() -> anyhow::Result<()> {
+    let Some(server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    const JOBS: u64 = 200;
+    block_on(async {
+        let (_producer_js, producer) = js_queue(&server, "shared", 5).await?;
+        for job in 1..=JOBS {
+            producer.push(format!(r#"{{"job":{job}}}"#), None).await?;
+        }
+        // Two other connections, as two hosts: competing consumers.
+        let worker = |name: &'static str| {
+            let url = server.url();
+            tokio::spawn(async move {
+                let js = JetStream::connect(&url, JetStreamOptions::default()).await?;
+                let config = QueueConfig {
+                    lease: Duration::from_secs(30),
+                    max_deliveries: 5,
+                };
+                let queue = js.open_queue("qs", "shared", config).await?;
+                let mut done = Vec::new();
+                while let Some(job) = queue.pop().await? {
+                    queue.ack(job.id, &job.token).await?;
+                    done.push(job.id);
+                }
+                anyhow::Ok((name, done))
+            })
+        };
+        let (a, b) = (worker("a"), worker("b"));
+        let (a, b) = (a.await??, b.await??);
+        let mut all: Vec<u64> = a.1.iter().chain(&b.1).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=JOBS).collect::<Vec<_>>(), "each job once");
+        eprintln!("two hosts: a did {}, b did {}", a.1.len(), b.1.len());
+        let stats = producer.stats().await?;
+        assert_eq!((stats.ready, stats.leased), (0, 0));
+        anyhow::Ok(())
+    })
+}
+
+#[test]
+fn a_js_queue_keeps_every_acknowledged_push_through_a_sigkill_of_the_server() -> anyhow::Result<()>
+{
+    let Some(mut server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    let ids = block_on(async {
+        let (_js, queue) = js_queue(&server, "kept", 5).await?;
+        let mut ids = Vec::new();
+        for job in 0..50 {
+            ids.push(queue.push(format!("{job}"), None).await?);
+        }
+        anyhow::Ok(ids)
+    })?;
+    server.kill9();
+    server.restart()?;
+    block_on(async {
+        let (_js, queue) = js_queue(&server, "kept", 5).await?;
+        let mut popped = Vec::new();
+        while let Some(job) = js_pop_within(&queue, Duration::from_secs(5)).await? {
+            assert_eq!(job.payload, (job.id - 1).to_string());
+            queue.ack(job.id, &job.token).await?;
+            popped.push(job.id);
+            if popped.len() == ids.len() {
+                break;
+            }
+        }
+        assert_eq!(popped, ids, "every acknowledged push, once, in order");
         anyhow::Ok(())
     })
 }

@@ -66,6 +66,11 @@ pub enum JsError {
         /// What is wrong.
         reason: String,
     },
+    /// A queue's token that is not its message's running lease here (the
+    /// lease ended, the message was acked, given back or delivered again,
+    /// or another host delivered it).
+    #[error("stale lease token: {0}")]
+    StaleToken(String),
     /// Any other refusal from the server, with its text.
     #[error("JetStream refused: {0}")]
     Server(String),

@@ -157,27 +157,36 @@ impl Inner {
     /// Which publish errors say the append is not stored, and which leave
     /// it unclear (and so send the writer to read the stream).
     fn classify(&self, e: PublishError) -> Failure {
-        let text = e.to_string();
-        let code = std::error::Error::source(&e)
-            .and_then(|source| source.downcast_ref::<jetstream::Error>())
-            .map(|error| error.error_code());
-        let stream = self.names.stream.clone();
-        match (e.kind(), code) {
-            (PublishErrorKind::MaxPayloadExceeded, _)
-            | (_, Some(ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM))
-            | (_, Some(ErrorCode::ATOMIC_PUBLISH_TOO_LARGE_BATCH)) => Definite(JsError::TooLarge(
-                format!("JetStream refused the append: {text}"),
-            )),
-            (_, Some(ErrorCode::STREAM_STORE_FAILED))
-            | (_, Some(ErrorCode::INSUFFICIENT_RESOURCES)) => Definite(JsError::Full {
-                stream,
-                reason: text,
-            }),
+        match refused(&e, &self.names.stream) {
+            Some(refusal) => Definite(refusal),
             // A lost answer, a leader being elected, a batch missing a
             // message, or the fence (our own earlier try may have landed):
             // only the stream knows.
-            _ => Unclear(text),
+            None => Unclear(e.to_string()),
         }
+    }
+}
+
+/// The refusal a publish error to `stream` is, if it is one that sending
+/// again would not change (too large, the stream or server full); `None`
+/// when the message may or may not be stored.
+pub(crate) fn refused(e: &PublishError, stream: &str) -> Option<JsError> {
+    let text = e.to_string();
+    let code = std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .map(|error| error.error_code());
+    match (e.kind(), code) {
+        (PublishErrorKind::MaxPayloadExceeded, _)
+        | (_, Some(ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM))
+        | (_, Some(ErrorCode::ATOMIC_PUBLISH_TOO_LARGE_BATCH)) => Some(JsError::TooLarge(format!(
+            "JetStream refused the append: {text}"
+        ))),
+        (_, Some(ErrorCode::STREAM_STORE_FAILED))
+        | (_, Some(ErrorCode::INSUFFICIENT_RESOURCES)) => Some(JsError::Full {
+            stream: stream.to_owned(),
+            reason: text,
+        }),
+        _ => None,
     }
 }
 

@@ -12,8 +12,12 @@
 //! publishing twice. DESIGN.md, "Backends", and the README, "Running on
 //! NATS JetStream", say which guarantees hold.
 //!
+//! A queue ([`JsQueue`]) is a work-queue stream and one durable pull
+//! consumer shared by every host of the queue, with a stream of its dead
+//! letters; its doc says what differs from the local engine.
+//!
 //! The crate knows nothing of wasmtime: mini-host turns it into the
-//! `store` interface's backend.
+//! `store`, `state` and `snapshot` interfaces' backend.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mini_jetstream::JsError> {
@@ -31,6 +35,7 @@ mod error;
 mod fence;
 mod journal;
 mod names;
+mod queue;
 mod reader;
 mod snapshots;
 mod state;
@@ -43,6 +48,7 @@ use async_nats::jetstream::{self, stream};
 pub use error::JsError;
 pub use journal::{JsJournal, MAX_BATCH};
 pub use names::{StreamName, stream_name};
+pub use queue::{JsDeadLetter, JsDelivery, JsQueue, JsQueueStats, QueueConfig};
 pub use reader::{JsReader, read_all};
 pub use snapshots::{JsSnapshot, JsSnapshots};
 pub use state::{JsCheckpoint, JsRecovery, JsState, STATE_KEEP};
@@ -84,8 +90,12 @@ pub struct JetStream {
     options: JetStreamOptions,
 }
 
+/// How long a queue's dedup key holds (the local engine's
+/// `DEFAULT_DEDUP_WINDOW_MS`).
+const QUEUE_DEDUP_WINDOW: Duration = Duration::from_secs(5 * 60);
+
 /// The answer time of one JetStream request; an append retries past it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl JetStream {
     /// Connects to `urls` (`nats://host:port`, several separated by commas:
@@ -211,6 +221,58 @@ impl JetStream {
             .snapshots_of("state-snapshot", namespace, name, STATE_KEEP)
             .await?;
         Ok(JsState::new(journal, snapshots))
+    }
+
+    /// Opens the queue `name` of `namespace`: its work-queue stream, the
+    /// stream of its dead letters and the consumer every host of the queue
+    /// shares, made if needed (`config` is the consumer's when this open
+    /// makes it; an existing consumer keeps its own).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mini_jetstream::JsError> {
+    /// use mini_jetstream::{JetStream, JetStreamOptions, QueueConfig};
+    /// let js = JetStream::connect("nats://127.0.0.1:4222", JetStreamOptions::default()).await?;
+    /// let jobs = js.open_queue("shop", "jobs", QueueConfig::default()).await?;
+    /// jobs.push(r#"{"order":1}"#.to_owned(), Some("order-1")).await?;
+    /// if let Some(job) = jobs.pop().await? {
+    ///     // ... do the work, then:
+    ///     jobs.ack(job.id, &job.token).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_queue(
+        &self,
+        namespace: &str,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<JsQueue, JsError> {
+        let work_names = stream_name(&self.options.prefix, "queue", namespace, name);
+        let work_config = stream::Config {
+            retention: stream::RetentionPolicy::WorkQueue,
+            // Acked messages leave the work queue.
+            deny_delete: false,
+            allow_atomic_publish: false,
+            duplicate_window: QUEUE_DEDUP_WINDOW,
+            ..self.stream_config(&work_names, "queue", namespace, name)
+        };
+        let work = self.get_or_create(work_config, namespace, name).await?;
+        let dead_names = stream_name(&self.options.prefix, "queue-dead", namespace, name);
+        let dead_config = stream::Config {
+            // A purge deletes single dead letters.
+            deny_delete: false,
+            allow_atomic_publish: false,
+            duplicate_window: QUEUE_DEDUP_WINDOW,
+            ..self.stream_config(&dead_names, "queue-dead", namespace, name)
+        };
+        let dead = self.get_or_create(dead_config, namespace, name).await?;
+        JsQueue::open(
+            self.context.clone(),
+            (work, work_names),
+            (dead, dead_names),
+            config,
+            &self.options,
+        )
+        .await
     }
 
     /// Whether the unit `name` of `kind` (`"journal"`, `"state"`,
@@ -381,7 +443,7 @@ where
 }
 
 /// [`retry`], but an error `refused` names is returned at once.
-async fn retry_unless<T, E: std::fmt::Display, F, R>(
+pub(crate) async fn retry_unless<T, E: std::fmt::Display, F, R>(
     within: Duration,
     mut attempt: impl FnMut() -> F,
     refused: impl Fn(&E) -> Option<R>,

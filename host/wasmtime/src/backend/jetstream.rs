@@ -57,6 +57,7 @@ pub(crate) fn js_error(err: JsError) -> Error {
         JsError::Full { .. } => Error::Quota(text),
         JsError::TooLarge(_) | JsError::BatchTooLong { .. } => Error::Quota(text),
         JsError::OutOfRange { .. } => Error::OutOfRange(text),
+        JsError::StaleToken(_) => Error::StaleToken(text),
         JsError::Corrupt { .. } => Error::Corrupt(text),
         JsError::Connect(_) | JsError::Unknown { .. } | JsError::Server(_) => Error::Io(text),
     }
