@@ -1,6 +1,7 @@
 //! What the failover tests on a three-node cluster share: a client of the
 //! cluster straight on async-nats, a stream's leader, and its SIGKILL.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -11,6 +12,26 @@ use crate::nats::NatsCluster;
 /// The bound on every wait of the failover tests (a leader election, appends
 /// resuming, a node coming back): against a hang, not a timing requirement.
 pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The number of leader kills of each leader-kill test:
+/// `MINI_JS_FAILOVER_ROUNDS`, 10 by default.
+pub fn rounds() -> usize {
+    match std::env::var("MINI_JS_FAILOVER_ROUNDS") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("MINI_JS_FAILOVER_ROUNDS={v:?} is not a number")),
+        _ => 10,
+    }
+}
+
+/// `mutex` locked, poisoned or not (a writer's log is read after a panic
+/// too).
+pub fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A JetStream context straight on async-nats, for the streams' cluster
 /// info.

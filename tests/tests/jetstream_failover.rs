@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use mini_jetstream::{JetStream, JetStreamOptions, JsError, JsJournal, read_all};
 use mini_tests::appender_check::{Call, check_appender_journal};
-use mini_tests::failover::{DEADLINE, kill_leader, raw_context, stream_leader};
+use mini_tests::failover::{DEADLINE, kill_leader, locked, raw_context, rounds, stream_leader};
 use mini_tests::journal_check::{Attempt, Summary, check_journal, record_data};
 use mini_tests::nats::NatsCluster;
 use mini_tests::{block_on, guest_component, mini_binary, runtime};
@@ -46,17 +46,6 @@ fn options() -> JetStreamOptions {
         replicas: 3,
         retry_for: Duration::from_secs(30),
         ..JetStreamOptions::default()
-    }
-}
-
-/// The number of leader kills of each leader-kill test.
-fn rounds() -> usize {
-    match std::env::var("MINI_JS_FAILOVER_ROUNDS") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("MINI_JS_FAILOVER_ROUNDS={v:?} is not a number")),
-        _ => 10,
     }
 }
 
@@ -168,10 +157,6 @@ impl Writer {
             .unwrap_or_else(|e| panic!("{name} panicked: {e}"));
         std::mem::take(&mut *locked(&self.log))
     }
-}
-
-fn locked(log: &Mutex<WriterLog>) -> MutexGuard<'_, WriterLog> {
-    log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn write(

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mini_jetstream::{JetStream, JetStreamOptions, JsError, JsQueue, QueueConfig, stream_name};
-use mini_tests::failover::{DEADLINE, kill_leader, raw_context, stream_leader};
+use mini_tests::failover::{DEADLINE, kill_leader, locked, raw_context, rounds, stream_leader};
 use mini_tests::nats::NatsCluster;
 use mini_tests::{block_on, runtime};
 
@@ -38,22 +38,6 @@ struct Done {
     attempt: u32,
     payload: String,
     acked: Result<(), JsError>,
-}
-
-fn rounds() -> usize {
-    match std::env::var("MINI_JS_FAILOVER_ROUNDS") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("MINI_JS_FAILOVER_ROUNDS={v:?} is not a number")),
-        _ => 10,
-    }
-}
-
-fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits until `done` holds, checking every 20 ms; panics after
