@@ -466,3 +466,49 @@ fn a_js_queue_keeps_every_acknowledged_push_through_a_sigkill_of_the_server() ->
         anyhow::Ok(())
     })
 }
+
+#[test]
+fn a_js_queue_refuses_oversized_pushes_and_any_strange_token_and_keeps_serving()
+-> anyhow::Result<()> {
+    let Some(server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    block_on(async {
+        let (_js, queue) = js_queue(&server, "hostile", 5).await?;
+        // Past the server's max_payload (1 MiB): refused, nothing stored.
+        let huge = format!("\"{}\"", "x".repeat(2 << 20));
+        let err = queue.push(huge, None).await.expect_err("too large");
+        assert!(matches!(err, JsError::TooLarge(_)), "{err}");
+        // A dedup key of any size and bytes.
+        let key = "k\0\r\n:".repeat(50_000);
+        let id = queue.push("1".into(), Some(&key)).await?;
+        assert_eq!(queue.push("2".into(), Some(&key)).await?, id);
+        let stats = queue.stats().await?;
+        assert_eq!((stats.ready, stats.leased), (1, 0), "only the first push");
+        let job = queue.pop().await?.expect("the job");
+        for token in [
+            String::new(),
+            "\n".into(),
+            "x".repeat(100_000),
+            format!("{id}.1.{}", "0".repeat(16)),
+            job.token.to_uppercase(),
+        ] {
+            for result in [
+                queue.ack(id, &token).await,
+                queue.nack(id, &token, Duration::ZERO).await,
+                queue.extend(id, &token).await.map(drop),
+            ] {
+                let err = result.expect_err("a token that is not the lease's");
+                assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+            }
+        }
+        for other in [0, id + 1, u64::MAX] {
+            let err = queue.ack(other, &job.token).await.expect_err("not leased");
+            assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        }
+        // The lease held through all that; the right token still acks.
+        queue.ack(id, &job.token).await?;
+        assert!(queue.pop().await?.is_none());
+        anyhow::Ok(())
+    })
+}
