@@ -87,7 +87,7 @@ fn an_unacked_message_comes_back_after_ack_wait_and_an_ack_removes_it() -> anyho
     block_on(async {
         let (js, mut stream, consumer) = work_queue(&server, "redeliver", -1).await?;
         js.publish("redeliver.jobs", "job".into()).await?.await?;
-        let first = pop(&consumer).await?.expect("the job");
+        let first = pop_within(&consumer, ACK_WAIT * 4).await?.expect("the job");
         assert_eq!(delivered(&first), 1);
         assert!(
             pop(&consumer).await?.is_none(),
@@ -119,7 +119,7 @@ fn an_ack_through_an_earlier_delivery_is_taken_so_tokens_must_be_checked_by_the_
     block_on(async {
         let (js, mut stream, consumer) = work_queue(&server, "stale", -1).await?;
         js.publish("stale.jobs", "job".into()).await?.await?;
-        let first = pop(&consumer).await?.expect("the job");
+        let first = pop_within(&consumer, ACK_WAIT * 4).await?.expect("the job");
         let second = pop_within(&consumer, ACK_WAIT * 4)
             .await?
             .expect("redelivered");
@@ -147,7 +147,7 @@ fn a_nak_with_a_delay_holds_the_message_back_and_progress_extends_a_lease() -> a
     block_on(async {
         let (js, _stream, consumer) = work_queue(&server, "delays", -1).await?;
         js.publish("delays.jobs", "job".into()).await?.await?;
-        let job = pop(&consumer).await?.expect("the job");
+        let job = pop_within(&consumer, ACK_WAIT * 4).await?.expect("the job");
         job.ack_with(AckKind::Nak(Some(ACK_WAIT * 3)))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -509,6 +509,75 @@ fn a_js_queue_refuses_oversized_pushes_and_any_strange_token_and_keeps_serving()
         // The lease held through all that; the right token still acks.
         queue.ack(id, &job.token).await?;
         assert!(queue.pop().await?.is_none());
+        anyhow::Ok(())
+    })
+}
+
+#[test]
+fn a_js_queue_pops_batches_within_their_bytes_waits_without_spinning_and_acks_next()
+-> anyhow::Result<()> {
+    let Some(server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    block_on(async {
+        let (_js, queue) = js_queue(&server, "batches", 5).await?;
+        for job in 1..=10 {
+            queue.push(format!("\"{job:0>9}\""), None).await?;
+        }
+        // 11 bytes a payload: 4 fit 44 bytes; the next one is given back.
+        let four = queue.pop_batch(8, 44).await?;
+        let ids: Vec<u64> = four.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        // One always comes, however small the byte limit.
+        let one = queue.pop_batch(8, 1).await?;
+        assert_eq!(one.len(), 1);
+        // What was given back comes again (once the server has the naks).
+        let mut all: Vec<u64> = ids
+            .iter()
+            .copied()
+            .chain(one.iter().map(|d| d.id))
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while all.len() < 10 && tokio::time::Instant::now() < deadline {
+            all.extend(queue.pop_batch(100, usize::MAX).await?.iter().map(|d| d.id));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=10).collect::<Vec<_>>(), "each leased once");
+        assert!(queue.pop_batch(8, usize::MAX).await?.is_empty());
+        assert_eq!(queue.stats().await?.leased, 10);
+
+        // ack-next: the ack, then the next message; the ack stands without one.
+        let (first, second) = (&four[0], &four[1]);
+        assert_eq!(queue.ack_next(first.id, &first.token).await?, None);
+        let err = queue
+            .ack(first.id, &first.token)
+            .await
+            .expect_err("acked by ack-next");
+        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        queue.push(r#""late""#.into(), None).await?;
+        let next = queue
+            .ack_next(second.id, &second.token)
+            .await?
+            .expect("the late job");
+        assert_eq!(next.payload, r#""late""#);
+
+        // pop-wait: nothing within its time; then a push from another task
+        // is taken while the fetch is held open.
+        assert_eq!(queue.pop_wait(Duration::from_millis(300)).await?, None);
+        let pusher = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                queue.push(r#""awaited""#.into(), None).await
+            })
+        };
+        let got = queue
+            .pop_wait(Duration::from_secs(20))
+            .await?
+            .expect("the awaited job");
+        assert_eq!(got.payload, r#""awaited""#);
+        assert_eq!(pusher.await??, got.id);
         anyhow::Ok(())
     })
 }

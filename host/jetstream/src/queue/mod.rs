@@ -198,47 +198,106 @@ impl JsQueue {
     /// The next message available now, leased, or `None`. A message past
     /// its deliveries goes to the dead letters on the way (not returned).
     pub async fn pop(&self) -> Result<Option<JsDelivery>, JsError> {
+        Ok(self.pop_batch(1, usize::MAX).await?.pop())
+    }
+
+    /// Up to `max` messages available now, each leased. Past `max_bytes` of
+    /// payloads (one message always comes if one is available) the rest
+    /// of what was fetched is given back at once (a delivery counted).
+    pub async fn pop_batch(
+        &self,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<JsDelivery>, JsError> {
+        let mut taken = Vec::new();
+        let (mut bytes, mut gave_back) = (0, false);
+        while taken.len() < max {
+            let fetched = self.inner.fetch(max - taken.len(), None).await?;
+            if fetched.is_empty() {
+                break;
+            }
+            for message in fetched {
+                let full = !taken.is_empty() && bytes + message.payload.len() > max_bytes;
+                if full {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                    gave_back = true;
+                    continue;
+                }
+                if let Some(delivery) = self.deliver(message).await? {
+                    bytes += delivery.payload.len();
+                    taken.push(delivery);
+                }
+            }
+            // Fetching again would take back what was just given back.
+            if gave_back || bytes > max_bytes {
+                break;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Like [`JsQueue::pop`], but waits up to `timeout` for a message: the
+    /// servers hold the fetch open, nothing spins.
+    pub async fn pop_wait(&self, timeout: Duration) -> Result<Option<JsDelivery>, JsError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let Some(message) = self.inner.fetch_one().await? else {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = (!left.is_zero()).then_some(left);
+            let Some(message) = self.inner.fetch(1, wait).await?.pop() else {
                 return Ok(None);
             };
-            let info = message
-                .info()
-                .map_err(|e| JsError::Server(format!("a delivery without its info: {e}")))?;
-            let (seq, delivered) = (info.stream_sequence, info.delivered);
-            let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
-            let headers = message.headers.clone().unwrap_or_default();
-            let id = header_u64(&headers, ID).unwrap_or(seq);
-            if attempt > self.inner.config.max_deliveries {
-                self.inner.bury(&message, id, attempt - 1, &headers).await?;
-                continue;
+            if let Some(delivery) = self.deliver(message).await? {
+                return Ok(Some(delivery));
             }
-            let payload =
-                String::from_utf8(message.payload.to_vec()).map_err(|_| JsError::Corrupt {
-                    stream: self.inner.work_names.stream.clone(),
-                    seq,
-                    reason: "a payload that is not UTF-8".into(),
-                })?;
-            let deadline = now_ms() + millis(self.inner.config.lease);
-            let token = token(id, attempt);
-            let delivery = JsDelivery {
-                id,
-                payload,
-                attempt,
-                token: token.clone(),
-                enqueued_at: header_u64(&headers, ENQUEUED).unwrap_or(0),
-                deadline,
-            };
-            self.inner.leases().insert(
-                id,
-                Lease {
-                    token,
-                    message,
-                    deadline,
-                },
-            );
-            return Ok(Some(delivery));
         }
+    }
+
+    /// Acknowledges the delivery `token` of `id` and pops the next message
+    /// (two round trips on JetStream; the ack stands if none is available).
+    pub async fn ack_next(&self, id: u64, token: &str) -> Result<Option<JsDelivery>, JsError> {
+        self.ack(id, token).await?;
+        self.pop().await
+    }
+
+    /// `message`, just fetched, leased and handed out; or moved to the dead
+    /// letters past its deliveries (`None`).
+    async fn deliver(&self, message: jetstream::Message) -> Result<Option<JsDelivery>, JsError> {
+        let info = message
+            .info()
+            .map_err(|e| JsError::Server(format!("a delivery without its info: {e}")))?;
+        let (seq, delivered) = (info.stream_sequence, info.delivered);
+        let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
+        let headers = message.headers.clone().unwrap_or_default();
+        let id = header_u64(&headers, ID).unwrap_or(seq);
+        if attempt > self.inner.config.max_deliveries {
+            self.inner.bury(&message, id, attempt - 1, &headers).await?;
+            return Ok(None);
+        }
+        let payload =
+            String::from_utf8(message.payload.to_vec()).map_err(|_| JsError::Corrupt {
+                stream: self.inner.work_names.stream.clone(),
+                seq,
+                reason: "a payload that is not UTF-8".into(),
+            })?;
+        let deadline = now_ms() + millis(self.inner.config.lease);
+        let token = token(id, attempt);
+        let delivery = JsDelivery {
+            id,
+            payload,
+            attempt,
+            token: token.clone(),
+            enqueued_at: header_u64(&headers, ENQUEUED).unwrap_or(0),
+            deadline,
+        };
+        self.inner.leases().insert(
+            id,
+            Lease {
+                token,
+                message,
+                deadline,
+            },
+        );
+        Ok(Some(delivery))
     }
 
     /// Acknowledges the delivery `token` of `id`: the message is deleted.

@@ -2,6 +2,8 @@
 //! a publish sent again after a lost answer, a removal that survives its
 //! leader.
 
+use std::time::Duration;
+
 use async_nats::HeaderMap;
 use async_nats::jetstream::stream::{DeleteMessageError, DeleteMessageErrorKind};
 use async_nats::jetstream::{self, ErrorCode};
@@ -12,6 +14,10 @@ use super::Inner;
 use crate::fence::refused;
 use crate::names::StreamName;
 use crate::{JsError, REQUEST_TIMEOUT, retry, retry_unless};
+
+/// How long a pop waits for messages stored but not yet in the consumer's
+/// view.
+const CATCH_UP: Duration = Duration::from_millis(500);
 
 impl Inner {
     /// Takes `message` off the work queue for good: first a delete of its
@@ -46,29 +52,72 @@ impl Inner {
         Ok(())
     }
 
-    /// The next message of the consumer available now. A fetch the
-    /// servers do not answer (its request lost with a leader) is given up
-    /// after [`REQUEST_TIMEOUT`] and sent again: the client would wait for
-    /// it forever. A message delivered to a fetch given up is leased to no
-    /// one and comes back when its lease ends.
-    pub(super) async fn fetch_one(&self) -> Result<Option<jetstream::Message>, JsError> {
+    /// Up to `max` messages of the consumer: those available now, or, with
+    /// `wait`, as soon as one is (the servers hold the request open up to
+    /// `wait`). A fetch the servers do not answer (its request lost with a
+    /// leader) is given up after [`REQUEST_TIMEOUT`] past its wait and sent
+    /// again: the client would wait for it forever. A message delivered to
+    /// a fetch given up is leased to no one and comes back when its lease
+    /// ends.
+    pub(super) async fn fetch(
+        &self,
+        max: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<jetstream::Message>, JsError> {
+        let fetched = self.fetch_once(max, wait).await?;
+        if !fetched.is_empty() || wait.is_some() || self.pending().await? == 0 {
+            return Ok(fetched);
+        }
+        // Stored, and not yet in the consumer's view (a push that just
+        // returned): wait for it, briefly, so that a pop sees the pushes
+        // before it.
+        self.fetch_once(max, Some(CATCH_UP)).await
+    }
+
+    /// Messages stored and not yet delivered, as the consumer's leader
+    /// counts them from the stream.
+    async fn pending(&self) -> Result<u64, JsError> {
+        retry(self.retry_for, || {
+            let mut consumer = self.consumer.clone();
+            async move { consumer.info().await.map(|info| info.num_pending) }
+        })
+        .await
+        .map_err(|e| JsError::Connect(format!("no answer about the queue's consumer: {e}")))
+    }
+
+    async fn fetch_once(
+        &self,
+        max: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<jetstream::Message>, JsError> {
         let fetched = retry(self.retry_for, || async {
             let fetch = async {
-                let mut batch = self
-                    .consumer
-                    .fetch()
-                    .max_messages(1)
-                    .messages()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match batch.next().await {
-                    Some(message) => message.map(Some).map_err(|e| e.to_string()),
-                    None => Ok(None),
+                let mut batch = match wait {
+                    None => self.consumer.fetch().max_messages(max).messages().await,
+                    Some(wait) => {
+                        self.consumer
+                            .batch()
+                            .max_messages(max)
+                            .expires(wait)
+                            .messages()
+                            .await
+                    }
                 }
+                .map_err(|e| e.to_string())?;
+                let mut messages = Vec::new();
+                while let Some(message) = batch.next().await {
+                    messages.push(message.map_err(|e| e.to_string())?);
+                    if wait.is_some() {
+                        // One is enough: what a wait is for.
+                        break;
+                    }
+                }
+                Ok::<_, String>(messages)
             };
-            tokio::time::timeout(REQUEST_TIMEOUT, fetch)
+            let bound = REQUEST_TIMEOUT + wait.unwrap_or_default();
+            tokio::time::timeout(bound, fetch)
                 .await
-                .map_err(|_| format!("no answer to a fetch within {REQUEST_TIMEOUT:?}"))?
+                .map_err(|_| format!("no answer to a fetch within {bound:?}"))?
         })
         .await;
         fetched.map_err(|e| {
