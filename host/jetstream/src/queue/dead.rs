@@ -99,12 +99,7 @@ impl Inner {
 
     /// Every dead letter, with its seq in the dead-letter stream.
     pub(super) async fn dead_messages(&self) -> Result<Vec<(u64, JsDeadLetter)>, JsError> {
-        let state = retry(self.retry_for, || {
-            let mut dead = self.dead.clone();
-            async move { dead.info().await.map(|info| info.state.clone()) }
-        })
-        .await
-        .map_err(|e| JsError::Connect(format!("no answer about the dead letters: {e}")))?;
+        let state = self.dead_state().await?;
         let mut letters = Vec::new();
         if state.messages == 0 {
             return Ok(letters);

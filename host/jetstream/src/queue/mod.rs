@@ -352,19 +352,8 @@ impl JsQueue {
 
     /// How many messages are where.
     pub async fn stats(&self) -> Result<JsQueueStats, JsError> {
-        let inner = &self.inner;
-        let consumer = retry(inner.retry_for, || {
-            let mut consumer = inner.consumer.clone();
-            async move { consumer.info().await.cloned() }
-        })
-        .await
-        .map_err(|e| JsError::Connect(format!("no answer about the queue's consumer: {e}")))?;
-        let dead = retry(inner.retry_for, || {
-            let mut dead = inner.dead.clone();
-            async move { dead.info().await.map(|info| info.state.messages) }
-        })
-        .await
-        .map_err(|e| JsError::Connect(format!("no answer about the dead letters: {e}")))?;
+        let consumer = self.inner.consumer_info().await?;
+        let dead = self.inner.dead_state().await?.messages;
         Ok(JsQueueStats {
             ready: consumer.num_pending,
             leased: consumer.num_ack_pending as u64,

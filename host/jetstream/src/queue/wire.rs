@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::stream::{DeleteMessageError, DeleteMessageErrorKind};
-use async_nats::jetstream::{self, ErrorCode};
+use async_nats::jetstream::{self, ErrorCode, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -77,12 +77,27 @@ impl Inner {
     /// Messages stored and not yet delivered, as the consumer's leader
     /// counts them from the stream.
     async fn pending(&self) -> Result<u64, JsError> {
+        Ok(self.consumer_info().await?.num_pending)
+    }
+
+    /// The shared consumer's info, asked until its leader answers.
+    pub(super) async fn consumer_info(&self) -> Result<consumer::Info, JsError> {
         retry(self.retry_for, || {
             let mut consumer = self.consumer.clone();
-            async move { consumer.info().await.map(|info| info.num_pending) }
+            async move { consumer.info().await.cloned() }
         })
         .await
         .map_err(|e| JsError::Connect(format!("no answer about the queue's consumer: {e}")))
+    }
+
+    /// The dead-letter stream's state, asked until its leader answers.
+    pub(super) async fn dead_state(&self) -> Result<stream::State, JsError> {
+        retry(self.retry_for, || {
+            let mut dead = self.dead.clone();
+            async move { dead.info().await.map(|info| info.state.clone()) }
+        })
+        .await
+        .map_err(|e| JsError::Connect(format!("no answer about the dead letters: {e}")))
     }
 
     async fn fetch_once(
