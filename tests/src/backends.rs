@@ -23,6 +23,44 @@ pub const BAD_RECORD_REFUSALS: &[(&str, &str)] = &[
     ("empty-batch", "err invalid-record"),
 ];
 
+/// What the `queue-probe` prints for its pushes on a new queue (local ids).
+pub const QUEUE_PROBE_PUSHES: &[(&str, &str)] = &[
+    ("open", "ok 0"),
+    ("push-1", "ok 1"),
+    ("push-2", "ok 2"),
+    ("push-dedup", "ok 3"),
+    ("push-dedup-again", "ok 3"),
+];
+
+/// What the `queue-probe` prints after its bad payloads, on the local
+/// engine (JetStream's differences: conformance_queue.rs).
+pub const QUEUE_PROBE_REST: &[(&str, &str)] = &[
+    ("pop-zero-lease", "err invalid-argument"),
+    ("pop", "ok 1"),
+    ("ack-unknown", "err not-found"),
+    ("ack-bad-token", "err stale-token"),
+    ("nack-bad-token", "err stale-token"),
+    ("extend-bad-token", "err stale-token"),
+    ("extend-zero-lease", "err invalid-argument"),
+    ("ack-not-leased", "err stale-token"),
+    ("ack", "ok 1"),
+    ("requeue-not-dead", "err not-found"),
+    ("purge-unknown", "err not-found"),
+    ("name-empty", "err invalid-name"),
+    ("name-dotdot", "err invalid-name"),
+    ("name-slash", "err invalid-name"),
+    // The pollable of `subscribe`, on the queue `watch`.
+    ("subscribe-empty", "ok not-ready"),
+    ("push-delayed", "ok 1"),
+    ("subscribe-delayed", "ok not-ready"),
+    ("push-soon", "ok 2"),
+    ("block-until-delay", "ok ready"),
+    ("pop-after-block", "ok 2"),
+    ("subscribe-leased", "ok not-ready"),
+    ("push-now", "ok 3"),
+    ("subscribe-after-push", "ok ready"),
+];
+
 /// What the `bad-input` probe prints for its bad journal names.
 pub const BAD_NAME_REFUSALS: &[(&str, &str)] = &[
     ("name-empty", "err invalid-name"),

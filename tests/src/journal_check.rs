@@ -58,6 +58,8 @@ pub fn error_kind(e: &JsError) -> &'static str {
         JsError::Corrupt { .. } => "Corrupt",
         JsError::Server(_) => "Server",
         JsError::StaleToken(_) => "StaleToken",
+        JsError::NotFound(_) => "NotFound",
+        JsError::InvalidArgument(_) => "InvalidArgument",
     }
 }
 

@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mini_engine::Journal;
-use mini_tests::backends::{BAD_RECORD_REFUSALS, assert_bad_input_cases, assert_cases};
+use mini_tests::backends::{
+    BAD_RECORD_REFUSALS, QUEUE_PROBE_PUSHES, QUEUE_PROBE_REST, assert_bad_input_cases, assert_cases,
+};
 use mini_tests::{
     assert_contiguous, guest_component, journal_dir, read_journal, run_component, segment_text,
 };
@@ -225,42 +227,7 @@ fn bad_queue_input_gets_the_right_errors_and_changes_nothing() {
         "local queue-probe",
         &out,
         &err,
-        &[
-            &[
-                ("open", "ok 0"),
-                ("push-1", "ok 1"),
-                ("push-2", "ok 2"),
-                ("push-dedup", "ok 3"),
-                ("push-dedup-again", "ok 3"),
-            ],
-            BAD_RECORD_REFUSALS,
-            &[
-                ("pop-zero-lease", "err invalid-argument"),
-                ("pop", "ok 1"),
-                ("ack-unknown", "err not-found"),
-                ("ack-bad-token", "err stale-token"),
-                ("nack-bad-token", "err stale-token"),
-                ("extend-bad-token", "err stale-token"),
-                ("extend-zero-lease", "err invalid-argument"),
-                ("ack-not-leased", "err stale-token"),
-                ("ack", "ok 1"),
-                ("requeue-not-dead", "err not-found"),
-                ("purge-unknown", "err not-found"),
-                ("name-empty", "err invalid-name"),
-                ("name-dotdot", "err invalid-name"),
-                ("name-slash", "err invalid-name"),
-                // The pollable of `subscribe`, on the queue `watch`.
-                ("subscribe-empty", "ok not-ready"),
-                ("push-delayed", "ok 1"),
-                ("subscribe-delayed", "ok not-ready"),
-                ("push-soon", "ok 2"),
-                ("block-until-delay", "ok ready"),
-                ("pop-after-block", "ok 2"),
-                ("subscribe-leased", "ok not-ready"),
-                ("push-now", "ok 3"),
-                ("subscribe-after-push", "ok ready"),
-            ],
-        ],
+        &[QUEUE_PROBE_PUSHES, BAD_RECORD_REFUSALS, QUEUE_PROBE_REST],
     );
     assert!(
         out.contains("stats: ready 2 leased 0 delayed 0 dead 0"),

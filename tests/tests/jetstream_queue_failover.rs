@@ -23,6 +23,10 @@ use mini_tests::failover::{DEADLINE, kill_leader, locked, raw_context, rounds, s
 use mini_tests::nats::NatsCluster;
 use mini_tests::{block_on, runtime};
 
+/// The workers' lease, and the consumer's ack wait: a delivery whose ack an
+/// election swallowed comes back soon.
+const LEASE: Duration = Duration::from_secs(5);
+
 /// One push and its outcome.
 #[derive(Debug)]
 struct Push {
@@ -113,10 +117,8 @@ fn a_queue_loses_no_acknowledged_push_and_redelivers_no_acked_job_through_leader
             &cluster.urls().join(","),
             options.clone(),
         ))?;
-        // A short lease: a delivery whose ack an election swallowed comes
-        // back soon.
         let config = QueueConfig {
-            lease: Duration::from_secs(5),
+            ack_wait: LEASE,
             max_deliveries: 1000,
         };
         let queue: JsQueue = block_on(js.open_queue("failover", &name, config))?;
@@ -134,7 +136,7 @@ fn a_queue_loses_no_acknowledged_push_and_redelivers_no_acked_job_through_leader
                 while pushing.load(Ordering::Acquire) {
                     i += 1;
                     let payload = format!(r#"{{"round":{round},"job":{i}}}"#);
-                    let result = queue.push(payload.clone(), None).await;
+                    let result = queue.push(payload.clone(), None, Duration::ZERO).await;
                     locked(&pushes).push(Push {
                         at: Instant::now(),
                         payload,
@@ -147,7 +149,7 @@ fn a_queue_loses_no_acknowledged_push_and_redelivers_no_acked_job_through_leader
             let (queue, working, done) = (queue.clone(), working.clone(), done.clone());
             async move {
                 while working.load(Ordering::Acquire) {
-                    match queue.pop().await {
+                    match queue.pop(LEASE).await {
                         Ok(Some(d)) => {
                             let acked = queue.ack(d.id, &d.token).await;
                             locked(&done).push(Done {

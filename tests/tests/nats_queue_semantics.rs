@@ -221,7 +221,7 @@ async fn js_queue(
 ) -> anyhow::Result<(JetStream, JsQueue)> {
     let js = JetStream::connect(&server.url(), JetStreamOptions::default()).await?;
     let config = QueueConfig {
-        lease: LEASE,
+        ack_wait: LEASE,
         max_deliveries,
     };
     let queue = js.open_queue("qs", name, config).await?;
@@ -232,7 +232,7 @@ async fn js_queue(
 async fn js_pop_within(queue: &JsQueue, within: Duration) -> anyhow::Result<Option<JsDelivery>> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if let Some(delivery) = queue.pop().await? {
+        if let Some(delivery) = queue.pop(LEASE).await? {
             return Ok(Some(delivery));
         }
         if tokio::time::Instant::now() >= deadline {
@@ -250,7 +250,7 @@ async fn pop_until_dead(
 ) -> anyhow::Result<Vec<mini_jetstream::JsDeadLetter>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(delivery) = queue.pop().await? {
+        if let Some(delivery) = queue.pop(LEASE).await? {
             anyhow::bail!("delivered past its deliveries: {delivery:?}");
         }
         let dead = queue.dead_letters(0, 10).await?;
@@ -275,26 +275,43 @@ fn a_js_queue_pushes_dedups_leases_acks_and_refuses_stale_tokens() -> anyhow::Re
         let before = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as u64;
-        assert_eq!(queue.push(r#"{"job":1}"#.into(), Some("k1")).await?, 1);
-        assert_eq!(queue.push(r#"{"job":2}"#.into(), None).await?, 2);
+        assert_eq!(
+            queue
+                .push(r#"{"job":1}"#.into(), Some("k1"), Duration::ZERO)
+                .await?,
+            1
+        );
+        assert_eq!(
+            queue
+                .push(r#"{"job":2}"#.into(), None, Duration::ZERO)
+                .await?,
+            2
+        );
         // The same key again: nothing stored, the first message's id.
         assert_eq!(
-            queue.push(r#"{"job":"again"}"#.into(), Some("k1")).await?,
+            queue
+                .push(r#"{"job":"again"}"#.into(), Some("k1"), Duration::ZERO)
+                .await?,
             1
         );
         // A key that is no header value: any text.
-        assert_eq!(queue.push("3".into(), Some("k\r\n1: x")).await?, 3);
+        assert_eq!(
+            queue
+                .push("3".into(), Some("k\r\n1: x"), Duration::ZERO)
+                .await?,
+            3
+        );
         let stats = queue.stats().await?;
         assert_eq!((stats.ready, stats.leased, stats.dead), (3, 0, 0));
 
-        let first = queue.pop().await?.expect("a message");
+        let first = queue.pop(LEASE).await?.expect("a message");
         assert_eq!(
             (first.id, first.payload.as_str(), first.attempt),
             (1, r#"{"job":1}"#, 1)
         );
         assert!(first.enqueued_at >= before, "{first:?}");
         assert!(first.deadline >= first.enqueued_at + LEASE.as_millis() as u64);
-        let second = queue.pop().await?.expect("a message");
+        let second = queue.pop(LEASE).await?.expect("a message");
         assert_eq!(second.id, 2);
         assert_eq!(queue.stats().await?.leased, 2);
         // Tokens: another message's, a made-up one, then the right one, twice.
@@ -309,8 +326,9 @@ fn a_js_queue_pushes_dedups_leases_acks_and_refuses_stale_tokens() -> anyhow::Re
             .expect_err("guessed");
         assert!(matches!(err, JsError::StaleToken(_)), "{err}");
         queue.ack(1, &first.token).await?;
+        // Acked, it is gone: as on the local engine, `not-found`.
         let err = queue.ack(1, &first.token).await.expect_err("acked already");
-        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+        assert!(matches!(err, JsError::NotFound(_)), "{err}");
         // Its lease ends: 2 comes back, attempt 2, and the old token is
         // refused although no one else took it yet.
         tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
@@ -328,7 +346,7 @@ fn a_js_queue_pushes_dedups_leases_acks_and_refuses_stale_tokens() -> anyhow::Re
         assert_eq!(seen, [(2, 2), (3, 1)]);
         let stats = queue.stats().await?;
         assert_eq!((stats.ready, stats.leased, stats.dead), (0, 0, 0));
-        assert!(queue.pop().await?.is_none(), "every message acked");
+        assert!(queue.pop(LEASE).await?.is_none(), "every message acked");
         anyhow::Ok(())
     })
 }
@@ -340,10 +358,15 @@ fn a_js_queue_nack_delays_extend_holds_and_dead_letters_come_back() -> anyhow::R
     };
     block_on(async {
         let (_js, queue) = js_queue(&server, "retries", 2).await?;
-        let id = queue.push(r#""flaky""#.into(), None).await?;
-        let job = queue.pop().await?.expect("the job");
+        let id = queue
+            .push(r#""flaky""#.into(), None, Duration::ZERO)
+            .await?;
+        let job = queue.pop(LEASE).await?.expect("the job");
         queue.nack(id, &job.token, LEASE * 2).await?;
-        let err = queue.extend(id, &job.token).await.expect_err("given back");
+        let err = queue
+            .extend(id, &job.token, LEASE)
+            .await
+            .expect_err("given back");
         assert!(matches!(err, JsError::StaleToken(_)), "{err}");
         assert!(
             js_pop_within(&queue, LEASE).await?.is_none(),
@@ -357,10 +380,13 @@ fn a_js_queue_nack_delays_extend_holds_and_dead_letters_come_back() -> anyhow::R
         let mut token_deadline = job.deadline;
         for _ in 0..6 {
             tokio::time::sleep(LEASE / 2).await;
-            let deadline = queue.extend(id, &job.token).await?;
+            let deadline = queue.extend(id, &job.token, LEASE).await?;
             assert!(deadline >= token_deadline, "the deadline moves on");
             token_deadline = deadline;
-            assert!(queue.pop().await?.is_none(), "delivered while extended");
+            assert!(
+                queue.pop(LEASE).await?.is_none(),
+                "delivered while extended"
+            );
         }
         // Given back once more: past its two deliveries, the next pop takes
         // it to the dead letters instead of handing it out.
@@ -386,7 +412,12 @@ fn a_js_queue_nack_delays_extend_holds_and_dead_letters_come_back() -> anyhow::R
         let again = js_pop_within(&queue, LEASE * 4).await?.expect("attempt 2");
         queue.nack(id, &again.token, Duration::ZERO).await?;
         pop_until_dead(&queue, id).await?;
-        assert_eq!(queue.purge(Some(&[id + 7])).await?, 0);
+        // An id that is no dead letter: `not-found`, and nothing purged.
+        let err = queue
+            .purge(Some(&[id, id + 7]))
+            .await
+            .expect_err("not dead");
+        assert!(matches!(err, JsError::NotFound(_)), "{err}");
         assert_eq!(queue.purge(Some(&[id])).await?, 1);
         let stats = queue.stats().await?;
         assert_eq!((stats.ready, stats.leased, stats.dead), (0, 0, 0));
@@ -403,7 +434,9 @@ fn two_hosts_share_a_js_queue_and_every_job_is_done_once() -> anyhow::Result<()>
     block_on(async {
         let (_producer_js, producer) = js_queue(&server, "shared", 5).await?;
         for job in 1..=JOBS {
-            producer.push(format!(r#"{{"job":{job}}}"#), None).await?;
+            producer
+                .push(format!(r#"{{"job":{job}}}"#), None, Duration::ZERO)
+                .await?;
         }
         // Two other connections, as two hosts: competing consumers.
         let worker = |name: &'static str| {
@@ -411,12 +444,12 @@ fn two_hosts_share_a_js_queue_and_every_job_is_done_once() -> anyhow::Result<()>
             tokio::spawn(async move {
                 let js = JetStream::connect(&url, JetStreamOptions::default()).await?;
                 let config = QueueConfig {
-                    lease: Duration::from_secs(30),
+                    ack_wait: Duration::from_secs(30),
                     max_deliveries: 5,
                 };
                 let queue = js.open_queue("qs", "shared", config).await?;
                 let mut done = Vec::new();
-                while let Some(job) = queue.pop().await? {
+                while let Some(job) = queue.pop(LEASE).await? {
                     queue.ack(job.id, &job.token).await?;
                     done.push(job.id);
                 }
@@ -445,7 +478,7 @@ fn a_js_queue_keeps_every_acknowledged_push_through_a_sigkill_of_the_server() ->
         let (_js, queue) = js_queue(&server, "kept", 5).await?;
         let mut ids = Vec::new();
         for job in 0..50 {
-            ids.push(queue.push(format!("{job}"), None).await?);
+            ids.push(queue.push(format!("{job}"), None, Duration::ZERO).await?);
         }
         anyhow::Ok(ids)
     })?;
@@ -477,15 +510,21 @@ fn a_js_queue_refuses_oversized_pushes_and_any_strange_token_and_keeps_serving()
         let (_js, queue) = js_queue(&server, "hostile", 5).await?;
         // Past the server's max_payload (1 MiB): refused, nothing stored.
         let huge = format!("\"{}\"", "x".repeat(2 << 20));
-        let err = queue.push(huge, None).await.expect_err("too large");
+        let err = queue
+            .push(huge, None, Duration::ZERO)
+            .await
+            .expect_err("too large");
         assert!(matches!(err, JsError::TooLarge(_)), "{err}");
         // A dedup key of any size and bytes.
         let key = "k\0\r\n:".repeat(50_000);
-        let id = queue.push("1".into(), Some(&key)).await?;
-        assert_eq!(queue.push("2".into(), Some(&key)).await?, id);
+        let id = queue.push("1".into(), Some(&key), Duration::ZERO).await?;
+        assert_eq!(
+            queue.push("2".into(), Some(&key), Duration::ZERO).await?,
+            id
+        );
         let stats = queue.stats().await?;
         assert_eq!((stats.ready, stats.leased), (1, 0), "only the first push");
-        let job = queue.pop().await?.expect("the job");
+        let job = queue.pop(LEASE).await?.expect("the job");
         for token in [
             String::new(),
             "\n".into(),
@@ -496,19 +535,22 @@ fn a_js_queue_refuses_oversized_pushes_and_any_strange_token_and_keeps_serving()
             for result in [
                 queue.ack(id, &token).await,
                 queue.nack(id, &token, Duration::ZERO).await,
-                queue.extend(id, &token).await.map(drop),
+                queue.extend(id, &token, LEASE).await.map(drop),
             ] {
                 let err = result.expect_err("a token that is not the lease's");
                 assert!(matches!(err, JsError::StaleToken(_)), "{err}");
             }
         }
         for other in [0, id + 1, u64::MAX] {
-            let err = queue.ack(other, &job.token).await.expect_err("not leased");
-            assert!(matches!(err, JsError::StaleToken(_)), "{err}");
+            let err = queue
+                .ack(other, &job.token)
+                .await
+                .expect_err("no such message");
+            assert!(matches!(err, JsError::NotFound(_)), "{err}");
         }
         // The lease held through all that; the right token still acks.
         queue.ack(id, &job.token).await?;
-        assert!(queue.pop().await?.is_none());
+        assert!(queue.pop(LEASE).await?.is_none());
         anyhow::Ok(())
     })
 }
@@ -522,14 +564,17 @@ fn a_js_queue_pops_batches_within_their_bytes_waits_without_spinning_and_acks_ne
     block_on(async {
         let (_js, queue) = js_queue(&server, "batches", 5).await?;
         for job in 1..=10 {
-            queue.push(format!("\"{job:0>9}\""), None).await?;
+            let payload = format!("\"{job:0>9998}\"");
+            queue.push(payload, None, Duration::ZERO).await?;
         }
-        // 11 bytes a payload: 4 fit 44 bytes; the next one is given back.
-        let four = queue.pop_batch(8, 44).await?;
+        // 10,000 bytes a payload, and the server counts a message's subject
+        // and headers too (under 1,000 bytes): 4 fit 44,000 bytes, 5 do not;
+        // the fifth stays on the servers, not delivered.
+        let four = queue.pop_batch(8, 44_000, LEASE).await?;
         let ids: Vec<u64> = four.iter().map(|d| d.id).collect();
         assert_eq!(ids, [1, 2, 3, 4]);
         // One always comes, however small the byte limit.
-        let one = queue.pop_batch(8, 1).await?;
+        let one = queue.pop_batch(8, 1, LEASE).await?;
         assert_eq!(one.len(), 1);
         // What was given back comes again (once the server has the naks).
         let mut all: Vec<u64> = ids
@@ -539,41 +584,52 @@ fn a_js_queue_pops_batches_within_their_bytes_waits_without_spinning_and_acks_ne
             .collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while all.len() < 10 && tokio::time::Instant::now() < deadline {
-            all.extend(queue.pop_batch(100, usize::MAX).await?.iter().map(|d| d.id));
+            all.extend(
+                queue
+                    .pop_batch(100, usize::MAX, LEASE)
+                    .await?
+                    .iter()
+                    .map(|d| d.id),
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         all.sort_unstable();
         assert_eq!(all, (1..=10).collect::<Vec<_>>(), "each leased once");
-        assert!(queue.pop_batch(8, usize::MAX).await?.is_empty());
+        assert!(queue.pop_batch(8, usize::MAX, LEASE).await?.is_empty());
         assert_eq!(queue.stats().await?.leased, 10);
 
         // ack-next: the ack, then the next message; the ack stands without one.
         let (first, second) = (&four[0], &four[1]);
-        assert_eq!(queue.ack_next(first.id, &first.token).await?, None);
+        assert_eq!(queue.ack_next(first.id, &first.token, LEASE).await?, None);
         let err = queue
             .ack(first.id, &first.token)
             .await
             .expect_err("acked by ack-next");
-        assert!(matches!(err, JsError::StaleToken(_)), "{err}");
-        queue.push(r#""late""#.into(), None).await?;
+        assert!(matches!(err, JsError::NotFound(_)), "{err}");
+        queue.push(r#""late""#.into(), None, Duration::ZERO).await?;
         let next = queue
-            .ack_next(second.id, &second.token)
+            .ack_next(second.id, &second.token, LEASE)
             .await?
             .expect("the late job");
         assert_eq!(next.payload, r#""late""#);
 
         // pop-wait: nothing within its time; then a push from another task
         // is taken while the fetch is held open.
-        assert_eq!(queue.pop_wait(Duration::from_millis(300)).await?, None);
+        assert_eq!(
+            queue.pop_wait(LEASE, Duration::from_millis(300)).await?,
+            None
+        );
         let pusher = {
             let queue = queue.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                queue.push(r#""awaited""#.into(), None).await
+                queue
+                    .push(r#""awaited""#.into(), None, Duration::ZERO)
+                    .await
             })
         };
         let got = queue
-            .pop_wait(Duration::from_secs(20))
+            .pop_wait(LEASE, Duration::from_secs(20))
             .await?
             .expect("the awaited job");
         assert_eq!(got.payload, r#""awaited""#);

@@ -71,6 +71,13 @@ pub enum JsError {
     /// or another host delivered it).
     #[error("stale lease token: {0}")]
     StaleToken(String),
+    /// A queue's message that is not there (no message of the id, no dead
+    /// letter of the id).
+    #[error("{0}")]
+    NotFound(String),
+    /// An argument no call can take (a lease of 0 ms).
+    #[error("{0}")]
+    InvalidArgument(String),
     /// Any other refusal from the server, with its text.
     #[error("JetStream refused: {0}")]
     Server(String),

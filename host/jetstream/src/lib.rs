@@ -48,7 +48,7 @@ use async_nats::jetstream::{self, stream};
 pub use error::JsError;
 pub use journal::{JsJournal, MAX_BATCH};
 pub use names::{StreamName, stream_name};
-pub use queue::{JsDeadLetter, JsDelivery, JsQueue, JsQueueStats, QueueConfig};
+pub use queue::{JsDeadLetter, JsDelivery, JsPush, JsQueue, JsQueueStats, QueueConfig};
 pub use reader::{JsReader, read_all};
 pub use snapshots::{JsSnapshot, JsSnapshots};
 pub use state::{JsCheckpoint, JsRecovery, JsState, STATE_KEEP};
@@ -224,17 +224,18 @@ impl JetStream {
     }
 
     /// Opens the queue `name` of `namespace`: its work-queue stream, the
-    /// stream of its dead letters and the consumer every host of the queue
+    /// stream of its dead letters and the consumers every host of the queue
     /// shares, made if needed (`config` is the consumer's when this open
     /// makes it; an existing consumer keeps its own).
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), mini_jetstream::JsError> {
+    /// use std::time::Duration;
     /// use mini_jetstream::{JetStream, JetStreamOptions, QueueConfig};
     /// let js = JetStream::connect("nats://127.0.0.1:4222", JetStreamOptions::default()).await?;
     /// let jobs = js.open_queue("shop", "jobs", QueueConfig::default()).await?;
-    /// jobs.push(r#"{"order":1}"#.to_owned(), Some("order-1")).await?;
-    /// if let Some(job) = jobs.pop().await? {
+    /// jobs.push(r#"{"order":1}"#.to_owned(), Some("order-1"), Duration::ZERO).await?;
+    /// if let Some(job) = jobs.pop(Duration::from_secs(60)).await? {
     ///     // ... do the work, then:
     ///     jobs.ack(job.id, &job.token).await?;
     /// }
@@ -248,6 +249,10 @@ impl JetStream {
     ) -> Result<JsQueue, JsError> {
         let work_names = stream_name(&self.options.prefix, "queue", namespace, name);
         let work_config = stream::Config {
+            subjects: vec![
+                work_names.subject.clone(),
+                queue::delayed_subject(&work_names.subject),
+            ],
             retention: stream::RetentionPolicy::WorkQueue,
             // Acked messages leave the work queue.
             deny_delete: false,

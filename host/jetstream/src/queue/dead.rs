@@ -42,19 +42,24 @@ impl JsQueue {
 
     /// Puts dead letters back on the queue (available now, attempts from 0,
     /// id and enqueue time kept): those of `ids`, or all. Returns how many.
+    /// An id of `ids` that is no dead letter is `not-found`, and nothing
+    /// moves.
     pub async fn requeue(&self, ids: Option<&[u64]>) -> Result<u32, JsError> {
         let mut moved = 0;
-        for (dead_seq, letter) in self.inner.dead_messages().await? {
-            if ids.is_some_and(|ids| !ids.contains(&letter.id)) {
-                continue;
-            }
+        for (dead_seq, letter) in self.inner.named_dead_letters(ids).await? {
             let mut headers = HeaderMap::new();
             headers.insert(ID, letter.id.to_string().as_str());
             headers.insert(ENQUEUED, letter.enqueued_at.to_string().as_str());
             // Once, though a requeue dies between the two steps.
             headers.insert("Nats-Msg-Id", format!("requeue-{dead_seq}").as_str());
+            let subject = self.inner.work_names.subject.clone();
             self.inner
-                .publish(&self.inner.work_names, headers, letter.payload.into())
+                .publish(
+                    &self.inner.work_names,
+                    subject,
+                    headers,
+                    letter.payload.into(),
+                )
                 .await?;
             self.inner.delete_dead(dead_seq).await?;
             moved += 1;
@@ -62,20 +67,44 @@ impl JsQueue {
         Ok(moved)
     }
 
-    /// Deletes dead letters: those of `ids`, or all. Returns how many.
+    /// Deletes dead letters: those of `ids`, or all. Returns how many. An
+    /// id of `ids` that is no dead letter is `not-found`, and nothing is
+    /// deleted.
     pub async fn purge(&self, ids: Option<&[u64]>) -> Result<u32, JsError> {
         let mut deleted = 0;
-        for (dead_seq, letter) in self.inner.dead_messages().await? {
-            if ids.is_none_or(|ids| ids.contains(&letter.id)) {
-                self.inner.delete_dead(dead_seq).await?;
-                deleted += 1;
-            }
+        for (dead_seq, _) in self.inner.named_dead_letters(ids).await? {
+            self.inner.delete_dead(dead_seq).await?;
+            deleted += 1;
         }
         Ok(deleted)
     }
 }
 
 impl Inner {
+    /// The dead letters of `ids` (all for `None`), or `not-found` for the
+    /// first id that is none.
+    async fn named_dead_letters(
+        &self,
+        ids: Option<&[u64]>,
+    ) -> Result<Vec<(u64, JsDeadLetter)>, JsError> {
+        let all = self.dead_messages().await?;
+        let Some(ids) = ids else {
+            return Ok(all);
+        };
+        if let Some(missing) = ids
+            .iter()
+            .find(|id| !all.iter().any(|(_, letter)| letter.id == **id))
+        {
+            return Err(JsError::NotFound(format!(
+                "message {missing} is not a dead letter"
+            )));
+        }
+        Ok(all
+            .into_iter()
+            .filter(|(_, letter)| ids.contains(&letter.id))
+            .collect())
+    }
+
     /// Moves `message` (id `id`, delivered `attempts` times) to the dead
     /// letters.
     pub(super) async fn bury(
@@ -92,14 +121,15 @@ impl Inner {
         dead.insert(ENQUEUED, enqueued.to_string().as_str());
         let seq = message.info().map(|i| i.stream_sequence).unwrap_or(id);
         dead.insert("Nats-Msg-Id", format!("dead-{seq}").as_str());
-        self.publish(&self.dead_names, dead, message.payload.clone())
+        let subject = self.dead_names.subject.clone();
+        self.publish(&self.dead_names, subject, dead, message.payload.clone())
             .await?;
         self.remove(message).await
     }
 
     /// Every dead letter, with its seq in the dead-letter stream.
     pub(super) async fn dead_messages(&self) -> Result<Vec<(u64, JsDeadLetter)>, JsError> {
-        let state = self.dead_state().await?;
+        let state = self.stream_info(&self.dead).await?.state;
         let mut letters = Vec::new();
         if state.messages == 0 {
             return Ok(letters);

@@ -1,14 +1,15 @@
-//! A queue on JetStream ([`JsQueue`]): a work-queue stream, one durable
-//! pull consumer, the host's leases; its dead letters in `dead`, its round
-//! trips in `wire`.
+//! A queue on JetStream ([`JsQueue`]): a work-queue stream, two durable
+//! pull consumers (the ready messages, the delayed ones), the host's
+//! leases; its pops in `pop`, its leases in `lease`, its delayed pushes in
+//! `delay`, its dead letters in `dead`, its round trips in `wire`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
-use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::{self, stream};
 use sha2::{Digest, Sha256};
 
@@ -16,25 +17,42 @@ use crate::names::StreamName;
 use crate::{JetStreamOptions, JsError, retry};
 
 mod dead;
+mod delay;
+mod lease;
+mod pop;
 mod wire;
 
 pub use dead::JsDeadLetter;
+use lease::Lease;
 
 /// The header holding a message's id once it moved (to the dead letters,
-/// or back from them).
+/// back from them, or from the delayed messages to the ready ones).
 const ID: &str = "Mini-Id";
 /// The header holding when the message was first pushed (ms since the epoch).
 const ENQUEUED: &str = "Mini-Enqueued";
 /// The header holding a dead letter's deliveries.
 const ATTEMPTS: &str = "Mini-Attempts";
-/// The durable consumer every host of a queue shares.
+/// The header holding when a delayed message becomes available (ms since
+/// the epoch).
+const NOT_BEFORE: &str = "Mini-Not-Before";
+/// The durable consumer of the ready messages every host of a queue shares.
 const CONSUMER: &str = "mini-workers";
+/// The durable consumer of the delayed messages every host of a queue shares.
+const DELAYS: &str = "mini-delays";
+/// How long a delayed message that a host took to move stays that host's
+/// (the delays consumer's ack wait): a host that dies mid-move leaves it to
+/// another this much later.
+const MOVE_WAIT: Duration = Duration::from_secs(5);
 
-/// How a queue delivers (fixed when its consumer is made).
+/// How a queue delivers (fixed when its consumers are made).
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
-    /// How long a delivery is leased (the consumer's ack wait).
-    pub lease: Duration,
+    /// How long the servers keep a delivery leased when no host keeps it
+    /// (the consumer's ack wait). A lease is the delivering host's: it
+    /// keeps longer leases with progress messages and gives shorter ones
+    /// back at their end. A host that dies holding a lease leaves the
+    /// message to the others at most this long after its last progress.
+    pub ack_wait: Duration,
     /// Deliveries after which a message goes to the dead letters (as the
     /// local engine's `DEFAULT_MAX_DELIVERIES`, 5).
     pub max_deliveries: u32,
@@ -43,7 +61,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            lease: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(30),
             max_deliveries: 5,
         }
     }
@@ -66,6 +84,17 @@ pub struct JsDelivery {
     pub deadline: u64,
 }
 
+/// One message of [`JsQueue::push_batch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsPush {
+    /// The payload.
+    pub payload: String,
+    /// A key that stores the message once within the duplicate window.
+    pub dedup_key: Option<String>,
+    /// How long the message waits before it can be popped.
+    pub delay: Duration,
+}
+
 /// How many messages are where, as the servers count them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsQueueStats {
@@ -74,22 +103,40 @@ pub struct JsQueueStats {
     /// Delivered and not acked: leased, or whose lease ended and which
     /// wait to be delivered again.
     pub leased: u64,
+    /// Pushed with a delay that has not passed (or not yet moved to the
+    /// ready messages).
+    pub delayed: u64,
     /// In the dead letters.
     pub dead: u64,
+    /// What the work stream holds, in bytes (payloads, subjects, headers).
+    pub bytes: u64,
+    /// The most the work stream may hold (`None`: no limit of its own).
+    pub max_bytes: Option<u64>,
 }
 
-/// A queue on JetStream: a work-queue stream and one durable pull consumer
-/// that every host of the queue shares (competing consumers), and a
-/// stream of its dead letters.
+/// A queue on JetStream: a work-queue stream whose ready messages one
+/// durable pull consumer delivers to every host of the queue (competing
+/// consumers), whose delayed messages wait under a subject of their own,
+/// and a stream of its dead letters.
 ///
 /// - A push is one publish, stored (on a quorum, fsync'd) before it
 ///   returns; its id is the stream's seq. A dedup key becomes the message's
 ///   `Nats-Msg-Id` (hashed: a guest's key is any text): a second push of it
 ///   within the stream's duplicate window (five minutes) stores nothing and
-///   returns the first message's id.
-/// - A pop fetches the next message; the consumer's ack wait is the lease.
-///   JetStream has one ack wait per consumer, not one per delivery: every
-///   lease lasts [`QueueConfig::lease`], and `extend` restarts it (`+WPI`).
+///   returns the first message's id. A batch is pushed message by message:
+///   each is durable and stored once, but a host that dies in the middle
+///   leaves the batch's first messages pushed (not all or nothing).
+/// - A delayed push waits under the delayed subject; the delays consumer
+///   holds it back (a nak with the time left) and a host that pops moves
+///   it to the ready messages once its time came (its id kept in a header,
+///   the move stored once through its `Nats-Msg-Id`). A delay is a "not
+///   before": the message comes when a host of the queue next pops, waits
+///   or subscribes after it.
+/// - A pop fetches the next message and leases it for the caller's lease.
+///   The lease is kept by the delivering host: it sends progress (`+WPI`)
+///   while the lease runs past the consumer's ack wait, and gives the
+///   message back (a nak) at the lease's end. Only when that host dies is
+///   the ack wait ([`QueueConfig::ack_wait`]) the lease.
 /// - Tokens are kept by the host that delivered: a token is its delivery's,
 ///   and stops being valid when its lease ends, when the message is acked or
 ///   given back, or when this host delivers the message again. JetStream
@@ -107,6 +154,9 @@ pub struct JsQueueStats {
 ///   replicas commit before the answer, then the ack itself. An ack alone
 ///   is answered by the consumer's leader before its replicas have it: with
 ///   that leader killed, an acked message was delivered again.
+/// - [`JsQueue::ready`] waits until a pop can find a message by fetching
+///   it: the message is then held by this handle for its next pop, for at
+///   most the ack wait (then given back: that delivery counts).
 ///
 /// Clones share the host's leases.
 #[derive(Debug, Clone)]
@@ -119,20 +169,31 @@ struct Inner {
     context: jetstream::Context,
     work: stream::Stream,
     work_names: StreamName,
+    /// The subject of the delayed messages, in the work stream.
+    delayed_subject: String,
     dead: stream::Stream,
     dead_names: StreamName,
     consumer: PullConsumer,
+    delays: PullConsumer,
     config: QueueConfig,
     retry_for: Duration,
     /// The deliveries this host made whose lease runs, by id.
     leases: Mutex<HashMap<u64, Lease>>,
+    /// The ids of the messages [`JsQueue::ready`] fetched and this host holds
+    /// for its next pop (in `leases` without a token).
+    held: Mutex<VecDeque<u64>>,
+    /// Raised when a message is held (or a look for one ended).
+    held_changed: tokio::sync::Notify,
+    /// Whether a fetch for [`JsQueue::ready`] runs.
+    prefetching: std::sync::atomic::AtomicBool,
+    /// The generation of the newest lease: a lease's keeper stops when its
+    /// lease is no longer the generation it keeps.
+    generations: AtomicU64,
 }
 
-#[derive(Debug)]
-struct Lease {
-    token: String,
-    message: jetstream::Message,
-    deadline: u64,
+/// The delayed messages' subject of a queue whose ready messages are `subject`.
+pub(crate) fn delayed_subject(subject: &str) -> String {
+    format!("{subject}.delayed")
 }
 
 impl JsQueue {
@@ -143,46 +204,67 @@ impl JsQueue {
         config: QueueConfig,
         options: &JetStreamOptions,
     ) -> Result<JsQueue, JsError> {
-        let consumer_config = pull::Config {
-            durable_name: Some(CONSUMER.to_owned()),
+        let delayed = delayed_subject(&work_names.subject);
+        let durable = |name: &str, filter: &str, ack_wait: Duration| pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subject: filter.to_owned(),
             ack_policy: AckPolicy::Explicit,
-            ack_wait: config.lease,
-            // Dead letters are the host's: see the module's doc.
+            ack_wait,
+            // Dead letters are the host's: see the type's doc.
             max_deliver: -1,
             num_replicas: options.replicas,
             ..pull::Config::default()
         };
-        let consumer = retry(options.retry_for, || {
-            work.get_or_create_consumer(CONSUMER, consumer_config.clone())
-        })
-        .await
-        .map_err(|e| {
-            JsError::Server(format!(
-                "cannot open the consumer of {}: {e}",
-                work_names.stream
-            ))
-        })?;
+        let open_consumer = |config: pull::Config| {
+            let work = &work;
+            let stream = &work_names.stream;
+            async move {
+                let name = config.durable_name.clone().unwrap_or_default();
+                retry(options.retry_for, || {
+                    work.get_or_create_consumer(&name, config.clone())
+                })
+                .await
+                .map_err(|e| {
+                    JsError::Server(format!("cannot open the consumer {name} of {stream}: {e}"))
+                })
+            }
+        };
+        let consumer =
+            open_consumer(durable(CONSUMER, &work_names.subject, config.ack_wait)).await?;
+        let delays = open_consumer(durable(DELAYS, &delayed, MOVE_WAIT)).await?;
         Ok(JsQueue {
             inner: Arc::new(Inner {
                 context,
                 work,
                 work_names,
+                delayed_subject: delayed,
                 dead,
                 dead_names,
                 consumer,
+                delays,
                 config,
                 retry_for: options.retry_for,
                 leases: Mutex::new(HashMap::new()),
+                held: Mutex::new(VecDeque::new()),
+                held_changed: tokio::sync::Notify::new(),
+                prefetching: std::sync::atomic::AtomicBool::new(false),
+                generations: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Pushes `payload`; returns its id once stored. With `dedup_key`, a
-    /// second push of the key within the duplicate window returns the
-    /// first message's id and stores nothing.
-    pub async fn push(&self, payload: String, dedup_key: Option<&str>) -> Result<u64, JsError> {
+    /// Pushes `payload`, available after `delay`; returns its id once
+    /// stored. With `dedup_key`, a second push of the key within the
+    /// duplicate window returns the first message's id and stores nothing.
+    pub async fn push(
+        &self,
+        payload: String,
+        dedup_key: Option<&str>,
+        delay: Duration,
+    ) -> Result<u64, JsError> {
         let mut headers = HeaderMap::new();
-        headers.insert(ENQUEUED, now_ms().to_string().as_str());
+        let now = now_ms();
+        headers.insert(ENQUEUED, now.to_string().as_str());
         let msg_id = match dedup_key {
             Some(key) => dedup_id(key),
             // Its own, so that a push sent again after a lost answer is
@@ -190,228 +272,59 @@ impl JsQueue {
             None => format!("push-{}", nonce()),
         };
         headers.insert("Nats-Msg-Id", msg_id.as_str());
+        let subject = if delay.is_zero() {
+            self.inner.work_names.subject.clone()
+        } else {
+            let not_before = now.saturating_add(millis(delay));
+            headers.insert(NOT_BEFORE, not_before.to_string().as_str());
+            self.inner.delayed_subject.clone()
+        };
         self.inner
-            .publish(&self.inner.work_names, headers, payload.into())
+            .publish(&self.inner.work_names, subject, headers, payload.into())
             .await
     }
 
-    /// The next message available now, leased, or `None`. A message past
-    /// its deliveries goes to the dead letters on the way (not returned).
-    pub async fn pop(&self) -> Result<Option<JsDelivery>, JsError> {
-        Ok(self.pop_batch(1, usize::MAX).await?.pop())
-    }
-
-    /// Up to `max` messages available now, each leased. Past `max_bytes` of
-    /// payloads (one message always comes if one is available) the rest
-    /// of what was fetched is given back at once (a delivery counted).
-    pub async fn pop_batch(
-        &self,
-        max: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<JsDelivery>, JsError> {
-        let mut taken = Vec::new();
-        let (mut bytes, mut gave_back) = (0, false);
-        while taken.len() < max {
-            let fetched = self.inner.fetch(max - taken.len(), None).await?;
-            if fetched.is_empty() {
-                break;
-            }
-            for message in fetched {
-                let full = !taken.is_empty() && bytes + message.payload.len() > max_bytes;
-                if full {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                    gave_back = true;
-                    continue;
-                }
-                if let Some(delivery) = self.deliver(message).await? {
-                    bytes += delivery.payload.len();
-                    taken.push(delivery);
-                }
-            }
-            // Fetching again would take back what was just given back.
-            if gave_back || bytes > max_bytes {
-                break;
-            }
-        }
-        Ok(taken)
-    }
-
-    /// Like [`JsQueue::pop`], but waits up to `timeout` for a message: the
-    /// servers hold the fetch open, nothing spins.
-    pub async fn pop_wait(&self, timeout: Duration) -> Result<Option<JsDelivery>, JsError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let wait = (!left.is_zero()).then_some(left);
-            let Some(message) = self.inner.fetch(1, wait).await?.pop() else {
-                return Ok(None);
-            };
-            if let Some(delivery) = self.deliver(message).await? {
-                return Ok(Some(delivery));
-            }
-        }
-    }
-
-    /// Acknowledges the delivery `token` of `id` and pops the next message
-    /// (two round trips on JetStream; the ack stands if none is available).
-    pub async fn ack_next(&self, id: u64, token: &str) -> Result<Option<JsDelivery>, JsError> {
-        self.ack(id, token).await?;
-        self.pop().await
-    }
-
-    /// `message`, just fetched, leased and handed out; or moved to the dead
-    /// letters past its deliveries (`None`).
-    async fn deliver(&self, message: jetstream::Message) -> Result<Option<JsDelivery>, JsError> {
-        let info = message
-            .info()
-            .map_err(|e| JsError::Server(format!("a delivery without its info: {e}")))?;
-        let (seq, delivered) = (info.stream_sequence, info.delivered);
-        let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
-        let headers = message.headers.clone().unwrap_or_default();
-        let id = header_u64(&headers, ID).unwrap_or(seq);
-        if attempt > self.inner.config.max_deliveries {
-            self.inner.bury(&message, id, attempt - 1, &headers).await?;
-            return Ok(None);
-        }
-        let payload =
-            String::from_utf8(message.payload.to_vec()).map_err(|_| JsError::Corrupt {
-                stream: self.inner.work_names.stream.clone(),
-                seq,
-                reason: "a payload that is not UTF-8".into(),
-            })?;
-        let deadline = now_ms() + millis(self.inner.config.lease);
-        let token = token(id, attempt);
-        let delivery = JsDelivery {
-            id,
+    /// Pushes `messages` in order, each as [`JsQueue::push`] does; returns
+    /// their ids. Not atomic: see the type's doc.
+    pub async fn push_batch(&self, messages: Vec<JsPush>) -> Result<Vec<u64>, JsError> {
+        let mut ids = Vec::with_capacity(messages.len());
+        for JsPush {
             payload,
-            attempt,
-            token: token.clone(),
-            enqueued_at: header_u64(&headers, ENQUEUED).unwrap_or(0),
-            deadline,
-        };
-        self.inner.leases().insert(
-            id,
-            Lease {
-                token,
-                message,
-                deadline,
-            },
-        );
-        Ok(Some(delivery))
-    }
-
-    /// Acknowledges the delivery `token` of `id`: the message is deleted.
-    /// An ack the servers did not answer keeps the lease: it may be sent
-    /// again with the same token.
-    pub async fn ack(&self, id: u64, token: &str) -> Result<(), JsError> {
-        let inner = &self.inner;
-        inner
-            .answer(
-                id,
-                token,
-                |message| async move { inner.remove(&message).await },
-            )
-            .await
-    }
-
-    /// Gives the delivery back: the message is available again after
-    /// `delay` (the delivery counts towards the dead letters).
-    pub async fn nack(&self, id: u64, token: &str, delay: Duration) -> Result<(), JsError> {
-        let delay = (!delay.is_zero()).then_some(delay);
-        self.inner
-            .answer(id, token, |message| async move {
-                message.ack_with(AckKind::Nak(delay)).await.map_err(|e| {
-                    JsError::Connect(format!("the nack of message {id} got no answer: {e}"))
-                })
-            })
-            .await
-    }
-
-    /// Starts the delivery's lease again (now + the lease); returns the new
-    /// deadline.
-    pub async fn extend(&self, id: u64, token: &str) -> Result<u64, JsError> {
-        let lease = self.inner.take_lease(id, token)?;
-        let result = lease
-            .message
-            .ack_with(AckKind::Progress)
-            .await
-            .map_err(|e| JsError::Connect(format!("the extend of message {id} failed: {e}")));
-        let deadline = now_ms() + millis(self.inner.config.lease);
-        // Sent or not, the delivery stays this host's until its deadline.
-        let kept = Lease {
-            deadline: if result.is_ok() {
-                deadline
-            } else {
-                lease.deadline
-            },
-            ..lease
-        };
-        self.inner.leases().insert(id, kept);
-        result.map(|()| deadline)
+            dedup_key,
+            delay,
+        } in messages
+        {
+            ids.push(self.push(payload, dedup_key.as_deref(), delay).await?);
+        }
+        Ok(ids)
     }
 
     /// How many messages are where.
     pub async fn stats(&self) -> Result<JsQueueStats, JsError> {
-        let consumer = self.inner.consumer_info().await?;
-        let dead = self.inner.dead_state().await?.messages;
+        let inner = &self.inner;
+        let consumer = inner.consumer_info(&inner.consumer).await?;
+        let delays = inner.consumer_info(&inner.delays).await?;
+        let dead = inner.stream_info(&inner.dead).await?.state.messages;
+        let work = inner.stream_info(&inner.work).await?;
+        // Held for a pop, a message is ready as the caller sees it.
+        let held = inner.held().len() as u64;
+        let leased = (consumer.num_ack_pending as u64).saturating_sub(held);
         Ok(JsQueueStats {
-            ready: consumer.num_pending,
-            leased: consumer.num_ack_pending as u64,
+            ready: consumer.num_pending + held,
+            leased,
+            delayed: delays.num_pending + delays.num_ack_pending as u64,
             dead,
+            bytes: work.state.bytes,
+            max_bytes: u64::try_from(work.config.max_bytes).ok().filter(|b| *b > 0),
         })
     }
 }
 
 impl Inner {
-    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Lease>> {
-        self.leases
+    fn held(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+        self.held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The lease of `id` if `token` is its running one (removed from the
-    /// map), else `stale-token`.
-    fn take_lease(&self, id: u64, token: &str) -> Result<Lease, JsError> {
-        let mut leases = self.leases();
-        match leases.remove(&id) {
-            Some(lease) if lease.token == token && lease.deadline > now_ms() => Ok(lease),
-            Some(lease) => {
-                let ended = lease.deadline <= now_ms();
-                if !ended {
-                    leases.insert(id, lease);
-                }
-                Err(JsError::StaleToken(format!(
-                    "message {id}: {}",
-                    if ended {
-                        "the lease ended"
-                    } else {
-                        "not the token of its running lease"
-                    }
-                )))
-            }
-            None => Err(JsError::StaleToken(format!(
-                "message {id} has no running lease from this host"
-            ))),
-        }
-    }
-
-    /// Ends the delivery `token` of `id` by `send` (an ack, a nak); if it
-    /// fails, the lease is kept for another try.
-    async fn answer<F>(
-        &self,
-        id: u64,
-        token: &str,
-        send: impl FnOnce(jetstream::Message) -> F,
-    ) -> Result<(), JsError>
-    where
-        F: std::future::Future<Output = Result<(), JsError>>,
-    {
-        let lease = self.take_lease(id, token)?;
-        let sent = send(lease.message.clone()).await;
-        if sent.is_err() {
-            self.leases().insert(id, lease);
-        }
-        sent
     }
 }
 

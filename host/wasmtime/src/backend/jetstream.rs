@@ -32,13 +32,13 @@ pub(crate) struct StreamQuota {
 }
 
 impl StreamQuota {
-    async fn reserve(&self, bytes: u64, records: usize) -> Result<(), Error> {
+    pub(crate) async fn reserve(&self, bytes: u64, records: usize) -> Result<(), Error> {
         self.usage.reserve(self.quota, bytes, records as u64).await
     }
 }
 
 /// Runs `work` on `runtime` and waits for it.
-fn on<T: Send + 'static>(
+pub(crate) fn on<T: Send + 'static>(
     runtime: &Handle,
     work: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> BoxFuture<Result<T, Error>> {
@@ -58,6 +58,8 @@ pub(crate) fn js_error(err: JsError) -> Error {
         JsError::TooLarge(_) | JsError::BatchTooLong { .. } => Error::Quota(text),
         JsError::OutOfRange { .. } => Error::OutOfRange(text),
         JsError::StaleToken(_) => Error::StaleToken(text),
+        JsError::NotFound(_) => Error::NotFound(text),
+        JsError::InvalidArgument(_) => Error::InvalidArgument(text),
         JsError::Corrupt { .. } => Error::Corrupt(text),
         JsError::Connect(_) | JsError::Unknown { .. } | JsError::Server(_) => Error::Io(text),
     }
@@ -75,7 +77,7 @@ fn checked_batch(records: Vec<String>) -> Result<Vec<String>, Error> {
 
 /// `value` as it is stored (one JSON value on one line, without the
 /// whitespace around it), or `invalid-record`.
-fn checked_value(value: String) -> Result<String, Error> {
+pub(crate) fn checked_value(value: String) -> Result<String, Error> {
     match check_record(&value, usize::MAX) {
         Ok(Cow::Borrowed(stored)) if stored.len() == value.len() => Ok(value),
         Ok(stored) => Ok(stored.into_owned()),

@@ -9,26 +9,29 @@
 //! it. Errors cross the boundary as the WIT `error`, each backend mapping
 //! its own (with host paths hidden) in one place.
 //!
-//! `state` and `snapshot` likewise call a `StateBackend` and a
-//! `SnapshotsBackend`.
+//! `state`, `snapshot` and `queue` likewise call a `StateBackend`, a
+//! `SnapshotsBackend` and a `QueueBackend`.
 //!
 //! What each backend serves: the local engine, every interface; JetStream,
-//! `store`, `state` and `snapshot` so far. On a JetStream host the other
-//! interfaces' opens fail with `other("… not served by the JetStream
-//! backend …")` rather than write local files the operator believes
-//! replicated.
+//! `store`, `state`, `snapshot` and `queue` (with `queue-poll`) so far. On
+//! a JetStream host the other interfaces' opens (`wasi:keyvalue`) fail
+//! rather than write local files the operator believes replicated.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::bindings::types::{
-    CheckpointInfo, EntryBlock, Error, Restored, SnapshotInfo, SnapshotPoint, StateStats,
+    CheckpointInfo, EntryBlock, Error, Message, MessageInfo, PushMessage, QueueStats, Restored,
+    SnapshotInfo, SnapshotPoint, StateStats,
 };
 
 #[cfg(feature = "jetstream")]
 pub(crate) mod jetstream;
+#[cfg(feature = "jetstream")]
+pub(crate) mod jetstream_queue;
 pub(crate) mod local;
+pub(crate) mod local_queue;
 pub(crate) mod local_state;
 #[cfg(feature = "jetstream")]
 pub(crate) mod stream_usage;
@@ -128,10 +131,14 @@ impl Backend {
         match self {
             Backend::Local => Ok(()),
             #[cfg(feature = "jetstream")]
-            Backend::JetStream(_) if matches!(interface, "store" | "state" | "snapshot") => Ok(()),
+            Backend::JetStream(_)
+                if matches!(interface, "store" | "state" | "snapshot" | "queue") =>
+            {
+                Ok(())
+            }
             #[cfg(feature = "jetstream")]
             Backend::JetStream(_) => Err(Error::Other(format!(
-                "`{interface}` is not served by the JetStream backend of this host (it serves `store`, `state` and `snapshot`); \
+                "`{interface}` is not served by the JetStream backend of this host (it serves `store`, `state`, `snapshot` and `queue`); \
                  run the component on the local backend for it"
             ))),
         }
@@ -200,6 +207,65 @@ pub(crate) trait StateBackend: Send + Sync + fmt::Debug {
 
     /// The state's figures.
     fn stats(&self) -> BoxFuture<Result<StateStats, Error>>;
+}
+
+/// A queue of some backend, as the `queue` interface uses it. Leases and
+/// delays are in ms; what one call returns is bounded by the host
+/// (`queue::MAX_BATCH`, `queue::MAX_BYTES_PER_CALL`) before it gets here.
+pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
+    /// Pushes `messages` (their sizes checked, `bytes` counted against the
+    /// quota); returns their ids once durable.
+    fn push(&self, messages: Vec<PushMessage>, bytes: u64) -> BoxFuture<Result<Vec<u64>, Error>>;
+
+    /// Up to `max` messages available now, each leased for `lease_ms`.
+    fn pop_batch(&self, max: usize, lease_ms: u64) -> BoxFuture<Result<Vec<Message>, Error>>;
+
+    /// A message, leased for `lease_ms`, waiting up to `timeout` for one;
+    /// `None` then, or when `stop` is raised.
+    fn pop_wait(
+        &self,
+        lease_ms: u64,
+        timeout: std::time::Duration,
+        stop: crate::stop::StopSignal,
+    ) -> BoxFuture<Result<Option<Message>, Error>>;
+
+    /// Acknowledges the delivery `token` of `id`.
+    fn ack(&self, id: u64, token: String) -> BoxFuture<Result<(), Error>>;
+
+    /// Acknowledges, then pops the next message leased for `lease_ms`.
+    fn ack_next(
+        &self,
+        id: u64,
+        token: String,
+        lease_ms: u64,
+    ) -> BoxFuture<Result<Option<Message>, Error>>;
+
+    /// Gives the delivery back, available again after `delay_ms`.
+    fn nack(&self, id: u64, token: String, delay_ms: u64) -> BoxFuture<Result<(), Error>>;
+
+    /// Leases the delivery for `lease_ms` from now; returns the deadline.
+    fn extend(&self, id: u64, token: String, lease_ms: u64) -> BoxFuture<Result<u64, Error>>;
+
+    /// How many messages are where.
+    fn stats(&self) -> BoxFuture<Result<QueueStats, Error>>;
+
+    /// Up to `max` dead letters from `from_id` on, by id.
+    fn dead_letters(&self, from_id: u64, max: usize) -> BoxFuture<Result<Vec<MessageInfo>, Error>>;
+
+    /// Requeues the dead letters of `ids` (all for `None`); returns how many.
+    fn requeue(&self, ids: Option<Vec<u64>>) -> BoxFuture<Result<u32, Error>>;
+
+    /// Deletes the dead letters of `ids` (all for `None`); returns how many.
+    fn purge(&self, ids: Option<Vec<u64>>) -> BoxFuture<Result<u32, Error>>;
+
+    /// Waits until a pop can find a message (the pollable of `queue-poll`).
+    #[cfg(feature = "wasi")]
+    fn ready(&self) -> BoxFuture<()>;
+}
+
+/// A count as the WIT's `u32`.
+pub(crate) fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// What a cursor's read returned: the cursor back, the records, and the

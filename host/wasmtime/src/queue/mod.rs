@@ -9,21 +9,21 @@
 //! [`MiniCtxBuilder::grant_queue`]: crate::MiniCtxBuilder::grant_queue
 //! [`MiniHost::open_queue`]: crate::MiniHost::open_queue
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mini_engine::layout::UnitKind;
-use mini_engine::queue::{Delivery, MessageInfo, PushOptions, Queue, QueueError, QueueOptions};
+use mini_engine::queue::{Queue, QueueOptions};
 use mini_engine::state::DEFAULT_STATE_SEGMENT_SIZE;
 use wasmtime::component::Resource;
 
 use crate::HostError;
+use crate::backend::local_queue::LocalQueue;
+use crate::backend::{Backend, QueueBackend};
 use crate::bindings::queue;
 use crate::bindings::types::{self, Error, Message, QueueStats as Stats};
 use crate::calls::{UnitName, observed};
 use crate::ctx::MiniCtxView;
-use crate::disk::Usage;
 use crate::disk::preallocation;
 use crate::error::{bad_handle, queue_error};
 use crate::offload::blocking;
@@ -31,9 +31,7 @@ use crate::view::Admission;
 
 #[cfg(feature = "wasi")]
 mod poll;
-mod wait;
-
-use wait::Watch;
+pub(crate) mod wait;
 
 /// The longest `pop-wait` a guest can ask for (it waits without holding a
 /// thread, and the instance's time limit holds while it waits).
@@ -48,12 +46,10 @@ pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
 /// A queue held by a guest: the `queue` resource of the WIT.
 #[derive(Debug)]
 pub struct QueueHandle {
-    queue: Arc<Queue>,
+    queue: Arc<dyn QueueBackend>,
+    /// The engine's queue, on the local backend.
+    local: Option<Arc<Queue>>,
     name: String,
-    /// The namespace directory the queue lives in (for the quota and for
-    /// hiding host paths in errors).
-    ns_dir: PathBuf,
-    usage: Arc<Usage>,
 }
 
 impl UnitName for QueueHandle {
@@ -68,54 +64,38 @@ impl QueueHandle {
         &self.name
     }
 
-    /// The engine's queue behind the handle.
-    pub fn queue(&self) -> &Queue {
-        &self.queue
+    /// The engine's queue behind the handle, on the local backend (`None`
+    /// on JetStream).
+    pub fn queue(&self) -> Option<&Queue> {
+        self.local.as_deref()
     }
-}
-
-/// What a queue call needs off the executor.
-struct Held {
-    queue: Arc<Queue>,
-    ns_dir: PathBuf,
-    usage: Arc<Usage>,
 }
 
 impl MiniCtxView<'_> {
-    fn queue_of(&self, handle: &Resource<QueueHandle>) -> Result<Held, Error> {
+    fn queue_of(&self, handle: &Resource<QueueHandle>) -> Result<Arc<dyn QueueBackend>, Error> {
         self.table
             .get(handle)
-            .map(|h| Held {
-                queue: h.queue.clone(),
-                ns_dir: h.ns_dir.clone(),
-                usage: h.usage.clone(),
-            })
+            .map(|h| h.queue.clone())
             .map_err(|e| bad_handle("queue", e))
     }
 
-    /// Runs `work` on the queue of `handle` off the executor.
-    async fn with_queue<R: Send + 'static>(
+    /// Runs `call` on the queue of `handle`; counted as a write of the
+    /// instance when `wrote` says its result changed the queue.
+    async fn change_queue<R, F>(
         &mut self,
         handle: &Resource<QueueHandle>,
-        work: impl FnOnce(&Queue) -> Result<R, QueueError> + Send + 'static,
-    ) -> Result<R, Error> {
-        let held = self.queue_of(handle)?;
-        blocking(move || work(&held.queue).map_err(|e| queue_error(e, &held.ns_dir))).await?
-    }
-
-    /// [`Self::with_queue`] for a call that may write: counted as a write
-    /// of the instance when `wrote` says its result changed the queue.
-    async fn change_queue<R: Send + 'static>(
-        &mut self,
-        handle: &Resource<QueueHandle>,
-        work: impl FnOnce(&Queue) -> Result<R, QueueError> + Send + 'static,
+        call: impl FnOnce(&dyn QueueBackend) -> F,
         wrote: impl FnOnce(&R) -> bool,
-    ) -> Result<R, Error> {
-        let result = self.with_queue(handle, work).await;
+    ) -> Result<R, Error>
+    where
+        F: std::future::Future<Output = Result<R, Error>>,
+    {
+        let queue = self.queue_of(handle)?;
+        let result = call(queue.as_ref()).await;
         self.count_write(result, wrote)
     }
 
-    /// Pushes after checking sizes and reserving the disk quota.
+    /// Pushes after checking sizes; the backend reserves the quota.
     async fn push_messages(
         &mut self,
         handle: &Resource<QueueHandle>,
@@ -125,57 +105,36 @@ impl MiniCtxView<'_> {
             return Err(Error::InvalidRecord("empty batch".into()));
         }
         let bytes = self.check_record_sizes(messages.iter().map(|m| &m.payload))?;
-        let held = self.queue_of(handle)?;
-        let (usage, ns_dir) = (held.usage.clone(), held.ns_dir.clone());
-        self.write_within_quota_of(usage, ns_dir, bytes, move || {
-            let messages: Vec<(String, PushOptions)> = messages
-                .into_iter()
-                .map(|types::PushMessage { payload, options }| {
-                    let options = PushOptions {
-                        delay_ms: options.delay_ms,
-                        dedup: options.dedup_key,
-                    };
-                    (payload, options)
-                })
-                .collect();
-            held.queue
-                .push_batch(&messages)
-                .map_err(|e| queue_error(e, &held.ns_dir))
-        })
-        .await
-    }
-
-    /// `pop-wait`: pops, and while nothing is available waits on the queue
-    /// without holding a thread, so the instance's time limit (a timer
-    /// around the whole call) can stop it at any moment.
-    async fn pop_waiting(
-        &mut self,
-        handle: &Resource<QueueHandle>,
-        lease_ms: u64,
-        timeout: Duration,
-    ) -> Result<Option<Message>, Error> {
-        let held = self.queue_of(handle)?;
-        let until = std::time::Instant::now() + timeout;
-        let watch = Watch::new(held.queue.clone());
-        let ns_dir = held.ns_dir;
-        let stop = self.ctx.stop.clone();
-        let found = watch
-            // An error (a zero lease, a failed write) ends the wait.
-            .wait_for(Some(until), Some(&stop), move |q| match q.pop(lease_ms) {
-                Ok(None) => None,
-                other => Some(other),
-            })
-            .await;
-        match found {
-            None => Ok(None),
-            Some(popped) => popped
-                .map(|d| d.map(message))
-                .map_err(|e| queue_error(e, &ns_dir)),
-        }
+        self.change_queue(handle, |q| q.push(messages, bytes), |_| true)
+            .await
     }
 
     async fn open_queue(&mut self, name: String) -> Result<Resource<QueueHandle>, Error> {
-        let Admission { dir, ns_dir, usage } = self.admit(UnitKind::Queue, &name).await?;
+        let (queue, local): (Arc<dyn QueueBackend>, _) = match self.ctx.host.backend() {
+            Backend::Local => {
+                let local = self.open_local_queue(&name).await?;
+                let engine = local.queue().clone();
+                (Arc::new(local), Some(engine))
+            }
+            #[cfg(feature = "jetstream")]
+            Backend::JetStream(_) => {
+                let backend = self.admit_remote(UnitKind::Queue, &name)?;
+                let queue = crate::backend::jetstream_queue::open_queue(
+                    &backend,
+                    &self.ctx.namespace,
+                    &name,
+                    self.ctx.limits.max_streams,
+                    self.ctx.limits.disk_quota,
+                )
+                .await?;
+                (Arc::new(queue), None)
+            }
+        };
+        self.push_handle(QueueHandle { queue, local, name })
+    }
+
+    async fn open_local_queue(&mut self, name: &str) -> Result<LocalQueue, Error> {
+        let Admission { dir, ns_dir, usage } = self.admit(UnitKind::Queue, name).await?;
         let host = self.ctx.host.clone();
         let options = QueueOptions {
             max_payload_size: self.ctx.limits.max_record_size,
@@ -194,37 +153,18 @@ impl MiniCtxView<'_> {
                 .map_err(|e| queue_error(e, &hide))
         })
         .await??;
-        self.push_handle(QueueHandle {
+        Ok(LocalQueue::new(
             queue,
-            name,
             ns_dir,
             usage,
-        })
+            self.ctx.limits.disk_quota,
+        ))
     }
 }
 
-fn message(delivery: Delivery) -> Message {
-    Message {
-        id: delivery.id,
-        payload: delivery.payload,
-        attempt: delivery.attempt,
-        token: delivery.token,
-        enqueued_at: delivery.enqueued_at,
-        deadline: delivery.deadline,
-    }
-}
-
-fn message_info(info: MessageInfo) -> types::MessageInfo {
-    types::MessageInfo {
-        id: info.id,
-        payload: info.payload,
-        attempts: info.attempts,
-        enqueued_at: info.enqueued_at,
-    }
-}
-
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// `max` as the most one call returns.
+fn bounded(max: u32) -> usize {
+    usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH)
 }
 
 impl queue::Host for MiniCtxView<'_> {}
@@ -270,7 +210,10 @@ impl queue::HostQueue for MiniCtxView<'_> {
             Ok(self
                 .change_queue(
                     &handle,
-                    move |q| Ok(q.pop(lease_ms)?.map(message)),
+                    |q| {
+                        let popped = q.pop_batch(1, lease_ms);
+                        async move { Ok(popped.await?.pop()) }
+                    },
                     Option::is_some,
                 )
                 .await?)
@@ -284,16 +227,10 @@ impl queue::HostQueue for MiniCtxView<'_> {
         lease_ms: u64,
     ) -> Result<Vec<Message>, HostError> {
         observed!(self, "queue", "pop-batch", self.unit_of(&handle), {
-            let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
             Ok(self
                 .change_queue(
                     &handle,
-                    move |q| {
-                        Ok(q.pop_batch_within(max, MAX_BYTES_PER_CALL, lease_ms)?
-                            .into_iter()
-                            .map(message)
-                            .collect())
-                    },
+                    |q| q.pop_batch(bounded(max), lease_ms),
                     |popped: &Vec<Message>| !popped.is_empty(),
                 )
                 .await?)
@@ -308,8 +245,14 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> Result<Option<Message>, HostError> {
         observed!(self, "queue", "pop-wait", self.unit_of(&handle), {
             let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
-            let result = self.pop_waiting(&handle, lease_ms, timeout).await;
-            Ok(self.count_write(result, Option::is_some)?)
+            let stop = self.ctx.stop.clone();
+            Ok(self
+                .change_queue(
+                    &handle,
+                    |q| q.pop_wait(lease_ms, timeout, stop),
+                    Option::is_some,
+                )
+                .await?)
         })
     }
 
@@ -321,7 +264,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> Result<(), HostError> {
         observed!(self, "queue", "ack", self.unit_of(&handle), {
             Ok(self
-                .change_queue(&handle, move |q| q.ack(id, &token), |_| true)
+                .change_queue(&handle, |q| q.ack(id, token), |_| true)
                 .await?)
         })
     }
@@ -337,7 +280,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
             Ok(self
                 .change_queue(
                     &handle,
-                    move |q| Ok(q.ack_next(id, &token, lease_ms)?.map(message)),
+                    |q| q.ack_next(id, token, lease_ms),
                     // The ack is written even when no next message comes.
                     |_| true,
                 )
@@ -354,7 +297,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> Result<(), HostError> {
         observed!(self, "queue", "nack", self.unit_of(&handle), {
             Ok(self
-                .change_queue(&handle, move |q| q.nack(id, &token, delay_ms), |_| true)
+                .change_queue(&handle, |q| q.nack(id, token, delay_ms), |_| true)
                 .await?)
         })
     }
@@ -368,28 +311,14 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> Result<u64, HostError> {
         observed!(self, "queue", "extend", self.unit_of(&handle), {
             Ok(self
-                .change_queue(&handle, move |q| q.extend(id, &token, lease_ms), |_| true)
+                .change_queue(&handle, |q| q.extend(id, token, lease_ms), |_| true)
                 .await?)
         })
     }
 
     async fn stats(&mut self, handle: Resource<QueueHandle>) -> Result<Stats, HostError> {
         observed!(self, "queue", "stats", self.unit_of(&handle), {
-            Ok(self
-                .with_queue(&handle, |q| {
-                    let s = q.stats();
-                    Ok(Stats {
-                        ready: s.ready,
-                        leased: s.leased,
-                        delayed: s.delayed,
-                        dead: s.dead,
-                        bytes: s.bytes,
-                        snapshot_bytes: s.snapshot_bytes,
-                        snapshot_limit: s.snapshot_limit,
-                        checkpoint_error: s.checkpoint_error,
-                    })
-                })
-                .await?)
+            Ok(self.change_queue(&handle, |q| q.stats(), |_| false).await?)
         })
     }
 
@@ -400,14 +329,12 @@ impl queue::HostQueue for MiniCtxView<'_> {
         max: u32,
     ) -> Result<Vec<types::MessageInfo>, HostError> {
         observed!(self, "queue", "dead-letters", self.unit_of(&handle), {
-            let max = usize::try_from(max).unwrap_or(MAX_BATCH).min(MAX_BATCH);
             Ok(self
-                .with_queue(&handle, move |q| {
-                    Ok(q.dead_letters_page(from_id, max, MAX_BYTES_PER_CALL)
-                        .into_iter()
-                        .map(message_info)
-                        .collect())
-                })
+                .change_queue(
+                    &handle,
+                    |q| q.dead_letters(from_id, bounded(max)),
+                    |_| false,
+                )
                 .await?)
         })
     }
@@ -419,11 +346,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> Result<u32, HostError> {
         observed!(self, "queue", "requeue", self.unit_of(&handle), {
             Ok(self
-                .change_queue(
-                    &handle,
-                    move |q| Ok(count(q.requeue(ids.as_deref())?)),
-                    |n| *n > 0,
-                )
+                .change_queue(&handle, |q| q.requeue(ids), |n| *n > 0)
                 .await?)
         })
     }
@@ -435,11 +358,7 @@ impl queue::HostQueue for MiniCtxView<'_> {
     ) -> Result<u32, HostError> {
         observed!(self, "queue", "purge", self.unit_of(&handle), {
             Ok(self
-                .change_queue(
-                    &handle,
-                    move |q| Ok(count(q.purge(ids.as_deref())?)),
-                    |n| *n > 0,
-                )
+                .change_queue(&handle, |q| q.purge(ids), |n| *n > 0)
                 .await?)
         })
     }

@@ -15,7 +15,7 @@ use crate::stop::{StopSignal, Wake};
 /// A waiter's view of a queue: woken by the queue's listener after every
 /// change, which is removed when the waiter goes (a dropped pollable, a
 /// `pop-wait` stopped by the time limit).
-pub(super) struct Watch {
+pub(crate) struct Watch {
     queue: Arc<Queue>,
     wake: Arc<Wake>,
     listener: ListenerId,
@@ -26,7 +26,7 @@ pub(super) struct Watch {
 type Looked<R> = Result<R, Option<std::time::Duration>>;
 
 impl Watch {
-    pub(super) fn new(queue: Arc<Queue>) -> Watch {
+    pub(crate) fn new(queue: Arc<Queue>) -> Watch {
         let wake = Arc::new(Wake::default());
         let listening = Arc::downgrade(&wake);
         let listener =
@@ -41,7 +41,7 @@ impl Watch {
     /// Waits until `attempt` gives a value, or `until` passes or `stop` is
     /// raised (`None`). Between attempts it sleeps until the queue changes or
     /// its next delay or lease ends: no spinning.
-    pub(super) async fn wait_for<R: Send + 'static>(
+    pub(crate) async fn wait_for<R: Send + 'static>(
         &self,
         until: Option<Instant>,
         stop: Option<&StopSignal>,
@@ -150,7 +150,7 @@ impl Watch {
 
     /// Waits until a pop can find a message.
     #[cfg(feature = "wasi")]
-    pub(super) async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         self.wait_for(None, None, |queue| {
             queue
                 .next_available_in()
