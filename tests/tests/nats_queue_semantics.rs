@@ -377,10 +377,12 @@ fn a_js_queue_nack_delays_extend_holds_and_dead_letters_come_back() -> anyhow::R
             .expect("back after the delay");
         assert_eq!(job.attempt, 2);
         // Extended every half lease for three leases: never delivered again.
+        // (Each extension is for three leases, so that a slow round trip on
+        // a loaded machine does not end one.)
         let mut token_deadline = job.deadline;
         for _ in 0..6 {
             tokio::time::sleep(LEASE / 2).await;
-            let deadline = queue.extend(id, &job.token, LEASE).await?;
+            let deadline = queue.extend(id, &job.token, LEASE * 3).await?;
             assert!(deadline >= token_deadline, "the deadline moves on");
             token_deadline = deadline;
             assert!(
@@ -634,6 +636,85 @@ fn a_js_queue_pops_batches_within_their_bytes_waits_without_spinning_and_acks_ne
             .expect("the awaited job");
         assert_eq!(got.payload, r#""awaited""#);
         assert_eq!(pusher.await??, got.id);
+        anyhow::Ok(())
+    })
+}
+
+/// A message of a push-batch.
+fn batch_push(payload: &str, key: Option<&str>, delay_ms: u64) -> mini_jetstream::JsPush {
+    mini_jetstream::JsPush {
+        payload: payload.into(),
+        dedup_key: key.map(str::to_owned),
+        delay: Duration::from_millis(delay_ms),
+    }
+}
+
+#[test]
+fn a_js_queue_push_batch_is_all_or_nothing_and_keeps_dedup_keys() -> anyhow::Result<()> {
+    let Some(server) = NatsServer::start_single()? else {
+        return Ok(());
+    };
+    block_on(async {
+        let (_js, queue) = js_queue(&server, "atomic", 5).await?;
+        // One message past the server's max_payload: none of the batch.
+        let huge = format!("\"{}\"", "x".repeat(2 << 20));
+        let err = queue
+            .push_batch(vec![
+                batch_push("1", None, 0),
+                batch_push(&huge, None, 0),
+                batch_push("3", None, 0),
+            ])
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, JsError::TooLarge(_)), "{err}");
+        let err = queue
+            .push_batch((0..1001).map(|_| batch_push("1", None, 0)).collect())
+            .await
+            .expect_err("past the most an atomic batch holds");
+        assert!(matches!(err, JsError::BatchTooLong { .. }), "{err}");
+        let err = queue.push_batch(Vec::new()).await.expect_err("empty");
+        assert!(matches!(err, JsError::InvalidArgument(_)), "{err}");
+        assert_eq!(queue.stats().await?.ready, 0, "nothing of refused batches");
+
+        let a = queue
+            .push("\"a\"".into(), Some("ka"), Duration::ZERO)
+            .await?;
+        // A key pushed before and a key twice in the batch: their first ids,
+        // and the rest stored at consecutive seqs, in order.
+        let ids = queue
+            .push_batch(vec![
+                batch_push("\"b\"", Some("kb"), 0),
+                batch_push("\"a again\"", Some("ka"), 0),
+                batch_push("\"c\"", None, 0),
+                batch_push("\"b again\"", Some("kb"), 0),
+                batch_push("\"d\"", None, 0),
+            ])
+            .await?;
+        assert_eq!(ids, [a + 1, a, a + 2, a + 1, a + 3]);
+        // The same keys again: nothing stored, the same ids.
+        let again = queue
+            .push_batch(vec![
+                batch_push("\"b\"", Some("kb"), 0),
+                batch_push("\"a\"", Some("ka"), 0),
+            ])
+            .await?;
+        assert_eq!(again, [a + 1, a]);
+        // A delayed message in a batch waits; the other is ready.
+        let mixed = queue
+            .push_batch(vec![
+                batch_push("\"later\"", None, 60_000),
+                batch_push("\"e\"", None, 0),
+            ])
+            .await?;
+        assert_eq!(mixed, [a + 4, a + 5]);
+        let stats = queue.stats().await?;
+        assert_eq!((stats.ready, stats.delayed), (5, 1), "{stats:?}");
+        let mut payloads = Vec::new();
+        while let Some(job) = queue.pop(LEASE).await? {
+            payloads.push(job.payload.clone());
+            queue.ack(job.id, &job.token).await?;
+        }
+        assert_eq!(payloads, ["\"a\"", "\"b\"", "\"c\"", "\"d\"", "\"e\""]);
         anyhow::Ok(())
     })
 }

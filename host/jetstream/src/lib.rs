@@ -256,11 +256,34 @@ impl JetStream {
             retention: stream::RetentionPolicy::WorkQueue,
             // Acked messages leave the work queue.
             deny_delete: false,
-            allow_atomic_publish: false,
+            // A push-batch is one atomic batch.
+            allow_atomic_publish: true,
             duplicate_window: QUEUE_DEDUP_WINDOW,
             ..self.stream_config(&work_names, "queue", namespace, name)
         };
-        let work = self.get_or_create(work_config, namespace, name).await?;
+        let mut work = self
+            .get_or_create(work_config.clone(), namespace, name)
+            .await?;
+        if !work.cached_info().config.allow_atomic_publish {
+            // Made by a mini whose push-batches were not atomic.
+            let updated = stream::Config {
+                allow_atomic_publish: true,
+                ..work.cached_info().config.clone()
+            };
+            self.context.update_stream(updated).await.map_err(|e| {
+                JsError::Server(format!(
+                    "cannot allow atomic batches on {}: {e}",
+                    work_config.name
+                ))
+            })?;
+            work = self
+                .context
+                .get_stream(&work_config.name)
+                .await
+                .map_err(|e| {
+                    JsError::Server(format!("cannot open the stream {}: {e}", work_config.name))
+                })?;
+        }
         let dead_names = stream_name(&self.options.prefix, "queue-dead", namespace, name);
         let dead_config = stream::Config {
             // A purge deletes single dead letters.

@@ -182,6 +182,14 @@ impl MiniCtx {
         }
     }
 
+    /// The namespace the queue `name` lives in: its owner's if granted.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn queue_namespace(&self, name: &str) -> &str {
+        self.queue_grants
+            .get(name)
+            .map_or(self.namespace.as_str(), String::as_str)
+    }
+
     /// The instance's limits.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -261,7 +261,11 @@ impl MiniCtxView<'_> {
             return Err(Error::Other("this host has no JetStream backend".into()));
         };
         check_name(name)?;
-        self.ctx.access.check(storage_kind(kind), name)?;
+        // A granted queue is the embedder's decision, as on local files.
+        let shared = kind == UnitKind::Queue && self.ctx.queue_grants.contains_key(name);
+        if !shared {
+            self.ctx.access.check(storage_kind(kind), name)?;
+        }
         self.check_handle_limit()?;
         Ok(backend.clone())
     }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::names::StreamName;
 use crate::{JetStreamOptions, JsError, retry};
 
+mod batch;
 mod dead;
 mod delay;
 mod lease;
@@ -123,9 +124,9 @@ pub struct JsQueueStats {
 ///   returns; its id is the stream's seq. A dedup key becomes the message's
 ///   `Nats-Msg-Id` (hashed: a guest's key is any text): a second push of it
 ///   within the stream's duplicate window (five minutes) stores nothing and
-///   returns the first message's id. A batch is pushed message by message:
-///   each is durable and stored once, but a host that dies in the middle
-///   leaves the batch's first messages pushed (not all or nothing).
+///   returns the first message's id. A batch is one JetStream atomic batch:
+///   all its messages stored, at consecutive seqs, or none (see
+///   [`JsQueue::push_batch`]).
 /// - A delayed push waits under the delayed subject; the delays consumer
 ///   holds it back (a nak with the time left) and a host that pops moves
 ///   it to the ready messages once its time came (its id kept in a header,
@@ -262,41 +263,15 @@ impl JsQueue {
         dedup_key: Option<&str>,
         delay: Duration,
     ) -> Result<u64, JsError> {
-        let mut headers = HeaderMap::new();
-        let now = now_ms();
-        headers.insert(ENQUEUED, now.to_string().as_str());
-        let msg_id = match dedup_key {
-            Some(key) => dedup_id(key),
-            // Its own, so that a push sent again after a lost answer is
-            // stored once.
-            None => format!("push-{}", nonce()),
-        };
-        headers.insert("Nats-Msg-Id", msg_id.as_str());
-        let subject = if delay.is_zero() {
-            self.inner.work_names.subject.clone()
-        } else {
-            let not_before = now.saturating_add(millis(delay));
-            headers.insert(NOT_BEFORE, not_before.to_string().as_str());
-            self.inner.delayed_subject.clone()
-        };
+        let push = self.inner.outgoing(payload, dedup_key, delay);
         self.inner
-            .publish(&self.inner.work_names, subject, headers, payload.into())
+            .publish(
+                &self.inner.work_names,
+                push.subject,
+                push.headers,
+                push.payload,
+            )
             .await
-    }
-
-    /// Pushes `messages` in order, each as [`JsQueue::push`] does; returns
-    /// their ids. Not atomic: see the type's doc.
-    pub async fn push_batch(&self, messages: Vec<JsPush>) -> Result<Vec<u64>, JsError> {
-        let mut ids = Vec::with_capacity(messages.len());
-        for JsPush {
-            payload,
-            dedup_key,
-            delay,
-        } in messages
-        {
-            ids.push(self.push(payload, dedup_key.as_deref(), delay).await?);
-        }
-        Ok(ids)
     }
 
     /// How many messages are where.
@@ -320,7 +295,42 @@ impl JsQueue {
     }
 }
 
+/// A push as it goes out: its subject (ready or delayed), its headers
+/// (its `Nats-Msg-Id` among them) and its payload.
+struct Outgoing {
+    subject: String,
+    headers: HeaderMap,
+    msg_id: String,
+    payload: bytes::Bytes,
+}
+
 impl Inner {
+    fn outgoing(&self, payload: String, dedup_key: Option<&str>, delay: Duration) -> Outgoing {
+        let mut headers = HeaderMap::new();
+        let now = now_ms();
+        headers.insert(ENQUEUED, now.to_string().as_str());
+        let msg_id = match dedup_key {
+            Some(key) => dedup_id(key),
+            // Its own, so that a push sent again after a lost answer is
+            // stored once.
+            None => format!("push-{}", nonce()),
+        };
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
+        let subject = if delay.is_zero() {
+            self.work_names.subject.clone()
+        } else {
+            let not_before = now.saturating_add(millis(delay));
+            headers.insert(NOT_BEFORE, not_before.to_string().as_str());
+            self.delayed_subject.clone()
+        };
+        Outgoing {
+            subject,
+            headers,
+            msg_id,
+            payload: payload.into(),
+        }
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
         self.held
             .lock()

@@ -24,6 +24,9 @@ const CATCH_UP: Duration = Duration::from_millis(500);
 /// What the servers answer a fetch whose next message is larger than its
 /// `max_bytes` (status 409).
 const MAX_BYTES_EXCEEDED: &str = "Exceeds MaxBytes";
+/// What the servers answer when a fetch ended before its count (status
+/// 409): what came is all there is for it.
+const BATCH_COMPLETED: &str = "Batch Completed";
 
 /// The largest seq or byte count the servers parse (a Go `int`).
 const MAX_SEQ: u64 = i64::MAX as u64;
@@ -226,6 +229,7 @@ impl Inner {
                             }
                             break;
                         }
+                        Err(e) if e.to_string().contains(BATCH_COMPLETED) => break,
                         // What came before the error is leased: handed out.
                         Err(_) if !messages.is_empty() => break,
                         Err(e) => return Err(e.to_string()),

@@ -121,7 +121,7 @@ impl MiniCtxView<'_> {
                 let backend = self.admit_remote(UnitKind::Queue, &name)?;
                 let queue = crate::backend::jetstream_queue::open_queue(
                     &backend,
-                    &self.ctx.namespace,
+                    self.ctx.queue_namespace(&name),
                     &name,
                     self.ctx.limits.max_streams,
                     self.ctx.limits.disk_quota,
